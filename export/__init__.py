@@ -1,0 +1,1 @@
+"""``python -m export SOURCE``: a Hugging Face audio-classification checkpoint -> a Triton model repository."""

@@ -1,0 +1,187 @@
+"""The config.pbtxt of each model in an exported repository, built as Triton ``ModelConfig`` protobufs.
+
+Building the messages (rather than formatting text) means every config we write is one Triton can parse.
+The ensemble contract (see README, "The ensemble contract") lives in ``ensemble_config``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from google.protobuf import text_format
+from tritonclient.grpc import model_config_pb2 as mc
+
+from triton_steps.metadata import METADATA_PARAMETER
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """One tensor of a model, without the batch axis (-1 for a variable axis)."""
+
+    name: str
+    data_type: str  # a Triton type name, e.g. "TYPE_FP32"
+    dims: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class StepNames:
+    """The four models that make up one exported model NAME."""
+
+    ensemble: str
+
+    @property
+    def preprocess(self) -> str:
+        return f"{self.ensemble}_preprocess"
+
+    @property
+    def network(self) -> str:
+        return f"{self.ensemble}_onnx"
+
+    @property
+    def postprocess(self) -> str:
+        return f"{self.ensemble}_postprocess"
+
+    def all(self) -> list[str]:
+        return [self.preprocess, self.network, self.postprocess, self.ensemble]
+
+
+AUDIO = TensorSpec("AUDIO", "TYPE_STRING", (1,))
+TOP_K = TensorSpec("TOP_K", "TYPE_INT32", (1,))
+FUNCTION_TO_APPLY = TensorSpec("FUNCTION_TO_APPLY", "TYPE_STRING", (1,))
+LABELS = TensorSpec("LABELS", "TYPE_STRING", (-1,))
+SCORES = TensorSpec("SCORES", "TYPE_FP32", (-1,))
+OPTIONAL_INPUTS = (TOP_K, FUNCTION_TO_APPLY)
+
+
+def logits_spec(num_labels: int) -> TensorSpec:
+    return TensorSpec("logits", "TYPE_FP32", (num_labels,))
+
+
+def _input(spec: TensorSpec, optional: bool = False) -> mc.ModelInput:
+    return mc.ModelInput(
+        name=spec.name, data_type=mc.DataType.Value(spec.data_type), dims=list(spec.dims), optional=optional
+    )
+
+
+def _output(spec: TensorSpec) -> mc.ModelOutput:
+    return mc.ModelOutput(name=spec.name, data_type=mc.DataType.Value(spec.data_type), dims=list(spec.dims))
+
+
+def _set_parameters(config: mc.ModelConfig, parameters: dict[str, str]) -> None:
+    for key, value in parameters.items():
+        config.parameters[key].string_value = value
+
+
+def _cpu_instances(count: int) -> list[mc.ModelInstanceGroup]:
+    return [mc.ModelInstanceGroup(count=count, kind=mc.ModelInstanceGroup.KIND_CPU)]
+
+
+def preprocess_config(
+    names: StepNames, max_batch_size: int, features: list[TensorSpec], instances: int, parameters: dict[str, str]
+) -> mc.ModelConfig:
+    """Python step: AUDIO (file bytes) -> the network's inputs."""
+    config = mc.ModelConfig(
+        name=names.preprocess,
+        backend="python",
+        max_batch_size=max_batch_size,
+        input=[_input(AUDIO)],
+        output=[_output(f) for f in features],
+        dynamic_batching=mc.ModelDynamicBatching(),
+        instance_group=_cpu_instances(instances),
+    )
+    _set_parameters(config, parameters)
+    return config
+
+
+def network_config(
+    names: StepNames, max_batch_size: int, features: list[TensorSpec], num_labels: int, tensorrt: bool, threads: int
+) -> mc.ModelConfig:
+    """The ONNX network on Triton's native onnxruntime backend (GPU when there is one, else CPU).
+
+    Batches are only ever formed from same-shape requests: variable-length inputs are not padded, so
+    batching never changes a score.
+    """
+    config = mc.ModelConfig(
+        name=names.network,
+        platform="onnxruntime_onnx",
+        max_batch_size=max_batch_size,
+        input=[_input(f) for f in features],
+        output=[_output(logits_spec(num_labels))],
+        dynamic_batching=mc.ModelDynamicBatching(),
+    )
+    if tensorrt:
+        accelerator = config.optimization.execution_accelerators.gpu_execution_accelerator.add()
+        accelerator.name = "tensorrt"
+        accelerator.parameters["precision_mode"] = "FP32"
+    # Measured on 2 CPU cores: one intra-op thread per instance beats onnxruntime's default.
+    _set_parameters(config, {"intra_op_thread_count": str(threads), "inter_op_thread_count": "1"})
+    return config
+
+
+def postprocess_config(
+    names: StepNames, max_batch_size: int, num_labels: int, function_to_apply: str
+) -> mc.ModelConfig:
+    """Python step: logits (+ optional TOP_K, FUNCTION_TO_APPLY) -> LABELS, SCORES."""
+    config = mc.ModelConfig(
+        name=names.postprocess,
+        backend="python",
+        max_batch_size=max_batch_size,
+        input=[_input(logits_spec(num_labels))] + [_input(spec, optional=True) for spec in OPTIONAL_INPUTS],
+        output=[_output(LABELS), _output(SCORES)],
+        dynamic_batching=mc.ModelDynamicBatching(),
+        instance_group=_cpu_instances(1),
+    )
+    _set_parameters(config, {"function_to_apply": function_to_apply})
+    return config
+
+
+def ensemble_config(
+    names: StepNames, max_batch_size: int, features: list[TensorSpec], metadata_json: str
+) -> mc.ModelConfig:
+    """The public entry point: AUDIO [+ TOP_K, FUNCTION_TO_APPLY] -> LABELS, SCORES."""
+    identity = {f.name: f.name for f in features}
+    steps = [
+        mc.ModelEnsembling.Step(
+            model_name=names.preprocess, model_version=-1, input_map={"AUDIO": "AUDIO"}, output_map=identity
+        ),
+        mc.ModelEnsembling.Step(
+            model_name=names.network, model_version=-1, input_map=identity, output_map={"logits": "logits"}
+        ),
+        mc.ModelEnsembling.Step(
+            model_name=names.postprocess,
+            model_version=-1,
+            input_map={"logits": "logits", **{s.name: s.name for s in OPTIONAL_INPUTS}},
+            output_map={"LABELS": "LABELS", "SCORES": "SCORES"},
+        ),
+    ]
+    config = mc.ModelConfig(
+        name=names.ensemble,
+        platform="ensemble",
+        max_batch_size=max_batch_size,
+        input=[_input(AUDIO)] + [_input(spec, optional=True) for spec in OPTIONAL_INPUTS],
+        output=[_output(LABELS), _output(SCORES)],
+        ensemble_scheduling=mc.ModelEnsembling(step=steps),
+    )
+    _set_parameters(config, {METADATA_PARAMETER: metadata_json})
+    return config
+
+
+def python_network_config(config: mc.ModelConfig) -> mc.ModelConfig:
+    """The same network step, run by ``triton_steps.onnx_model`` on the Python backend (local mode)."""
+    local = mc.ModelConfig()
+    local.CopyFrom(config)
+    local.platform = ""
+    local.backend = "python"
+    local.ClearField("optimization")
+    local.ClearField("instance_group")
+    local.instance_group.extend(_cpu_instances(1))
+    return local
+
+
+def to_text(config: mc.ModelConfig) -> str:
+    return text_format.MessageToString(config)
+
+
+def parse(text: str) -> mc.ModelConfig:
+    """Parse config.pbtxt text; raises ``text_format.ParseError`` on anything Triton would reject."""
+    return text_format.Parse(text, mc.ModelConfig())

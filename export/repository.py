@@ -1,0 +1,85 @@
+"""Write an exported model into a Triton model repository, replacing an existing one atomically.
+
+Each model directory is built complete in a staging folder next to the repository, then put in place with
+one ``renameat2(RENAME_EXCHANGE)`` (or a rename when it is new): a server polling the repository sees the
+old directory or the new one, never a half-written one. The ensemble is swapped last.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tritonclient.grpc import model_config_pb2 as mc
+
+from export import model_configs
+
+_RENAME_EXCHANGE = 2
+
+
+@dataclass
+class ModelDir:
+    """One model directory: its config, the files at its top and those in version 1/."""
+
+    config: mc.ModelConfig
+    files: dict[str, str | bytes] = field(default_factory=dict)
+    version_files: dict[str, str | bytes | Path] = field(default_factory=dict)  # a Path is moved in
+
+    def write(self, path: Path) -> None:
+        (path / "1").mkdir(parents=True)
+        (path / "config.pbtxt").write_text(model_configs.to_text(self.config))
+        for folder, files in ((path, self.files), (path / "1", self.version_files)):
+            for name, content in files.items():
+                target = folder / name
+                if isinstance(content, Path):
+                    shutil.move(content, target)
+                elif isinstance(content, bytes):
+                    target.write_bytes(content)
+                else:
+                    target.write_text(content)
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Atomically swap two paths (Linux renameat2); False where the system cannot."""
+    libc_name = ctypes.util.find_library("c")
+    if libc_name is None:
+        return False
+    libc = ctypes.CDLL(libc_name, use_errno=True)
+    renameat2 = getattr(libc, "renameat2", None)
+    if renameat2 is None:
+        return False
+    at_fdcwd = -100
+    result = renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), _RENAME_EXCHANGE)
+    return result == 0
+
+
+def _put_in_place(staged: Path, target: Path) -> None:
+    if not target.exists():
+        os.rename(staged, target)
+        return
+    if _exchange(staged, target):
+        shutil.rmtree(staged)  # now holds the old model
+        return
+    old = target.with_name(f".{target.name}.old")
+    shutil.rmtree(old, ignore_errors=True)
+    os.rename(target, old)  # a short window without the model, where renameat2 is missing
+    os.rename(staged, target)
+    shutil.rmtree(old)
+
+
+def write(repository: Path, models: dict[str, ModelDir]) -> None:
+    """Write ``models`` (name -> directory; the ensemble last) into ``repository``."""
+    repository.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".export-", dir=repository.parent))
+    try:
+        for name, model in models.items():
+            model.write(staging / name)
+        for name in models:
+            _put_in_place(staging / name, repository / name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)

@@ -1,0 +1,83 @@
+"""Shared fixtures: tiny checkpoints, a repository exported from them, and a real tritonserver serving it."""
+
+from __future__ import annotations
+
+import io
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+
+import tiny_checkpoints
+from export.exporter import ExportOptions, ExportResult, export_model
+from local_triton.server import LocalTriton, Ports
+
+# Extra exports beyond one per architecture: transformers' other function_to_apply defaults.
+PROBLEM_TYPES = {"w2v_multilabel": "multi_label_classification", "w2v_regression": "regression"}
+
+
+def model_name(architecture: str) -> str:
+    return architecture.replace("-", "_")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def make_waveform(seconds: float = 1.3, seed: int = 0, rate: int = 16000) -> np.ndarray:
+    """A deterministic speech-like test signal: harmonics with vibrato, plus noise."""
+    t = np.arange(int(seconds * rate)) / rate
+    rng = np.random.default_rng(seed)
+    f0 = 140 + 30 * np.sin(2 * np.pi * 3 * t)
+    phase = 2 * np.pi * np.cumsum(f0) / rate
+    signal = sum(np.sin(k * phase) / k for k in range(1, 6)) * 0.2 + rng.standard_normal(len(t)) * 0.02
+    return signal.astype(np.float32)
+
+
+def wav_bytes(waveform: np.ndarray, rate: int = 16000, subtype: str = "FLOAT", fmt: str = "WAV") -> bytes:
+    buffer = io.BytesIO()
+    soundfile.write(buffer, waveform, rate, subtype=subtype, format=fmt)
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="session")
+def checkpoints(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """name -> a saved tiny checkpoint folder, for each architecture and each extra problem type."""
+    root = tmp_path_factory.mktemp("checkpoints")
+    folders = {model_name(a): tiny_checkpoints.build(a, root / a) for a in tiny_checkpoints.ARCHITECTURES}
+    for name, problem_type in PROBLEM_TYPES.items():
+        folders[name] = tiny_checkpoints.build("wav2vec2-layer-norm", root / name, problem_type=problem_type)
+    return folders
+
+
+@pytest.fixture(scope="session")
+def repository_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("export") / "model_repository"
+
+
+@pytest.fixture(scope="session")
+def exported(checkpoints: dict[str, Path], repository_dir: Path) -> dict[str, ExportResult]:
+    """name -> the result of exporting that checkpoint into ``repository_dir``."""
+    return {
+        name: export_model(str(folder), repository_dir, ExportOptions(name=name), log=lambda _: None)
+        for name, folder in checkpoints.items()
+    }
+
+
+@pytest.fixture(scope="session")
+def repository(exported: dict[str, ExportResult], repository_dir: Path) -> Path:
+    """The model repository holding every exported model."""
+    return repository_dir
+
+
+@pytest.fixture(scope="session")
+def triton(repository: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalTriton]:
+    """A real tritonserver (from the nvidia-pytriton wheel) serving every exported model."""
+    server = LocalTriton(repository, tmp_path_factory.mktemp("triton"), Ports(free_port(), free_port(), free_port()))
+    with server:
+        yield server

@@ -1,0 +1,131 @@
+"""Served scores equal transformers' pipeline("audio-classification"), for every architecture.
+
+Real parts only: tiny checkpoints -> the exporter -> a real tritonserver -> gRPC, against the pipeline
+loaded from the same folder and fed the same 16 kHz waveform.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tritonclient.grpc as grpcclient
+import tritonclient.grpc.aio as grpcaio
+from transformers import pipeline
+from tritonclient.utils import InferenceServerException
+
+from conftest import PROBLEM_TYPES, model_name, make_waveform, wav_bytes
+from tiny_checkpoints import ARCHITECTURES
+
+TOLERANCE = 1e-4
+ALL_MODELS = [model_name(a) for a in ARCHITECTURES] + list(PROBLEM_TYPES)
+
+
+def _inputs(audio: bytes, top_k: int | None = None, function: str | None = None) -> list[grpcclient.InferInput]:
+    inputs = [grpcclient.InferInput("AUDIO", [1, 1], "BYTES")]
+    inputs[0].set_data_from_numpy(np.array([[audio]], dtype=np.object_))
+    if top_k is not None:
+        inputs.append(grpcclient.InferInput("TOP_K", [1, 1], "INT32"))
+        inputs[-1].set_data_from_numpy(np.array([[top_k]], dtype=np.int32))
+    if function is not None:
+        inputs.append(grpcclient.InferInput("FUNCTION_TO_APPLY", [1, 1], "BYTES"))
+        inputs[-1].set_data_from_numpy(np.array([[function.encode()]], dtype=np.object_))
+    return inputs
+
+
+def _answer(result: grpcclient.InferResult) -> list[tuple[str, float]]:
+    labels = [label.decode() for label in result.as_numpy("LABELS")[0]]
+    return list(zip(labels, result.as_numpy("SCORES")[0].tolist()))
+
+
+def classify(url: str, model: str, audio: bytes, **parameters: object) -> list[tuple[str, float]]:
+    with grpcclient.InferenceServerClient(url) as client:
+        return _answer(client.infer(model, _inputs(audio, **parameters)))
+
+
+def assert_same(served: list[tuple[str, float]], reference: list[dict]) -> None:
+    assert [label for label, _ in served] == [r["label"] for r in reference]
+    np.testing.assert_allclose([s for _, s in served], [r["score"] for r in reference], atol=TOLERANCE, rtol=0)
+
+
+@pytest.fixture(scope="module")
+def waveform() -> np.ndarray:
+    return make_waveform()
+
+
+@pytest.mark.parametrize("name", ALL_MODELS)
+def test_scores_equal_transformers_pipeline(
+    name: str, checkpoints: dict[str, Path], triton, waveform: np.ndarray
+) -> None:
+    reference = pipeline("audio-classification", model=str(checkpoints[name]), device="cpu")
+    audio = wav_bytes(waveform)
+    assert_same(classify(triton.grpc_url, name, audio), reference(waveform))
+    for function in ("softmax", "sigmoid", "none"):
+        served = classify(triton.grpc_url, name, audio, function=function)
+        assert_same(served, reference(waveform, function_to_apply=function))
+    assert_same(classify(triton.grpc_url, name, audio, top_k=3), reference(waveform, top_k=3))
+    assert_same(classify(triton.grpc_url, name, audio, top_k=99), reference(waveform, top_k=99))
+
+
+def test_default_function_follows_problem_type(exported) -> None:
+    assert exported["w2v_multilabel"].metadata.function_to_apply == "sigmoid"
+    assert exported["w2v_regression"].metadata.function_to_apply == "none"
+    assert exported["ast"].metadata.function_to_apply == "softmax"
+
+
+@pytest.mark.parametrize(
+    ("parameters", "message"),
+    [
+        ({"top_k": 0}, "top_k must be an integer >= 1"),
+        ({"function": "relu"}, "function_to_apply must be one of softmax, sigmoid, none"),
+    ],
+)
+def test_invalid_parameters_are_invalid_argument(triton, waveform, parameters, message) -> None:
+    with pytest.raises(InferenceServerException) as error:
+        classify(triton.grpc_url, "hubert", wav_bytes(waveform), **parameters)
+    assert error.value.status() == "StatusCode.INVALID_ARGUMENT"
+    assert message in error.value.message()
+
+
+@pytest.mark.parametrize(
+    ("audio", "message"),
+    [
+        (b"", "empty audio"),
+        (b"this is not an audio file at all" * 10, "could not decode the audio"),
+        (wav_bytes(np.zeros(0, np.float32)), "empty audio"),
+        (wav_bytes(np.zeros(100, np.float32)), "too short"),
+    ],
+)
+def test_bad_audio_is_invalid_argument(triton, audio: bytes, message: str) -> None:
+    with pytest.raises(InferenceServerException) as error:
+        classify(triton.grpc_url, "ast", audio)
+    assert error.value.status() == "StatusCode.INVALID_ARGUMENT"
+    assert message in error.value.message()
+
+
+@pytest.mark.parametrize("name", ["ast", "wav2vec2_layer_norm"])
+def test_bad_audio_does_not_fail_the_rest_of_its_batch(name: str, triton, waveform: np.ndarray) -> None:
+    """Concurrent good and bad requests (the dynamic batcher groups them): each good one answers right."""
+    good = [wav_bytes(waveform), wav_bytes(make_waveform(seed=1)), wav_bytes(make_waveform(0.9, seed=2))]
+    expected = [classify(triton.grpc_url, name, audio) for audio in good]
+    bad = [b"garbage" * 40, b"", wav_bytes(np.zeros(10, np.float32))]
+    requests = [(audio, True) for audio in good] * 4 + [(audio, False) for audio in bad] * 4
+
+    async def send_all() -> list[object]:
+        async with grpcaio.InferenceServerClient(triton.grpc_url) as client:
+            calls = [client.infer(name, _inputs(audio)) for audio, _ in requests]
+            return await asyncio.gather(*calls, return_exceptions=True)
+
+    answers = asyncio.run(send_all())
+    for index, ((audio, is_good), answer) in enumerate(zip(requests, answers)):
+        if is_good:
+            assert not isinstance(answer, Exception), answer
+            got = _answer(answer)
+            want = expected[good.index(audio)]
+            assert [label for label, _ in got] == [label for label, _ in want]
+            np.testing.assert_allclose([s for _, s in got], [s for _, s in want], atol=1e-6)
+        else:
+            assert isinstance(answer, InferenceServerException), (index, answer)
+            assert answer.status() == "StatusCode.INVALID_ARGUMENT"

@@ -1,0 +1,146 @@
+"""Tiny random-weight audio-classification checkpoints, one per supported architecture.
+
+The Hub is unreachable from CI, so the tests build each checkpoint from its transformers config and save
+it with ``save_pretrained``: the exporter then loads it through the same code path as a Hub download.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+import transformers as tf
+
+LABELS = ["yes", "no", "up", "down", "left", "right", "on"]
+
+# Small encoders keep export and serving fast; the convolutional front ends keep their real strides.
+_WAVEFORM = dict(
+    hidden_size=32,
+    num_hidden_layers=2,
+    num_attention_heads=2,
+    intermediate_size=37,
+    conv_dim=(16, 16, 16, 16, 16, 16, 16),
+    num_conv_pos_embeddings=16,
+    num_conv_pos_embedding_groups=2,
+    classifier_proj_size=16,
+    use_weighted_layer_sum=False,
+)
+
+
+def _waveform(**extra: Any) -> dict[str, Any]:
+    return {**_WAVEFORM, **extra}
+
+
+def _w2v_extractor(attention_mask: bool) -> tf.Wav2Vec2FeatureExtractor:
+    return tf.Wav2Vec2FeatureExtractor(return_attention_mask=attention_mask, do_normalize=True)
+
+
+# name -> (config factory, model class, extractor factory)
+ARCHITECTURES: dict[str, tuple[Callable[[], Any], type, Callable[[], Any]]] = {
+    "ast": (
+        lambda: tf.ASTConfig(
+            hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37,
+            num_mel_bins=128, max_length=1024,
+        ),
+        tf.ASTForAudioClassification,
+        lambda: tf.ASTFeatureExtractor(),
+    ),
+    "wav2vec2-group-norm": (
+        lambda: tf.Wav2Vec2Config(**_waveform(feat_extract_norm="group", do_stable_layer_norm=False)),
+        tf.Wav2Vec2ForSequenceClassification,
+        lambda: _w2v_extractor(False),
+    ),
+    "wav2vec2-layer-norm": (
+        lambda: tf.Wav2Vec2Config(**_waveform(feat_extract_norm="layer", do_stable_layer_norm=True)),
+        tf.Wav2Vec2ForSequenceClassification,
+        lambda: _w2v_extractor(True),
+    ),
+    "hubert": (
+        lambda: tf.HubertConfig(**_waveform(feat_extract_norm="group")),
+        tf.HubertForSequenceClassification,
+        lambda: _w2v_extractor(False),
+    ),
+    "wavlm": (
+        lambda: tf.WavLMConfig(**_waveform(feat_extract_norm="layer", do_stable_layer_norm=True, num_buckets=32)),
+        tf.WavLMForSequenceClassification,
+        lambda: _w2v_extractor(True),
+    ),
+    "data2vec-audio": (
+        lambda: tf.Data2VecAudioConfig(**_waveform(conv_pos_kernel_size=5, num_conv_pos_embeddings=5)),
+        tf.Data2VecAudioForSequenceClassification,
+        lambda: _w2v_extractor(True),
+    ),
+    "unispeech": (
+        lambda: tf.UniSpeechConfig(**_waveform(feat_extract_norm="layer", do_stable_layer_norm=True)),
+        tf.UniSpeechForSequenceClassification,
+        lambda: _w2v_extractor(True),
+    ),
+    "unispeech-sat": (
+        lambda: tf.UniSpeechSatConfig(**_waveform(feat_extract_norm="group")),
+        tf.UniSpeechSatForSequenceClassification,
+        lambda: _w2v_extractor(False),
+    ),
+    "sew": (
+        lambda: tf.SEWConfig(**_waveform(squeeze_factor=2, conv_dim=(16,) * 13)),
+        tf.SEWForSequenceClassification,
+        lambda: _w2v_extractor(False),
+    ),
+    "sew-d": (
+        lambda: tf.SEWDConfig(
+            **_waveform(squeeze_factor=2, conv_dim=(16,) * 13, position_buckets=16, max_position_embeddings=64, pos_att_type=("p2c", "c2p"))
+        ),
+        tf.SEWDForSequenceClassification,
+        lambda: _w2v_extractor(False),
+    ),
+    "wav2vec2-conformer-relative": (
+        lambda: tf.Wav2Vec2ConformerConfig(**_waveform(position_embeddings_type="relative", conv_depthwise_kernel_size=7)),
+        tf.Wav2Vec2ConformerForSequenceClassification,
+        lambda: _w2v_extractor(True),
+    ),
+    "wav2vec2-conformer-rotary": (
+        lambda: tf.Wav2Vec2ConformerConfig(**_waveform(position_embeddings_type="rotary", conv_depthwise_kernel_size=7)),
+        tf.Wav2Vec2ConformerForSequenceClassification,
+        lambda: _w2v_extractor(True),
+    ),
+    "wav2vec2-bert": (
+        lambda: tf.Wav2Vec2BertConfig(
+            hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37,
+            feature_projection_input_dim=160, conv_depthwise_kernel_size=7, classifier_proj_size=16,
+            output_hidden_size=32, position_embeddings_type="relative_key", left_max_position_embeddings=16,
+            right_max_position_embeddings=4,
+        ),
+        tf.Wav2Vec2BertForSequenceClassification,
+        lambda: tf.SeamlessM4TFeatureExtractor(),
+    ),
+    "whisper": (
+        lambda: tf.WhisperConfig(
+            d_model=32, encoder_layers=2, encoder_attention_heads=2, encoder_ffn_dim=37, decoder_layers=1,
+            decoder_attention_heads=2, decoder_ffn_dim=37, num_mel_bins=80, classifier_proj_size=16,
+            max_source_positions=1500,
+        ),
+        tf.WhisperForAudioClassification,
+        lambda: tf.WhisperFeatureExtractor(feature_size=80),
+    ),
+}
+
+
+def build(architecture: str, folder: Path, problem_type: str | None = None, seed: int = 0) -> Path:
+    """Save a tiny random checkpoint of ``architecture`` (model + feature extractor) into ``folder``."""
+    make_config, model_class, make_extractor = ARCHITECTURES[architecture]
+    config = make_config()
+    config.num_labels = len(LABELS)
+    config.id2label = dict(enumerate(LABELS))
+    config.label2id = {label: i for i, label in enumerate(LABELS)}
+    if problem_type is not None:
+        config.problem_type = problem_type
+    torch.manual_seed(seed)
+    model = model_class(config).eval()
+    with torch.no_grad():  # random classifier heads are near-uniform; spread the scores so ranks mean something
+        for name, param in model.named_parameters():
+            if name.startswith("classifier."):
+                param.mul_(5.0)
+    model.save_pretrained(folder)
+    make_extractor().save_pretrained(folder)
+    return folder

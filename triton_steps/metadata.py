@@ -1,0 +1,39 @@
+"""What the exporter records about a served model: written as ``metadata.json`` next to the ensemble and
+embedded in the ensemble's config (parameter ``metadata``), so the gateway can read it through Triton."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+METADATA_FILE = "metadata.json"  # in the ensemble's directory
+EXTRACTOR_FILE = "preprocessor_config.json"  # in the preprocess step's directory
+LABELS_FILE = "labels.json"  # in the postprocess step's directory
+METADATA_PARAMETER = "metadata"
+
+
+@dataclass(frozen=True)
+class ModelMetadata:
+    name: str  # the ensemble's name in Triton
+    model_id: str  # the Hub id (or folder name) clients use: POST /models/{model_id}
+    source: str  # what was exported: a Hub id or a local folder
+    architecture: str  # e.g. Wav2Vec2ForSequenceClassification
+    model_type: str  # e.g. wav2vec2
+    feature_extractor: str  # e.g. Wav2Vec2FeatureExtractor
+    sampling_rate: int
+    labels: list[str]
+    function_to_apply: str  # default when a request names none (transformers' default for the config)
+    max_batch_size: int
+    min_samples: int  # shortest accepted audio, in samples at sampling_rate
+    max_seconds: float | None  # longest accepted audio (None: no limit)
+    versions: dict[str, str] = field(default_factory=dict)  # library versions used to export
+
+    def to_json(self, indent: int | None = 2) -> str:
+        return json.dumps(asdict(self), indent=indent, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> ModelMetadata:
+        data: dict[str, Any] = json.loads(text)
+        known = set(cls.__dataclass_fields__)
+        return cls(**{key: value for key, value in data.items() if key in known})

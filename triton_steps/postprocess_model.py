@@ -1,0 +1,50 @@
+"""Triton Python-backend model: logits -> LABELS and SCORES (function_to_apply, top_k)."""
+
+from __future__ import annotations
+
+import json
+import traceback
+from typing import Any
+
+import numpy as np
+import triton_python_backend_utils as pb_utils
+
+from triton_steps.metadata import LABELS_FILE
+from triton_steps import scores, triton_io
+
+
+class TritonPythonModel:
+    def initialize(self, args: dict[str, str]) -> None:
+        self.labels: list[str] = json.loads((triton_io.model_dir(args) / LABELS_FILE).read_text())
+        self.default_function = scores.check_function(triton_io.parameters(args)["function_to_apply"])
+
+    def _rank(self, request: Any) -> Any:
+        logits = pb_utils.get_input_tensor_by_name(request, "logits").as_numpy().reshape(-1)
+        top_k = triton_io.optional_scalar(request, "TOP_K")
+        function = triton_io.optional_scalar(request, "FUNCTION_TO_APPLY")
+        if isinstance(function, bytes):
+            function = function.decode("utf-8", errors="replace")
+        labels, values = scores.rank(
+            logits,
+            self.labels,
+            self.default_function if function is None else str(function),
+            None if top_k is None else int(top_k),
+        )
+        return pb_utils.InferenceResponse(
+            output_tensors=[
+                pb_utils.Tensor("LABELS", np.array([[label.encode() for label in labels]], dtype=np.object_)),
+                pb_utils.Tensor("SCORES", values[None]),
+            ]
+        )
+
+    def execute(self, requests: list[Any]) -> list[Any]:
+        responses = []
+        for request in requests:
+            try:
+                responses.append(self._rank(request))
+            except scores.ParameterError as error:
+                responses.append(triton_io.error_response(str(error)))
+            except Exception as error:  # noqa: BLE001 - report, keep serving the others
+                traceback.print_exc()
+                responses.append(triton_io.error_response(f"postprocessing failed: {error}", False))
+        return responses

@@ -1,0 +1,42 @@
+"""Small helpers shared by the Python-backend models (they only run inside Triton's Python stub)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import triton_python_backend_utils as pb_utils
+
+
+def parameters(args: dict[str, str]) -> dict[str, str]:
+    """The string parameters of the model's config.pbtxt."""
+    config = json.loads(args["model_config"])
+    return {key: value["string_value"] for key, value in config.get("parameters", {}).items()}
+
+
+def model_config(args: dict[str, str]) -> dict[str, Any]:
+    return json.loads(args["model_config"])
+
+
+def model_dir(args: dict[str, str]) -> Path:
+    return Path(args["model_repository"])
+
+
+def optional_scalar(request: Any, name: str) -> Any | None:
+    """The single element of an optional [1]-shaped input, or None when the request omits it."""
+    tensor = pb_utils.get_input_tensor_by_name(request, name)
+    if tensor is None:
+        return None
+    return tensor.as_numpy().reshape(-1)[0]
+
+
+def error_response(message: str, invalid_argument: bool = True) -> Any:
+    """A per-request error: INVALID_ARG reaches HTTP clients as 400, anything else as 500."""
+    code = pb_utils.TritonError.INVALID_ARG if invalid_argument else pb_utils.TritonError.INTERNAL
+    return pb_utils.InferenceResponse(error=pb_utils.TritonError(message, code))
+
+
+def numpy_dtype(triton_type: str) -> np.dtype:
+    return np.dtype(pb_utils.triton_string_to_numpy(triton_type))
