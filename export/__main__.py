@@ -40,7 +40,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="longest audio accepted, in seconds; 0 for no limit (default: %(default)s)",
     )
     parser.add_argument(
-        "--tolerance", type=float, default=defaults.tolerance, help="max |ONNX - torch| of the logits, relative to their scale (default: %(default)s)"
+        "--tolerance",
+        type=float,
+        default=defaults.tolerance,
+        help="max |ONNX - torch| of the logits, relative to their scale (default: %(default)s)",
     )
     parser.add_argument(
         "--feature-tolerance",

@@ -47,6 +47,8 @@ def default_name(source: str) -> str:
 def load(source: str, revision: str | None = None, token: str | None = None) -> Checkpoint:
     """Load model, feature extractor and labels from a Hub id or a ``save_pretrained`` folder."""
     is_folder = Path(source).is_dir()
+    if not is_folder and (source.startswith(("/", ".", "~")) or source.count("/") > 1):
+        raise ExportError(f"{source!r} is not a folder, and not a Hub id (org/name) either")
     kwargs: dict[str, Any] = {"revision": revision, "token": token}
     try:
         config = AutoConfig.from_pretrained(source, **kwargs)

@@ -50,7 +50,10 @@ def _shim(module: str) -> str:
 
 
 def export_model(
-    source: str, repository_dir: Path, options: ExportOptions = ExportOptions(), log: Callable[[str], None] = print
+    source: str,
+    repository_dir: Path,
+    options: ExportOptions = ExportOptions(),
+    log: Callable[[str], None] = print,
 ) -> ExportResult:
     """Export ``source`` into ``repository_dir`` as an ensemble NAME and its three steps."""
     start = time.monotonic()
@@ -78,7 +81,14 @@ def export_model(
         specs = onnx_graph.export(checkpoint, extractor, onnx_path)
         step(3, "checking onnxruntime against torch, and the features against transformers")
         parity = onnx_graph.verify(
-            checkpoint, extractor, onnx_path, specs, shortest, options.tolerance, options.feature_tolerance, log
+            checkpoint,
+            extractor,
+            onnx_path,
+            specs,
+            shortest,
+            options.tolerance,
+            options.feature_tolerance,
+            log,
         )
         metadata = ModelMetadata(
             name=name,

@@ -77,7 +77,11 @@ def _cpu_instances(count: int) -> list[mc.ModelInstanceGroup]:
 
 
 def preprocess_config(
-    names: StepNames, max_batch_size: int, features: list[TensorSpec], instances: int, parameters: dict[str, str]
+    names: StepNames,
+    max_batch_size: int,
+    features: list[TensorSpec],
+    instances: int,
+    parameters: dict[str, str],
 ) -> mc.ModelConfig:
     """Python step: AUDIO (file bytes) -> the network's inputs."""
     config = mc.ModelConfig(
@@ -94,7 +98,12 @@ def preprocess_config(
 
 
 def network_config(
-    names: StepNames, max_batch_size: int, features: list[TensorSpec], num_labels: int, tensorrt: bool, threads: int
+    names: StepNames,
+    max_batch_size: int,
+    features: list[TensorSpec],
+    num_labels: int,
+    tensorrt: bool,
+    threads: int,
 ) -> mc.ModelConfig:
     """The ONNX network on Triton's native onnxruntime backend (GPU when there is one, else CPU).
 

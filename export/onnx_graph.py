@@ -39,7 +39,7 @@ class _LogitsOnly(torch.nn.Module):
         self.input_names = input_names
 
     def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
-        return self.model(**dict(zip(self.input_names, inputs))).logits
+        return self.model(**dict(zip(self.input_names, inputs, strict=True))).logits
 
 
 def _frames(checkpoint: Checkpoint, samples: int) -> int | None:
@@ -67,7 +67,7 @@ def input_specs(extractor: FeatureExtractor) -> list[TensorSpec]:
     long = extractor(np.zeros(24160, np.float32) + 0.1)
     specs = []
     for name, array in short.items():
-        dims = tuple(-1 if a != b else a for a, b in zip(array.shape, long[name].shape))
+        dims = tuple(-1 if a != b else a for a, b in zip(array.shape, long[name].shape, strict=True))
         specs.append(TensorSpec(name, _TRITON_TYPES[array.dtype], dims))
     return specs
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile
-
 import tiny_checkpoints
+
 from export.exporter import ExportOptions, ExportResult, export_model
 from local_triton.server import LocalTriton, Ports
 

@@ -41,8 +41,12 @@ def _w2v_extractor(attention_mask: bool) -> tf.Wav2Vec2FeatureExtractor:
 ARCHITECTURES: dict[str, tuple[Callable[[], Any], type, Callable[[], Any]]] = {
     "ast": (
         lambda: tf.ASTConfig(
-            hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37,
-            num_mel_bins=128, max_length=1024,
+            hidden_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            intermediate_size=37,
+            num_mel_bins=128,
+            max_length=1024,
         ),
         tf.ASTForAudioClassification,
         lambda: tf.ASTFeatureExtractor(),
@@ -89,26 +93,43 @@ ARCHITECTURES: dict[str, tuple[Callable[[], Any], type, Callable[[], Any]]] = {
     ),
     "sew-d": (
         lambda: tf.SEWDConfig(
-            **_waveform(squeeze_factor=2, conv_dim=(16,) * 13, position_buckets=16, max_position_embeddings=64, pos_att_type=("p2c", "c2p"))
+            **_waveform(
+                squeeze_factor=2,
+                conv_dim=(16,) * 13,
+                position_buckets=16,
+                max_position_embeddings=64,
+                pos_att_type=("p2c", "c2p"),
+            )
         ),
         tf.SEWDForSequenceClassification,
         lambda: _w2v_extractor(False),
     ),
     "wav2vec2-conformer-relative": (
-        lambda: tf.Wav2Vec2ConformerConfig(**_waveform(position_embeddings_type="relative", conv_depthwise_kernel_size=7)),
+        lambda: tf.Wav2Vec2ConformerConfig(
+            **_waveform(position_embeddings_type="relative", conv_depthwise_kernel_size=7)
+        ),
         tf.Wav2Vec2ConformerForSequenceClassification,
         lambda: _w2v_extractor(True),
     ),
     "wav2vec2-conformer-rotary": (
-        lambda: tf.Wav2Vec2ConformerConfig(**_waveform(position_embeddings_type="rotary", conv_depthwise_kernel_size=7)),
+        lambda: tf.Wav2Vec2ConformerConfig(
+            **_waveform(position_embeddings_type="rotary", conv_depthwise_kernel_size=7)
+        ),
         tf.Wav2Vec2ConformerForSequenceClassification,
         lambda: _w2v_extractor(True),
     ),
     "wav2vec2-bert": (
         lambda: tf.Wav2Vec2BertConfig(
-            hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37,
-            feature_projection_input_dim=160, conv_depthwise_kernel_size=7, classifier_proj_size=16,
-            output_hidden_size=32, position_embeddings_type="relative_key", left_max_position_embeddings=16,
+            hidden_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            intermediate_size=37,
+            feature_projection_input_dim=160,
+            conv_depthwise_kernel_size=7,
+            classifier_proj_size=16,
+            output_hidden_size=32,
+            position_embeddings_type="relative_key",
+            left_max_position_embeddings=16,
             right_max_position_embeddings=4,
         ),
         tf.Wav2Vec2BertForSequenceClassification,
@@ -116,8 +137,15 @@ ARCHITECTURES: dict[str, tuple[Callable[[], Any], type, Callable[[], Any]]] = {
     ),
     "whisper": (
         lambda: tf.WhisperConfig(
-            d_model=32, encoder_layers=2, encoder_attention_heads=2, encoder_ffn_dim=37, decoder_layers=1,
-            decoder_attention_heads=2, decoder_ffn_dim=37, num_mel_bins=80, classifier_proj_size=16,
+            d_model=32,
+            encoder_layers=2,
+            encoder_attention_heads=2,
+            encoder_ffn_dim=37,
+            decoder_layers=1,
+            decoder_attention_heads=2,
+            decoder_ffn_dim=37,
+            num_mel_bins=80,
+            classifier_proj_size=16,
             max_source_positions=1500,
         ),
         tf.WhisperForAudioClassification,

@@ -26,8 +26,7 @@ def decode(data: bytes) -> tuple[np.ndarray, int]:
         samples, rate = soundfile.read(io.BytesIO(data), dtype="float32", always_2d=True)
     except (soundfile.LibsndfileError, RuntimeError, TypeError, ValueError) as error:
         raise AudioError(
-            f"could not decode the audio ({len(data)} bytes): {error}. "
-            "Send a WAV, FLAC, OGG/Vorbis, Opus or MP3 file."
+            f"could not decode the audio ({len(data)} bytes): {error}. Send a WAV, FLAC, OGG/Vorbis, Opus or MP3 file."
         ) from None
     if samples.size == 0:
         raise AudioError("empty audio: the file decodes to no samples")

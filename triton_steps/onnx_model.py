@@ -54,7 +54,7 @@ class TritonPythonModel:
         responses: list[Any] = [None] * len(requests)
         for indices in groups.values():
             try:
-                for index, response in zip(indices, self._run([requests[i] for i in indices])):
+                for index, response in zip(indices, self._run([requests[i] for i in indices]), strict=True):
                     responses[index] = response
             except Exception as error:  # noqa: BLE001 - fail this group only
                 traceback.print_exc()

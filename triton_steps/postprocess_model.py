@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
-from triton_steps.metadata import LABELS_FILE
 from triton_steps import scores, triton_io
+from triton_steps.metadata import LABELS_FILE
 
 
 class TritonPythonModel:

@@ -8,9 +8,9 @@ from typing import Any
 
 import triton_python_backend_utils as pb_utils
 
-from triton_steps.metadata import EXTRACTOR_FILE
 from triton_steps import audio, triton_io
 from triton_steps.features import extractor_from_config
+from triton_steps.metadata import EXTRACTOR_FILE
 
 
 class TritonPythonModel:
@@ -25,9 +25,7 @@ class TritonPythonModel:
 
     def _features(self, request: Any) -> Any:
         data = pb_utils.get_input_tensor_by_name(request, "AUDIO").as_numpy().reshape(-1)[0]
-        waveform = audio.load(
-            bytes(data), self.extractor.sampling_rate, self.extractor.min_samples(), self.max_seconds
-        )
+        waveform = audio.load(bytes(data), self.extractor.sampling_rate, self.extractor.min_samples(), self.max_seconds)
         inputs = self.extractor(waveform)
         tensors = [pb_utils.Tensor(name, inputs[name][None].astype(dtype)) for name, dtype in self.outputs.items()]
         return pb_utils.InferenceResponse(output_tensors=tensors)

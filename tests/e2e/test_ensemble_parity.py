@@ -13,11 +13,10 @@ import numpy as np
 import pytest
 import tritonclient.grpc as grpcclient
 import tritonclient.grpc.aio as grpcaio
+from conftest import PROBLEM_TYPES, make_waveform, model_name, wav_bytes
+from tiny_checkpoints import ARCHITECTURES
 from transformers import pipeline
 from tritonclient.utils import InferenceServerException
-
-from conftest import PROBLEM_TYPES, model_name, make_waveform, wav_bytes
-from tiny_checkpoints import ARCHITECTURES
 
 TOLERANCE = 1e-4
 ALL_MODELS = [model_name(a) for a in ARCHITECTURES] + list(PROBLEM_TYPES)
@@ -37,7 +36,7 @@ def _inputs(audio: bytes, top_k: int | None = None, function: str | None = None)
 
 def _answer(result: grpcclient.InferResult) -> list[tuple[str, float]]:
     labels = [label.decode() for label in result.as_numpy("LABELS")[0]]
-    return list(zip(labels, result.as_numpy("SCORES")[0].tolist()))
+    return list(zip(labels, result.as_numpy("SCORES")[0].tolist(), strict=True))
 
 
 def classify(url: str, model: str, audio: bytes, **parameters: object) -> list[tuple[str, float]]:
@@ -119,7 +118,7 @@ def test_bad_audio_does_not_fail_the_rest_of_its_batch(name: str, triton, wavefo
             return await asyncio.gather(*calls, return_exceptions=True)
 
     answers = asyncio.run(send_all())
-    for index, ((audio, is_good), answer) in enumerate(zip(requests, answers)):
+    for index, ((audio, is_good), answer) in enumerate(zip(requests, answers, strict=True)):
         if is_good:
             assert not isinstance(answer, Exception), answer
             got = _answer(answer)

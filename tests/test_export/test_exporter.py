@@ -1,0 +1,106 @@
+"""The exporter refuses what it cannot serve exactly, replaces models atomically, and has a CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from export import repository as repo
+from export.checkpoint import ExportError, default_name
+from export.exporter import ExportOptions, export_model
+
+
+def test_default_name() -> None:
+    assert default_name("MIT/ast-finetuned-speech-commands-v2") == "ast-finetuned-speech-commands-v2"
+    assert default_name("/tmp/some folder/my model/") == "my-model"
+
+
+def test_unsupported_feature_extractor_is_refused(checkpoints, tmp_path: Path) -> None:
+    folder = tmp_path / "ckpt"
+    shutil.copytree(checkpoints["hubert"], folder)
+    config_path = folder / "preprocessor_config.json"
+    config = json.loads(config_path.read_text())
+    config["feature_extractor_type"] = "ClapFeatureExtractor"
+    config_path.write_text(json.dumps(config))
+    with pytest.raises(ExportError, match="ClapFeatureExtractor"):
+        export_model(str(folder), tmp_path / "repo", log=lambda _: None)
+    assert not (tmp_path / "repo" / "ckpt").exists()
+
+
+def test_a_graph_that_differs_from_torch_is_refused(checkpoints, tmp_path: Path) -> None:
+    with pytest.raises(ExportError, match="does not export exactly, refusing it"):
+        export_model(str(checkpoints["ast"]), tmp_path / "repo", ExportOptions(tolerance=1e-12), log=lambda _: None)
+    assert not any((tmp_path / "repo").iterdir())
+
+
+def test_not_a_checkpoint_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ExportError, match="could not load an audio-classification checkpoint"):
+        export_model(str(tmp_path), tmp_path / "repo", log=lambda _: None)
+
+
+def test_reexport_replaces_the_model_atomically(checkpoints, tmp_path: Path) -> None:
+    repository = tmp_path / "repo"
+    export_model(str(checkpoints["hubert"]), repository, ExportOptions(name="m"), log=lambda _: None)
+    before = {p: p.stat().st_ino for p in repository.iterdir()}
+    marker = repository / "m_onnx" / "stale-file"
+    marker.write_text("from the old export")
+    export_model(str(checkpoints["unispeech"]), repository, ExportOptions(name="m"), log=lambda _: None)
+    assert sorted(p.name for p in repository.iterdir()) == ["m", "m_onnx", "m_postprocess", "m_preprocess"]
+    assert not marker.exists()
+    assert all(p.stat().st_ino != inode for p, inode in before.items())  # new directories, swapped in
+    assert "UniSpeech" in (repository / "m" / "metadata.json").read_text()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["repo"]  # no staging left behind
+
+
+def test_exchange_swaps_two_directories(tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "x").write_text("a")
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "x").write_text("b")
+    assert repo._exchange(tmp_path / "a", tmp_path / "b")
+    assert (tmp_path / "a" / "x").read_text() == "b" and (tmp_path / "b" / "x").read_text() == "a"
+
+
+def test_cli_exports_and_shows_progress(checkpoints, tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "MODEL_REPOSITORY"}
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "export",
+            str(checkpoints["wavlm"]),
+            "--repository",
+            str(tmp_path / "r"),
+            "--name",
+            "kws",
+            "--max-batch-size",
+            "4",
+            "--max-seconds",
+            "0",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "[1/4" in result.stderr and "[4/4" in result.stderr and "parity:" in result.stderr
+    metadata = json.loads((tmp_path / "r" / "kws" / "metadata.json").read_text())
+    assert metadata["max_batch_size"] == 4 and metadata["max_seconds"] is None
+
+
+def test_cli_failure_exits_1_with_the_reason(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "export", str(tmp_path / "missing"), "--repository", str(tmp_path / "r")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 1
+    assert "error: " in result.stderr and "is not a folder" in result.stderr
