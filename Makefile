@@ -19,9 +19,9 @@ $(BIN)/.installed: pyproject.toml scripts/install-system-packages.sh
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q "$(TORCH)"
-	$(BIN)/pip install -q -e ".[export,test]" onnxruntime
-	# only its tritonserver binary is used: its own dependencies are not needed
+	# nvidia-pytriton first and without its dependencies: only its tritonserver binary is used
 	$(BIN)/pip install -q --no-deps "nvidia-pytriton==0.7.0"
+	$(BIN)/pip install -q -e ".[local,gateway,export,test]"
 	touch $@
 
 install: $(BIN)/.installed

@@ -8,6 +8,7 @@ with soxr), and channels are downmixed by averaging them.
 from __future__ import annotations
 
 import io
+import re
 
 import numpy as np
 import soundfile
@@ -25,8 +26,9 @@ def decode(data: bytes) -> tuple[np.ndarray, int]:
     try:
         samples, rate = soundfile.read(io.BytesIO(data), dtype="float32", always_2d=True)
     except (soundfile.LibsndfileError, RuntimeError, TypeError, ValueError) as error:
+        reason = re.sub(r"^Error opening .*?: ", "", str(error)).rstrip(". ")
         raise AudioError(
-            f"could not decode the audio ({len(data)} bytes): {error}. Send a WAV, FLAC, OGG/Vorbis, Opus or MP3 file."
+            f"could not decode the audio ({len(data)} bytes): {reason}. Send a WAV, FLAC, OGG/Vorbis, Opus or MP3 file."
         ) from None
     if samples.size == 0:
         raise AudioError("empty audio: the file decodes to no samples")

@@ -1,0 +1,1 @@
+"""An HTTP service speaking the Hugging Face Inference API for audio classification, backed by Triton."""

@@ -1,0 +1,238 @@
+"""The FastAPI app: the HF Inference API for audio classification, in front of Triton."""
+
+from __future__ import annotations
+
+import hmac
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+import tritonclient.grpc.aio as grpcclient
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from tritonclient.utils import InferenceServerException
+
+from gateway import request_body
+from gateway.metrics import Metrics
+from gateway.schemas import ErrorBody, JsonRequest, ModelInfo, Prediction
+from gateway.settings import Settings
+from gateway.triton import GatewayError, TritonModels, classify
+
+_ERRORS = {
+    code: {"model": ErrorBody, "description": text}
+    for code, text in {
+        400: "bad JSON, base64, audio or parameters",
+        401: "missing or wrong API token",
+        404: "unknown model",
+        413: "body over the limit",
+        503: "Triton unreachable or model not ready",
+        504: "inference timed out",
+    }.items()
+}
+
+
+def _inline_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """A model's JSON schema with its $defs substituted in place (the raw-body endpoints declare it by hand)."""
+    schema = model.model_json_schema()
+    defs = schema.pop("$defs", {})
+
+    def resolve(node: Any) -> Any:
+        if isinstance(node, dict):
+            if "$ref" in node:
+                return resolve(defs[node["$ref"].rsplit("/", 1)[-1]])
+            return {key: resolve(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [resolve(value) for value in node]
+        return node
+
+    return resolve(schema)
+
+
+_AUDIO_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+            "application/json": {"schema": _inline_schema(JsonRequest)},
+        },
+    }
+}
+
+
+@dataclass
+class Services:
+    """What the app holds for its lifetime."""
+
+    settings: Settings
+    client: grpcclient.InferenceServerClient
+    models: TritonModels
+    metrics: Metrics
+
+
+def get_services(request: Request) -> Services:
+    return request.app.state.services
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+
+
+def check_token(request: Request, services: ServicesDep) -> None:
+    """401 unless the configured API token is presented as ``Authorization: Bearer <token>``."""
+    token = services.settings.api_token
+    if token is None:
+        return
+    scheme, _, presented = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(
+        presented.strip().encode(), token.get_secret_value().encode()
+    ):
+        raise GatewayError(401, "missing or invalid API token: send 'Authorization: Bearer <token>'")
+
+
+def _error(status: int, message: str, retry_after: int | None = None) -> JSONResponse:
+    headers = {"X-Error-Message": message.encode("ascii", "replace").decode()[:1000]}
+    if retry_after is not None:
+        headers["Retry-After"] = str(retry_after)
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The app, its Triton client created and closed by the lifespan."""
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        client = grpcclient.InferenceServerClient(settings.triton_url)
+        app.state.services = Services(settings, client, TritonModels(client, settings.models_refresh_s), Metrics())
+        try:
+            yield
+        finally:
+            await client.close()
+
+    app = FastAPI(
+        title="hf-audio-triton gateway",
+        description="The Hugging Face Inference API for audio classification, served by Triton.",
+        lifespan=lifespan,
+    )
+
+    @app.exception_handler(GatewayError)
+    async def gateway_error(_: Request, error: GatewayError) -> JSONResponse:
+        return _error(error.status, error.message, settings.retry_after_s if error.status == 503 else None)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, error: StarletteHTTPException) -> JSONResponse:
+        return _error(error.status_code, str(error.detail))
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_: Request, error: RequestValidationError) -> JSONResponse:
+        return _error(400, "; ".join(str(e.get("msg")) for e in error.errors()))
+
+    async def run(request: Request, services: Services, model_id: str | None) -> list[Prediction]:
+        metrics = services.metrics
+        start = time.perf_counter()
+        label = model_id or "(default)"
+        status = 500
+        metrics.in_flight.inc()
+        try:
+            body = await request_body.read_limited(request, settings.max_body_bytes)
+            parsed = request_body.parse(body, request.headers.get("content-type"))
+            metadata = await services.models.find(model_id or await _default_model(services))
+            label = metadata.model_id
+            answer = await classify(
+                services.client,
+                metadata.name,
+                parsed.audio,
+                parsed.parameters.top_k,
+                parsed.parameters.function_to_apply,
+                settings.timeout_s,
+            )
+            status = 200
+            return answer
+        except GatewayError as error:
+            status = error.status
+            raise
+        finally:
+            metrics.in_flight.dec()
+            metrics.requests.labels(label, str(status)).inc()
+            metrics.latency.labels(label).observe(time.perf_counter() - start)
+
+    @app.post(
+        "/models/{model_id:path}",
+        response_model=list[Prediction],
+        responses=_ERRORS,
+        openapi_extra=_AUDIO_BODY,
+        dependencies=[Depends(check_token)],
+        summary="Classify audio with a model (its id, e.g. org/name, or its Triton name)",
+    )
+    async def classify_with(model_id: str, request: Request, services: ServicesDep) -> list[Prediction]:
+        return await run(request, services, model_id)
+
+    @app.post(
+        "/",
+        response_model=list[Prediction],
+        responses=_ERRORS,
+        openapi_extra=_AUDIO_BODY,
+        dependencies=[Depends(check_token)],
+        summary="Classify audio with the default model",
+    )
+    async def classify_default(request: Request, services: ServicesDep) -> list[Prediction]:
+        return await run(request, services, None)
+
+    @app.get("/health", summary="Liveness")
+    async def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/ready", summary="Triton and every served model ready", responses={503: _ERRORS[503]})
+    async def ready(services: ServicesDep) -> JSONResponse:
+        try:
+            live = await services.client.is_server_ready()
+        except InferenceServerException as error:
+            raise GatewayError(503, f"Triton is unreachable: {error.message()}") from None
+        models = await services.models.all(force=True)
+        if not live or not models:
+            raise GatewayError(
+                503, "Triton is not ready" if not live else "Triton serves no audio-classification model"
+            )
+        not_ready = [n for n in models if not await services.client.is_model_ready(n)]
+        if not_ready:
+            raise GatewayError(503, f"models not ready: {', '.join(not_ready)}")
+        return JSONResponse({"status": "ready", "models": sorted(m.metadata.model_id for m in models.values())})
+
+    @app.get("/models", response_model=list[ModelInfo], dependencies=[Depends(check_token)], summary="Served models")
+    async def models(services: ServicesDep) -> list[ModelInfo]:
+        served = await services.models.all(force=True)
+        return [
+            ModelInfo(
+                id=m.metadata.model_id,
+                name=m.metadata.name,
+                architecture=m.metadata.architecture,
+                labels=m.metadata.labels,
+                sampling_rate=m.metadata.sampling_rate,
+                function_to_apply=m.metadata.function_to_apply,
+                max_seconds=m.metadata.max_seconds,
+                min_samples=m.metadata.min_samples,
+                ready=m.ready,
+            )
+            for m in sorted(served.values(), key=lambda m: m.metadata.model_id)
+        ]
+
+    @app.get("/metrics", summary="Prometheus metrics")
+    async def metrics(services: ServicesDep) -> Response:
+        return Response(generate_latest(services.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    return app
+
+
+async def _default_model(services: Services) -> str:
+    if services.settings.default_model:
+        return services.settings.default_model
+    models = await services.models.all()
+    if len(models) == 1:
+        return next(iter(models))
+    served = ", ".join(sorted(m.metadata.model_id for m in models.values())) or "none"
+    raise GatewayError(404, f"no default model: set GATEWAY_DEFAULT_MODEL, or use /models/<id>; served: {served}")

@@ -1,0 +1,20 @@
+"""Gateway settings, from environment variables (prefix ``GATEWAY_``) with documented defaults."""
+
+from __future__ import annotations
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="GATEWAY_")
+
+    triton_url: str = Field("127.0.0.1:8001", description="Triton's gRPC endpoint, host:port")
+    default_model: str = Field("", description="model answering POST / (Triton name or model id); empty: the only one")
+    api_token: SecretStr | None = Field(None, description="if set, requests need 'Authorization: Bearer <token>'")
+    max_body_bytes: int = Field(25 * 1024 * 1024, description="larger request bodies are refused with 413")
+    timeout_s: float = Field(30.0, description="per-request inference timeout; 504 past it")
+    host: str = Field("127.0.0.1", description="address the gateway listens on")
+    port: int = Field(8080, description="port the gateway listens on")
+    retry_after_s: int = Field(5, description="Retry-After sent with 503 answers")
+    models_refresh_s: float = Field(10.0, description="how often, at most, the model list is re-read from Triton")

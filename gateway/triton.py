@@ -1,0 +1,129 @@
+"""Talking to Triton: the served models (read from each ensemble's metadata) and one classify call.
+
+Uses tritonclient's asyncio gRPC client, so that concurrent HTTP requests reach Triton concurrently and its
+dynamic batcher can group them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import tritonclient.grpc.aio as grpcclient
+from tritonclient.utils import InferenceServerException
+
+from gateway.schemas import Prediction
+from triton_steps.metadata import METADATA_PARAMETER, ModelMetadata
+
+
+class GatewayError(Exception):
+    """An error with the HTTP status and message the client gets."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def _status(error: InferenceServerException) -> str:
+    return str(error.status() or "")
+
+
+def _clean(message: str) -> str:
+    """Triton prefixes the steps' errors with where they arose: keep what the step said."""
+    for marker in ("in ensemble", "ensemble"):
+        if message.startswith(marker) and ", " in message:
+            return message.split(", ", 1)[1]
+    return message
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    metadata: ModelMetadata
+    ready: bool
+
+
+class TritonModels:
+    """The audio-classification ensembles Triton serves, refreshed at most every ``refresh_s`` seconds."""
+
+    def __init__(self, client: grpcclient.InferenceServerClient, refresh_s: float) -> None:
+        self.client = client
+        self.refresh_s = refresh_s
+        self._models: dict[str, ServedModel] = {}
+        self._loaded_at = -float("inf")
+        self._lock = asyncio.Lock()
+
+    async def refresh(self, force: bool = False) -> dict[str, ServedModel]:
+        async with self._lock:
+            if not force and time.monotonic() - self._loaded_at < self.refresh_s:
+                return self._models
+            index = await self.client.get_model_repository_index(as_json=True)
+            models = {}
+            for entry in index.get("models", []):
+                ready = entry.get("state") == "READY"
+                if not ready:
+                    continue
+                config = (await self.client.get_model_config(entry["name"], as_json=True))["config"]
+                text = config.get("parameters", {}).get(METADATA_PARAMETER, {}).get("string_value")
+                if config.get("platform") == "ensemble" and text:
+                    models[entry["name"]] = ServedModel(ModelMetadata.from_json(text), ready)
+            self._models = models
+            self._loaded_at = time.monotonic()
+            return models
+
+    async def all(self, force: bool = False) -> dict[str, ServedModel]:
+        try:
+            return await self.refresh(force)
+        except InferenceServerException as error:
+            raise GatewayError(503, f"Triton is unreachable: {error.message()}") from None
+
+    async def find(self, model_id: str) -> ModelMetadata:
+        """The model whose Triton name or model id is ``model_id``, re-reading Triton once on a miss."""
+        for force in (False, True):
+            models = await self.all(force)
+            for model in models.values():
+                if model_id in (model.metadata.name, model.metadata.model_id):
+                    return model.metadata
+        served = ", ".join(sorted(m.metadata.model_id for m in models.values())) or "none"
+        raise GatewayError(404, f"model {model_id!r} is not served; served models: {served}")
+
+
+def _bytes_input(name: str, value: bytes) -> grpcclient.InferInput:
+    tensor = grpcclient.InferInput(name, [1, 1], "BYTES")
+    tensor.set_data_from_numpy(np.array([[value]], dtype=np.object_))
+    return tensor
+
+
+async def classify(
+    client: grpcclient.InferenceServerClient,
+    model: str,
+    audio: bytes,
+    top_k: int | None,
+    function_to_apply: str | None,
+    timeout_s: float,
+) -> list[Prediction]:
+    """One inference through the ensemble; Triton's errors become ``GatewayError`` with an HTTP status."""
+    inputs = [_bytes_input("AUDIO", audio)]
+    if top_k is not None:
+        top = grpcclient.InferInput("TOP_K", [1, 1], "INT32")
+        top.set_data_from_numpy(np.array([[top_k]], dtype=np.int32))
+        inputs.append(top)
+    if function_to_apply is not None:
+        inputs.append(_bytes_input("FUNCTION_TO_APPLY", function_to_apply.encode()))
+    try:
+        result = await client.infer(model, inputs, client_timeout=timeout_s)
+    except InferenceServerException as error:
+        status = _status(error)
+        message = _clean(error.message() or str(error))
+        if "INVALID_ARGUMENT" in status:
+            raise GatewayError(400, message) from None
+        if "DEADLINE_EXCEEDED" in status or "Deadline Exceeded" in message:
+            raise GatewayError(504, f"inference timed out after {timeout_s:g}s") from None
+        if "UNAVAILABLE" in status or "NOT_FOUND" in status or "not ready" in message or "unknown model" in message:
+            raise GatewayError(503, f"model {model!r} is not available: {message}") from None
+        raise GatewayError(502, f"Triton failed: {message}") from None
+    labels = result.as_numpy("LABELS")[0]
+    scores = result.as_numpy("SCORES")[0]
+    return [Prediction(label=label.decode(), score=float(score)) for label, score in zip(labels, scores, strict=True)]

@@ -1,0 +1,155 @@
+"""The gateway, end to end: huggingface_hub's client -> gateway -> real tritonserver, vs transformers."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+
+import httpx
+import numpy as np
+import pytest
+from conftest import make_waveform, running_gateway, wav_bytes
+from huggingface_hub import InferenceClient
+from transformers import pipeline
+
+TOLERANCE = 1e-4
+
+
+def assert_same(served: list, reference: list[dict]) -> None:
+    served = [s if isinstance(s, dict) else {"label": s.label, "score": s.score} for s in served]
+    assert [s["label"] for s in served] == [r["label"] for r in reference]
+    np.testing.assert_allclose([s["score"] for s in served], [r["score"] for r in reference], atol=TOLERANCE)
+
+
+@pytest.fixture(scope="module")
+def waveform() -> np.ndarray:
+    return make_waveform(1.1, seed=7)
+
+
+@pytest.mark.parametrize("name", ["ast", "wav2vec2_layer_norm", "whisper"])
+def test_huggingface_hub_client_matches_the_pipeline(name, checkpoints, gateway: str, waveform) -> None:
+    reference = pipeline("audio-classification", model=str(checkpoints[name]), device="cpu")
+    client = InferenceClient(model=f"{gateway}/models/{name}")
+    audio = wav_bytes(waveform)
+    assert_same(client.audio_classification(audio), reference(waveform))
+    assert_same(client.audio_classification(audio, top_k=2), reference(waveform, top_k=2))
+    for function in ("softmax", "sigmoid", "none"):
+        served = client.audio_classification(audio, function_to_apply=function)
+        assert_same(served, reference(waveform, function_to_apply=function))
+
+
+def test_model_id_with_a_slash_and_the_default_route(checkpoints, exported, gateway: str, waveform) -> None:
+    reference = pipeline("audio-classification", model=str(checkpoints["hubert"]), device="cpu")(waveform)
+    audio = wav_bytes(waveform)
+    assert_same(InferenceClient(model=f"{gateway}/").audio_classification(audio), reference)
+    assert_same(httpx.post(f"{gateway}/", content=audio).json(), reference)
+    # the metadata's model_id is the folder name; Hub ids (org/name) route the same way
+    model_id = exported["hubert"].metadata.model_id
+    assert_same(httpx.post(f"{gateway}/models/{model_id}", content=audio).json(), reference)
+    answer = httpx.post(f"{gateway}/models/org/hubert", content=audio)
+    assert answer.status_code == 404 and "'org/hubert' is not served" in answer.json()["error"]
+
+
+def test_json_body_with_parameters(gateway: str, waveform) -> None:
+    body = {"inputs": base64.b64encode(wav_bytes(waveform)).decode(), "parameters": {"top_k": 3}}
+    answer = httpx.post(f"{gateway}/models/wavlm", json=body)
+    assert answer.status_code == 200 and len(answer.json()) == 3
+    scores = [p["score"] for p in answer.json()]
+    assert scores == sorted(scores, reverse=True)
+
+
+@pytest.mark.parametrize(
+    ("content", "headers", "message"),
+    [
+        (b"", {}, "empty audio"),
+        (b"not audio at all" * 20, {"content-type": "audio/wav"}, "could not decode the audio"),
+        (b"{broken", {"content-type": "application/json"}, "not valid JSON"),
+        (b'{"inputs": "!!!"}', {"content-type": "application/json"}, "not valid base64"),
+        (b'{"inputs": "", "parameters": {"top_k": -1}}', {"content-type": "application/json"}, "top_k"),
+        (b'{"inputs": "", "parameters": {"x": 1}}', {"content-type": "application/json"}, "allowed parameters"),
+    ],
+)
+def test_bad_requests_are_400_with_a_json_error(gateway: str, content, headers, message) -> None:
+    answer = httpx.post(f"{gateway}/models/ast", content=content, headers=headers)
+    assert answer.status_code == 400
+    assert message in answer.json()["error"]
+
+
+def test_too_short_and_too_long_audio_are_400(gateway: str) -> None:
+    answer = httpx.post(f"{gateway}/models/ast", content=wav_bytes(np.zeros(50, np.float32)))
+    assert answer.status_code == 400 and "too short" in answer.json()["error"]
+    long = wav_bytes(np.zeros(121 * 8000, np.float32), rate=8000, subtype="PCM_16")
+    answer = httpx.post(f"{gateway}/models/ast", content=long)
+    assert answer.status_code == 400 and "at most 120 s" in answer.json()["error"]
+
+
+def test_unknown_model_is_404_and_lists_the_served_ones(gateway: str, waveform) -> None:
+    answer = httpx.post(f"{gateway}/models/nope", content=wav_bytes(waveform))
+    assert answer.status_code == 404
+    assert "'nope' is not served" in answer.json()["error"] and "hubert" in answer.json()["error"]
+
+
+def test_token_body_limit_and_timeout(triton, waveform) -> None:
+    audio = wav_bytes(waveform)
+    with running_gateway(triton.grpc_url, api_token="s3cret", max_body_bytes="100000", timeout_s="0.001") as url:
+        for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "Basic s3cret"}):
+            answer = httpx.post(f"{url}/models/ast", content=audio, headers=headers)
+            assert answer.status_code == 401 and "API token" in answer.json()["error"]
+        auth = {"Authorization": "Bearer s3cret"}
+        answer = httpx.post(f"{url}/models/ast", content=b"\0" * 100_001, headers=auth)
+        assert answer.status_code == 413 and "limit" in answer.json()["error"]
+
+        def chunks():  # no Content-Length: the limit applies while reading
+            for _ in range(20):
+                yield b"\0" * 10_000
+
+        answer = httpx.post(f"{url}/models/ast", content=chunks(), headers=auth)
+        assert answer.status_code == 413
+        answer = httpx.post(f"{url}/models/ast", content=audio, headers=auth)
+        assert answer.status_code == 504 and "timed out" in answer.json()["error"]
+        assert httpx.get(f"{url}/health").status_code == 200  # liveness needs no token
+
+
+def test_triton_unreachable_is_503_with_retry_after(waveform) -> None:
+    from conftest import free_port
+
+    with running_gateway(f"127.0.0.1:{free_port()}") as url:
+        answer = httpx.post(f"{url}/models/ast", content=wav_bytes(waveform))
+        assert answer.status_code == 503 and answer.headers["retry-after"] == "5"
+        assert "unreachable" in answer.json()["error"]
+        ready = httpx.get(f"{url}/ready")
+        assert ready.status_code == 503 and "error" in ready.json()
+
+
+def test_health_ready_models_metrics_docs(gateway: str, exported) -> None:
+    assert httpx.get(f"{gateway}/health").json() == {"status": "ok"}
+    ready = httpx.get(f"{gateway}/ready")
+    assert ready.status_code == 200 and "hubert" in ready.json()["models"]
+    models = {m["name"]: m for m in httpx.get(f"{gateway}/models").json()}
+    assert models["whisper"]["architecture"] == "WhisperForAudioClassification"
+    assert models["w2v_multilabel"]["function_to_apply"] == "sigmoid"
+    assert models["ast"]["labels"] == exported["ast"].metadata.labels
+    httpx.post(f"{gateway}/models/ast", content=b"")
+    metrics = httpx.get(f"{gateway}/metrics").text
+    assert 'gateway_requests_total{model="ast",status="400"}' in metrics
+    assert "gateway_request_seconds_bucket" in metrics and "gateway_in_flight" in metrics
+    assert httpx.get(f"{gateway}/docs").status_code == 200
+    spec = httpx.get(f"{gateway}/openapi.json").json()
+    assert "/models/{model_id}" in spec["paths"]
+
+
+def test_64_concurrent_requests_each_get_their_own_answer(gateway: str) -> None:
+    """Different files at once (Triton batches them): each answer equals that request sent alone."""
+    names = ["ast", "wav2vec2_layer_norm", "hubert", "whisper"]
+    requests = [(names[i % 4], wav_bytes(make_waveform(0.6 + 0.05 * (i % 8), seed=i))) for i in range(64)]
+    alone = [httpx.post(f"{gateway}/models/{name}", content=audio).json() for name, audio in requests]
+
+    async def all_at_once() -> list[httpx.Response]:
+        async with httpx.AsyncClient(timeout=120) as client:
+            return await asyncio.gather(*(client.post(f"{gateway}/models/{n}", content=a) for n, a in requests))
+
+    together = asyncio.run(all_at_once())
+    for single, response in zip(alone, together, strict=True):
+        assert response.status_code == 200
+        assert [p["label"] for p in response.json()] == [p["label"] for p in single]
+        np.testing.assert_allclose([p["score"] for p in response.json()], [p["score"] for p in single], atol=1e-6)
