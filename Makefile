@@ -6,11 +6,24 @@ REPOSITORY ?= model_repository
 # torch==2.13.0: the CPU wheel (a bare `torch` pulls several GB of CUDA packages on Linux).
 TORCH ?= torch==2.13.0
 
-.PHONY: help install test lint export clean
+# make serve / make perf
+WORKDIR ?= .run
+HTTP_PORT ?= 8000
+GRPC_PORT ?= 8001
+METRICS_PORT ?= 8002
+GATEWAY_PORT ?= 8080
+DEFAULT_MODEL ?=
+PERF_MODEL ?= $(DEFAULT_MODEL)
+PERF_AUDIO ?=
+PERF_CONCURRENCY ?= 1:8:*2
+
+.PHONY: help install test lint export serve perf clean
 
 help:
 	@echo "make test                 install everything (.venv) and run the test suite"
 	@echo "make export MODEL=<id|dir> [NAME=name]   export a checkpoint into $(REPOSITORY)/"
+	@echo "make serve                tritonserver (pip wheel) + gateway on 127.0.0.1:$(GATEWAY_PORT), until Ctrl-C"
+	@echo "make perf PERF_MODEL=<name> PERF_AUDIO=<file>   perf_analyzer against a running 'make serve'"
 	@echo "make lint                 ruff"
 	@echo "make clean                remove .venv and run state"
 
@@ -37,6 +50,16 @@ lint: install
 export: install
 	@test -n "$(MODEL)" || (echo "usage: make export MODEL=<hub id or folder> [NAME=name]"; exit 2)
 	$(BIN)/python -m export "$(MODEL)" --repository "$(REPOSITORY)" $(if $(NAME),--name "$(NAME)")
+
+serve: install
+	$(BIN)/python -m local_triton serve --repository "$(REPOSITORY)" --workdir "$(WORKDIR)" \
+		--http-port $(HTTP_PORT) --grpc-port $(GRPC_PORT) --metrics-port $(METRICS_PORT) \
+		--gateway-port $(GATEWAY_PORT) $(if $(DEFAULT_MODEL),--default-model "$(DEFAULT_MODEL)")
+
+perf: install
+	@test -n "$(PERF_MODEL)" -a -n "$(PERF_AUDIO)" || (echo "usage: make perf PERF_MODEL=<triton name> PERF_AUDIO=<audio file>"; exit 2)
+	$(BIN)/python -m local_triton perf --model "$(PERF_MODEL)" --audio "$(PERF_AUDIO)" \
+		--url 127.0.0.1:$(GRPC_PORT) --concurrency "$(PERF_CONCURRENCY)" --workdir "$(WORKDIR)"
 
 clean:
 	rm -rf $(VENV) .run

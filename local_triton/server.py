@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import signal
@@ -137,10 +138,13 @@ class LocalTriton:
             return None if self.process is None else self.process.returncode
         self.process.send_signal(signal.SIGTERM)
         try:
-            return self.process.wait(EXIT_TIMEOUT_S + 10)
+            code = self.process.wait(EXIT_TIMEOUT_S + 10)
         except subprocess.TimeoutExpired:
+            code = None
+        # The server runs in its own process group with its Python stubs: leave none of them behind.
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, signal.SIGKILL)
-            return self.process.wait()
+        return self.process.wait() if code is None else code
 
     def log_tail(self, lines: int = 40) -> str:
         try:

@@ -1,20 +1,18 @@
 #!/usr/bin/env bash
-# Debian packages the project needs, installed only when missing (CI may start from a bare machine).
-#   libpython3.11: tritonserver's Python-backend stub links libpython3.X.so
+# Debian packages the project needs, installed only when missing (CI may start from a bare machine):
+#   libpython3.X  tritonserver's Python-backend stub links libpython3.X.so
+#   libb64-0d     perf_analyzer (from the tritonclient 2.50.0 wheel) links libb64.so.0d
 set -euo pipefail
 py=$(python3 -c 'import sys; print(f"{sys.version_info.major}.{sys.version_info.minor}")')
 need=()
-python3 - <<PY || need+=("libpython${py}")
-import ctypes.util, sys, sysconfig, os
-libdir = sysconfig.get_config_var("LIBDIR") or ""
-name = f"libpython{sys.version_info.major}.{sys.version_info.minor}.so"
-ok = os.path.exists(os.path.join(libdir, name)) or ctypes.util.find_library(f"python{sys.version_info.major}.{sys.version_info.minor}")
-sys.exit(0 if ok else 1)
-PY
+has_lib() { ldconfig -p | grep -q "$1" || [ -e "$(python3 -c 'import sysconfig; print(sysconfig.get_config_var("LIBDIR"))')/$1" ]; }
+has_lib "libpython${py}.so" || need+=("libpython${py}")
+has_lib "libb64.so.0d" || need+=("libb64-0d")
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi
 if [ "$(id -u)" -ne 0 ]; then
-  echo "missing Debian packages: ${need[*]} (run as root, or install them yourself)" >&2
+  echo "missing Debian packages: ${need[*]} (install them, or run as root)" >&2
   exit 1
 fi
+echo "installing Debian packages: ${need[*]}"
 apt-get update -qq
-DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
+DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null

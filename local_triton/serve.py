@@ -1,0 +1,106 @@
+"""Local mode: the pip tritonserver plus the gateway, started together, stopped together on Ctrl-C."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from local_triton.server import LocalTriton, Ports, TritonStartError
+
+
+def _gateway_ready(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/ready", timeout=2) as response:
+            return response.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def start_gateway(triton: LocalTriton, port: int, default_model: str, log_path: Path) -> subprocess.Popen[bytes]:
+    env = dict(os.environ, GATEWAY_TRITON_URL=triton.grpc_url, GATEWAY_HOST=triton.host, GATEWAY_PORT=str(port))
+    if default_model:
+        env["GATEWAY_DEFAULT_MODEL"] = default_model
+    with open(log_path, "wb") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "gateway"], env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+
+
+def stop_process(process: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _example(url: str) -> str:
+    samples = sorted(Path("samples").glob("*.wav")) if Path("samples").is_dir() else []
+    clip = samples[0] if samples else Path("clip.wav")
+    return f"curl -s --data-binary @{clip} {url}/"
+
+
+def serve(args: argparse.Namespace) -> int:
+    workdir = Path(args.workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    triton = LocalTriton(Path(args.repository), workdir, Ports(args.http_port, args.grpc_port, args.metrics_port))
+    gateway: subprocess.Popen[bytes] | None = None
+
+    def on_signal(signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt  # SIGTERM stops as cleanly as Ctrl-C
+
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        print(f"starting tritonserver on {triton.host} (HTTP {args.http_port}, gRPC {args.grpc_port}) ...", flush=True)
+        triton.start(timeout=args.timeout)
+        gateway = start_gateway(triton, args.gateway_port, args.default_model, workdir / "gateway.log")
+        url = f"http://{triton.host}:{args.gateway_port}"
+        deadline = time.monotonic() + args.timeout
+        while not _gateway_ready(url):
+            if gateway.poll() is not None or time.monotonic() > deadline:
+                print(f"the gateway did not become ready; see {workdir / 'gateway.log'}", file=sys.stderr)
+                return 1
+            time.sleep(0.2)
+        print(f"ready: {url}  (docs: {url}/docs, Triton log: {triton.log_path})", flush=True)
+        print(f"try:   {_example(url)}", flush=True)
+        print("Ctrl-C stops both.", flush=True)
+        while gateway.poll() is None and triton.process is not None and triton.process.poll() is None:
+            time.sleep(0.5)
+        print("a process exited on its own; stopping", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 0
+    except TritonStartError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the clean-up short
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        print("stopping ...", flush=True)
+        # The gateway first: its open gRPC connection would make tritonserver wait out its exit timeout.
+        if gateway is not None:
+            stop_process(gateway)
+        triton.stop()
+        print("stopped.", flush=True)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--repository", default=os.environ.get("MODEL_REPOSITORY", "model_repository"))
+    parser.add_argument("--workdir", default=".run", help="where the runnable view and logs go (default: .run)")
+    parser.add_argument("--http-port", type=int, default=8000)
+    parser.add_argument("--grpc-port", type=int, default=8001)
+    parser.add_argument("--metrics-port", type=int, default=8002)
+    parser.add_argument("--gateway-port", type=int, default=8080)
+    parser.add_argument(
+        "--default-model", default=os.environ.get("GATEWAY_DEFAULT_MODEL", ""), help="the model POST / uses"
+    )
+    parser.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for readiness")

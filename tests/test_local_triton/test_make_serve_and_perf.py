@@ -1,0 +1,90 @@
+"""`make serve` and `make perf`, run as a user runs them (through make), against a real tritonserver."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from conftest import free_port, make_waveform, wav_bytes
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _make(*args: str, **kwargs) -> subprocess.Popen[str]:
+    venv = Path(sys.prefix)  # the environment running the tests is the one `make install` made
+    (venv / "bin" / ".installed").touch(exist_ok=True)
+    return subprocess.Popen(
+        ["make", "--no-print-directory", "-C", str(ROOT), f"VENV={venv}", *args],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kwargs,
+    )  # fmt: skip
+
+
+def _shm() -> set[str]:
+    return {p.name for p in Path("/dev/shm").glob("triton_python_backend_shm_region_*")}
+
+
+def _processes_mentioning(text: str) -> list[str]:
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if text in cmdline.read_bytes().decode(errors="replace"):
+                found.append(cmdline.parent.name)
+        except OSError:
+            continue
+    return found
+
+
+def test_make_serve_classifies_then_stops_cleanly_on_ctrl_c(repository: Path, tmp_path: Path) -> None:
+    shm_before = _shm()
+    ports = {name: free_port() for name in ("HTTP_PORT", "GRPC_PORT", "METRICS_PORT", "GATEWAY_PORT")}
+    workdir = tmp_path / "serve-run"
+    serve = _make(
+        "serve", f"REPOSITORY={repository}", f"WORKDIR={workdir}", "DEFAULT_MODEL=ast",
+        *(f"{k}={v}" for k, v in ports.items()), start_new_session=True,
+    )  # fmt: skip
+    lines = []
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:
+            line = serve.stdout.readline()
+            lines.append(line)
+            if line.startswith("ready: ") or not line:
+                break
+        assert lines[-1].startswith("ready: "), "".join(lines)
+        url = f"http://127.0.0.1:{ports['GATEWAY_PORT']}"
+        assert httpx.get(f"{url}/ready").status_code == 200
+        answer = httpx.post(f"{url}/", content=wav_bytes(make_waveform()))
+        assert answer.status_code == 200 and len(answer.json()) == 7
+        started = time.monotonic()
+        os.killpg(serve.pid, signal.SIGINT)  # what Ctrl-C in the terminal does
+        output, _ = serve.communicate(timeout=60)
+        assert time.monotonic() - started < 20, "stopping took too long"
+    finally:
+        if serve.poll() is None:
+            os.killpg(serve.pid, signal.SIGKILL)
+    assert "stopped." in output
+    assert _processes_mentioning(str(workdir)) == []
+    assert _shm() - shm_before == set()
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"http://127.0.0.1:{ports['GATEWAY_PORT']}/health")
+
+
+def test_make_perf_prints_throughput(triton, tmp_path: Path) -> None:
+    clip = tmp_path / "clip.wav"
+    clip.write_bytes(wav_bytes(make_waveform(1.0)))
+    perf = _make(
+        "perf", "PERF_MODEL=ast", f"PERF_AUDIO={clip}", f"GRPC_PORT={triton.ports.grpc}",
+        "PERF_CONCURRENCY=1:2", f"WORKDIR={tmp_path}",
+    )  # fmt: skip
+    output, _ = perf.communicate(timeout=300)
+    assert perf.returncode == 0, output
+    throughputs = re.findall(r"Concurrency: (\d+), throughput: ([\d.]+) infer/sec", output)
+    assert [c for c, _ in throughputs] == ["1", "2"]
+    assert all(float(t) > 0 for _, t in throughputs)
