@@ -85,7 +85,7 @@ ServicesDep = Annotated[Services, Depends(get_services)]
 def check_token(request: Request, services: ServicesDep) -> None:
     """401 unless the configured API token is presented as ``Authorization: Bearer <token>``."""
     token = services.settings.api_token
-    if token is None:
+    if token is None or not token.get_secret_value():  # unset, or set empty (as docker-compose does)
         return
     scheme, _, presented = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not hmac.compare_digest(

@@ -1,0 +1,14 @@
+# Triton (NGC image: native onnxruntime and TensorRT backends, GPU) plus what the Python-backend steps
+# import: the triton_steps package and its dependencies (numpy<2, soundfile, soxr).
+# 24.10 is tritonserver 2.51, the version the local mode (nvidia-pytriton 0.7.0) runs and the tests cover.
+ARG TRITON_IMAGE=nvcr.io/nvidia/tritonserver:24.10-py3
+FROM ${TRITON_IMAGE}
+
+WORKDIR /opt/hf-audio-triton
+COPY pyproject.toml README.md ./
+COPY triton_steps ./triton_steps
+RUN python3 -m pip install --no-cache-dir . \
+    && python3 -c "import triton_steps.audio, triton_steps.features, triton_steps.scores"
+
+# the model repository is mounted here (docker-compose.yml)
+CMD ["tritonserver", "--model-repository=/models"]
