@@ -30,6 +30,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="Triton model repository to write into (env MODEL_REPOSITORY; default: model_repository)",
     )
     parser.add_argument("--name", help="Triton model name (default: the last part of SOURCE)")
+    parser.add_argument(
+        "--model-id",
+        help="the id clients send (POST /models/<id>); default: the Hub id, or the name for a folder",
+    )
     parser.add_argument("--revision", help="Hub revision (branch, tag or commit)")
     parser.add_argument("--token", default=os.environ.get("HF_TOKEN"), help="Hub token (env HF_TOKEN)")
     parser.add_argument("--max-batch-size", type=int, default=defaults.max_batch_size, help="default: %(default)s")
@@ -75,6 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     options = ExportOptions(
         name=args.name,
+        model_id=args.model_id,
         revision=args.revision,
         token=args.token,
         max_batch_size=args.max_batch_size,

@@ -20,7 +20,7 @@ class ExportError(RuntimeError):
 @dataclass
 class Checkpoint:
     source: str  # as given: a Hub id or a folder
-    model_id: str  # the id clients use: the Hub id, or the folder's name
+    model_id: str | None  # the Hub id; None for a folder (the exported model's name serves as its id)
     model: torch.nn.Module
     extractor: Any  # a transformers FeatureExtractor
     labels: list[str]
@@ -60,8 +60,8 @@ def load(source: str, revision: str | None = None, token: str | None = None) -> 
     model.eval()
     labels = [str(config.id2label[i]) for i in range(config.num_labels)]
     return Checkpoint(
-        source=str(Path(source).resolve()) if is_folder else source,
-        model_id=Path(source).resolve().name if is_folder else source,
+        source=source,
+        model_id=None if is_folder else source,
         model=model,
         extractor=extractor,
         labels=labels,

@@ -24,6 +24,7 @@ from triton_steps.metadata import EXTRACTOR_FILE, LABELS_FILE, METADATA_FILE, Mo
 @dataclass(frozen=True)
 class ExportOptions:
     name: str | None = None  # Triton model name (default: derived from the source)
+    model_id: str | None = None  # the id clients use (default: the Hub id, or the name for a folder)
     revision: str | None = None
     token: str | None = None
     max_batch_size: int = 8
@@ -92,7 +93,7 @@ def export_model(
         )
         metadata = ModelMetadata(
             name=name,
-            model_id=checkpoint.model_id,
+            model_id=options.model_id or checkpoint.model_id or name,
             source=checkpoint.source,
             architecture=checkpoint.architecture,
             model_type=checkpoint.model_type,

@@ -15,6 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from tritonclient.utils import InferenceServerException
 
@@ -23,6 +24,8 @@ from gateway.metrics import Metrics
 from gateway.schemas import ErrorBody, JsonRequest, ModelInfo, Prediction
 from gateway.settings import Settings
 from gateway.triton import GatewayError, TritonModels, classify
+
+INLINE_PARSE_BYTES = 256 * 1024
 
 _ERRORS = {
     code: {"model": ErrorBody, "description": text}
@@ -140,7 +143,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         metrics.in_flight.inc()
         try:
             body = await request_body.read_limited(request, settings.max_body_bytes)
-            parsed = request_body.parse(body, request.headers.get("content-type"))
+            content_type = request.headers.get("content-type")
+            if len(body) > INLINE_PARSE_BYTES:  # JSON + base64 of megabytes: keep it off the event loop
+                parsed = await run_in_threadpool(request_body.parse, body, content_type)
+            else:
+                parsed = request_body.parse(body, content_type)
             metadata = await services.models.find(model_id or await _default_model(services))
             label = metadata.model_id
             answer = await classify(

@@ -49,7 +49,22 @@ def _example(url: str) -> str:
     return f"curl -s --data-binary @{clip} {url}/"
 
 
+DEFAULT_CHECKPOINT = Path("keyword_spotter/checkpoint")
+DEFAULT_NAME = "keyword-spotter"
+
+
+def ensure_model(repository: Path) -> None:
+    """An empty repository gets the project's default model, exported from its committed checkpoint."""
+    if any((p / "config.pbtxt").is_file() for p in repository.glob("*")) or not DEFAULT_CHECKPOINT.is_dir():
+        return
+    from export.exporter import ExportOptions, export_model  # torch + transformers: only when needed
+
+    print(f"{repository} holds no model: exporting the default model from {DEFAULT_CHECKPOINT}", flush=True)
+    export_model(str(DEFAULT_CHECKPOINT), repository, ExportOptions(name=DEFAULT_NAME))
+
+
 def serve(args: argparse.Namespace) -> int:
+    ensure_model(Path(args.repository))
     workdir = Path(args.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     triton = LocalTriton(Path(args.repository), workdir, Ports(args.http_port, args.grpc_port, args.metrics_port))

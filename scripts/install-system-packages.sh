@@ -3,6 +3,7 @@
 #   libpython3.X  tritonserver's Python-backend stub links libpython3.X.so
 #   libb64-0d     perf_analyzer (from the tritonclient 2.50.0 wheel) links libb64.so.0d
 #   docker-compose  validates docker-compose.yml in the tests (`docker-compose config`; no engine needed)
+#   espeak-ng     synthesizes the default model's held-out test speech (and its training data)
 set -euo pipefail
 py=$(python3 -c 'import sys; print(f"{sys.version_info.major}.{sys.version_info.minor}")')
 need=()
@@ -10,6 +11,7 @@ has_lib() { ldconfig -p | grep -q "$1" || [ -e "$(python3 -c 'import sysconfig; 
 has_lib "libpython${py}.so" || need+=("libpython${py}")
 has_lib "libb64.so.0d" || need+=("libb64-0d")
 command -v docker-compose >/dev/null || need+=("docker-compose")
+command -v espeak-ng >/dev/null || need+=("espeak-ng")
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi
 if [ "$(id -u)" -ne 0 ]; then
   echo "missing Debian packages: ${need[*]} (install them, or run as root)" >&2

@@ -69,8 +69,12 @@ def repository_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def exported(checkpoints: dict[str, Path], repository_dir: Path) -> dict[str, ExportResult]:
     """name -> the result of exporting that checkpoint into ``repository_dir``."""
+    # hubert gets a Hub-style id, as a local copy of a Hub checkpoint would: the gateway routes org/name
+    ids = {"hubert": "org/hubert-ks"}
     return {
-        name: export_model(str(folder), repository_dir, ExportOptions(name=name), log=lambda _: None)
+        name: export_model(
+            str(folder), repository_dir, ExportOptions(name=name, model_id=ids.get(name)), log=lambda _: None
+        )
         for name, folder in checkpoints.items()
     }
 

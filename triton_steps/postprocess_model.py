@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import traceback
 from typing import Any
 
 import numpy as np
@@ -38,13 +37,4 @@ class TritonPythonModel:
         )
 
     def execute(self, requests: list[Any]) -> list[Any]:
-        responses = []
-        for request in requests:
-            try:
-                responses.append(self._rank(request))
-            except scores.ParameterError as error:
-                responses.append(triton_io.error_response(str(error)))
-            except Exception as error:  # noqa: BLE001 - report, keep serving the others
-                traceback.print_exc()
-                responses.append(triton_io.error_response(f"postprocessing failed: {error}", False))
-        return responses
+        return triton_io.respond_each(requests, self._rank, (scores.ParameterError,), "postprocessing")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import traceback
 from typing import Any
 
 import triton_python_backend_utils as pb_utils
@@ -31,14 +30,4 @@ class TritonPythonModel:
         return pb_utils.InferenceResponse(output_tensors=tensors)
 
     def execute(self, requests: list[Any]) -> list[Any]:
-        # One response per request: a bad file fails its own request, never the rest of the batch.
-        responses = []
-        for request in requests:
-            try:
-                responses.append(self._features(request))
-            except audio.AudioError as error:
-                responses.append(triton_io.error_response(str(error)))
-            except Exception as error:  # noqa: BLE001 - report, keep serving the others
-                traceback.print_exc()
-                responses.append(triton_io.error_response(f"preprocessing failed: {error}", False))
-        return responses
+        return triton_io.respond_each(requests, self._features, (audio.AudioError,), "preprocessing")

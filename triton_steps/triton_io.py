@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import traceback
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -40,3 +42,20 @@ def error_response(message: str, invalid_argument: bool = True) -> Any:
 
 def numpy_dtype(triton_type: str) -> np.dtype:
     return np.dtype(pb_utils.triton_string_to_numpy(triton_type))
+
+
+def respond_each(
+    requests: list[Any], handle: Callable[[Any], Any], client_errors: tuple[type[Exception], ...], step: str
+) -> list[Any]:
+    """One response per request: a client error fails its own request (INVALID_ARG), an unexpected one
+    its own request too (INTERNAL, logged); neither fails the rest of the batch."""
+    responses = []
+    for request in requests:
+        try:
+            responses.append(handle(request))
+        except client_errors as error:
+            responses.append(error_response(str(error)))
+        except Exception as error:  # noqa: BLE001 - report, keep serving the others
+            traceback.print_exc()
+            responses.append(error_response(f"{step} failed: {error}", invalid_argument=False))
+    return responses

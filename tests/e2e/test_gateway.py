@@ -43,11 +43,12 @@ def test_model_id_with_a_slash_and_the_default_route(checkpoints, exported, gate
     audio = wav_bytes(waveform)
     assert_same(InferenceClient(model=f"{gateway}/").audio_classification(audio), reference)
     assert_same(httpx.post(f"{gateway}/", content=audio).json(), reference)
-    # the metadata's model_id is the folder name; Hub ids (org/name) route the same way
-    model_id = exported["hubert"].metadata.model_id
-    assert_same(httpx.post(f"{gateway}/models/{model_id}", content=audio).json(), reference)
-    answer = httpx.post(f"{gateway}/models/org/hubert", content=audio)
-    assert answer.status_code == 404 and "'org/hubert' is not served" in answer.json()["error"]
+    # by its Hub-style id (one slash) and by its Triton name
+    assert exported["hubert"].metadata.model_id == "org/hubert-ks"
+    assert_same(InferenceClient(model=f"{gateway}/models/org/hubert-ks").audio_classification(audio), reference)
+    assert_same(httpx.post(f"{gateway}/models/hubert", content=audio).json(), reference)
+    answer = httpx.post(f"{gateway}/models/org/other", content=audio)
+    assert answer.status_code == 404 and "'org/other' is not served" in answer.json()["error"]
 
 
 def test_json_body_with_parameters(gateway: str, waveform) -> None:
@@ -124,7 +125,7 @@ def test_triton_unreachable_is_503_with_retry_after(waveform) -> None:
 def test_health_ready_models_metrics_docs(gateway: str, exported) -> None:
     assert httpx.get(f"{gateway}/health").json() == {"status": "ok"}
     ready = httpx.get(f"{gateway}/ready")
-    assert ready.status_code == 200 and "hubert" in ready.json()["models"]
+    assert ready.status_code == 200 and "org/hubert-ks" in ready.json()["models"]
     models = {m["name"]: m for m in httpx.get(f"{gateway}/models").json()}
     assert models["whisper"]["architecture"] == "WhisperForAudioClassification"
     assert models["w2v_multilabel"]["function_to_apply"] == "sigmoid"
@@ -153,3 +154,10 @@ def test_64_concurrent_requests_each_get_their_own_answer(gateway: str) -> None:
         assert response.status_code == 200
         assert [p["label"] for p in response.json()] == [p["label"] for p in single]
         np.testing.assert_allclose([p["score"] for p in response.json()], [p["score"] for p in single], atol=1e-6)
+
+
+def test_large_json_body_is_parsed_off_the_event_loop_and_answered(gateway: str) -> None:
+    audio = wav_bytes(make_waveform(30.0, seed=3), subtype="PCM_16")  # ~1 MB, base64 ~1.3 MB
+    body = {"inputs": base64.b64encode(audio).decode(), "parameters": {"top_k": 1}}
+    answer = httpx.post(f"{gateway}/models/ast", json=body, timeout=60)
+    assert answer.status_code == 200 and len(answer.json()) == 1
