@@ -32,9 +32,9 @@ $(BIN)/.installed: pyproject.toml scripts/install-system-packages.sh
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q "$(TORCH)"
-	# nvidia-pytriton first and without its dependencies: only its tritonserver binary is used
-	$(BIN)/pip install -q --no-deps "nvidia-pytriton==0.7.0"
 	$(BIN)/pip install -q -e ".[local,gateway,export,test]"
+	# last, and without its dependencies: only its tritonserver binary is used
+	$(BIN)/pip install -q --no-deps "nvidia-pytriton==0.7.0"
 	touch $@
 
 install: $(BIN)/.installed

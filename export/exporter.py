@@ -136,6 +136,8 @@ def export_model(
             names.ensemble: repository.ModelDir(
                 model_configs.ensemble_config(names, mbs, specs, metadata.to_json(indent=None)),
                 files={METADATA_FILE: metadata.to_json()},
+                # Triton needs the ensemble's (empty) version folder; git keeps no empty folder.
+                version_files={".gitkeep": ""},
             ),
         }
         repository.write(repository_dir, models)

@@ -77,3 +77,8 @@ def test_metadata_file_and_ensemble_parameter_agree(repository: Path) -> None:
     assert from_file.labels == json.loads((repository / "hubert_postprocess" / LABELS_FILE).read_text())
     assert from_file.sampling_rate == 16000 and from_file.architecture == "HubertForSequenceClassification"
     assert from_file.min_samples > 0 and from_file.max_seconds == 120.0
+
+
+def test_ensemble_version_folder_survives_git(repository: Path) -> None:
+    """Triton refuses an ensemble without a version folder, and git keeps no empty folder."""
+    assert (repository / "hubert" / "1" / ".gitkeep").is_file()
