@@ -20,10 +20,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from tritonclient.utils import InferenceServerException
 
 from gateway import request_body
+from gateway.errors import GatewayError
 from gateway.metrics import Metrics
 from gateway.schemas import ErrorBody, JsonRequest, ModelInfo, Prediction
 from gateway.settings import Settings
-from gateway.triton import GatewayError, TritonModels, classify
+from gateway.triton import TritonModels, classify
 
 INLINE_PARSE_BYTES = 256 * 1024
 

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from pydantic import ValidationError
 from starlette.requests import Request
 
+from gateway.errors import GatewayError
 from gateway.schemas import JsonRequest, Parameters
-from gateway.triton import GatewayError
 
 ALLOWED_PARAMETERS = ", ".join(Parameters.model_fields)
 

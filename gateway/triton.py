@@ -7,6 +7,7 @@ dynamic batcher can group them.
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from dataclasses import dataclass
 
@@ -14,29 +15,21 @@ import numpy as np
 import tritonclient.grpc.aio as grpcclient
 from tritonclient.utils import InferenceServerException
 
+from gateway.errors import GatewayError
 from gateway.schemas import Prediction
 from triton_steps.metadata import METADATA_PARAMETER, ModelMetadata
-
-
-class GatewayError(Exception):
-    """An error with the HTTP status and message the client gets."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
 
 
 def _status(error: InferenceServerException) -> str:
     return str(error.status() or "")
 
 
+_ENSEMBLE_PREFIX = re.compile(r"^in ensemble '[^']*', ")
+
+
 def _clean(message: str) -> str:
-    """Triton prefixes the steps' errors with where they arose: keep what the step said."""
-    for marker in ("in ensemble", "ensemble"):
-        if message.startswith(marker) and ", " in message:
-            return message.split(", ", 1)[1]
-    return message
+    """Triton prefixes a step's error with "in ensemble 'NAME', ": the client gets what the step said."""
+    return _ENSEMBLE_PREFIX.sub("", message)
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """Train the default keyword spotter from scratch: ``python -m keyword_spotter.train``.
 
-Seeded and CPU-only (about 10 minutes on 2 cores): espeak-ng speech of training voices / variants /
+Seeded and CPU-only (about 8 minutes on 2 cores): espeak-ng speech of training voices / variants /
 settings, augmented, through the same AST feature extraction the Triton step runs, into a small
 ``ASTForAudioClassification``. Writes a ``save_pretrained`` checkpoint with its model card.
 """
@@ -219,7 +219,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--output", default="keyword_spotter/checkpoint")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--per-word", type=int, default=500, help="training utterances per keyword")
-    parser.add_argument("--per-unknown", type=int, default=2000, help="training utterances of other words")
+    parser.add_argument("--per-unknown", type=int, default=1200, help="training utterances of other words")
     parser.add_argument("--silence", type=int, default=600, help="silence / noise clips")
     parser.add_argument("--copies", type=int, default=3, help="augmented copies of each clip")
     parser.add_argument("--epochs", type=int, default=18)

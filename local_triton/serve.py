@@ -8,19 +8,9 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
-from local_triton.server import LocalTriton, Ports, TritonStartError
-
-
-def _gateway_ready(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{url}/ready", timeout=2) as response:
-            return response.status == 200
-    except (urllib.error.URLError, OSError):
-        return False
+from local_triton.server import LocalTriton, Ports, TritonStartError, http_ok
 
 
 def start_gateway(triton: LocalTriton, port: int, default_model: str, log_path: Path) -> subprocess.Popen[bytes]:
@@ -80,7 +70,7 @@ def serve(args: argparse.Namespace) -> int:
         gateway = start_gateway(triton, args.gateway_port, args.default_model, workdir / "gateway.log")
         url = f"http://{triton.host}:{args.gateway_port}"
         deadline = time.monotonic() + args.timeout
-        while not _gateway_ready(url):
+        while not http_ok(f"{url}/ready"):
             if gateway.poll() is not None or time.monotonic() > deadline:
                 print(f"the gateway did not become ready; see {workdir / 'gateway.log'}", file=sys.stderr)
                 return 1

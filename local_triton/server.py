@@ -70,6 +70,15 @@ def _environment() -> dict[str, str]:
     return env
 
 
+def http_ok(url: str, timeout: float = 2.0) -> bool:
+    """Whether GET ``url`` answers 200 (a readiness probe)."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return response.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
+
+
 class LocalTriton:
     """A tritonserver process serving a view of ``repository``; use as a context manager."""
 
@@ -125,12 +134,7 @@ class LocalTriton:
         raise TritonStartError(f"tritonserver not ready after {timeout:.0f}s:\n{self.log_tail()}")
 
     def ready(self) -> bool:
-        try:
-            url = f"http://{self.http_url}/v2/health/ready"
-            with urllib.request.urlopen(url, timeout=1) as response:
-                return response.status == 200
-        except (urllib.error.URLError, OSError):
-            return False
+        return http_ok(f"http://{self.http_url}/v2/health/ready")
 
     def stop(self) -> int | None:
         """SIGTERM, then SIGKILL if it outlives its exit timeout; returns the exit code."""

@@ -161,3 +161,8 @@ def test_large_json_body_is_parsed_off_the_event_loop_and_answered(gateway: str)
     body = {"inputs": base64.b64encode(audio).decode(), "parameters": {"top_k": 1}}
     answer = httpx.post(f"{gateway}/models/ast", json=body, timeout=60)
     assert answer.status_code == 200 and len(answer.json()) == 1
+
+
+def test_step_errors_reach_the_client_as_the_step_wrote_them(gateway: str) -> None:
+    answer = httpx.post(f"{gateway}/models/ast", content=b"junk")
+    assert answer.json()["error"].startswith("could not decode the audio (4 bytes)")  # no "in ensemble ..." prefix

@@ -7,8 +7,8 @@ import json
 
 import pytest
 
+from gateway.errors import GatewayError
 from gateway.request_body import parse
-from gateway.triton import GatewayError
 
 AUDIO = b"RIFF....WAVEfmt "
 
