@@ -13,7 +13,6 @@ import argparse
 import asyncio
 import socket
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -25,7 +24,8 @@ import tritonclient.grpc.aio as grpcaio
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from local_triton.server import LocalTriton, Ports  # noqa: E402
+from local_triton.serve import start_gateway, stop_process  # noqa: E402
+from local_triton.server import LocalTriton, Ports, http_ok  # noqa: E402
 from triton_steps.audio import load  # noqa: E402
 
 
@@ -115,22 +115,17 @@ def main() -> None:
     workdir = ROOT / ".run" / "benchmark"
     with LocalTriton(Path(args.repository), workdir, Ports(free_port(), free_port(), free_port())) as triton:
         port = free_port()
-        gateway = subprocess.Popen(
-            [sys.executable, "-m", "gateway"], cwd=ROOT,
-            env={"GATEWAY_TRITON_URL": triton.grpc_url, "GATEWAY_PORT": str(port), "PATH": ""},
-        )  # fmt: skip
+        gateway = start_gateway(triton, port, "", workdir / "gateway.log")
         try:
             url = f"http://127.0.0.1:{port}"
-            while True:
-                try:
-                    if httpx.get(f"{url}/ready").status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    time.sleep(0.2)
+            deadline = time.monotonic() + 60
+            while not http_ok(f"{url}/ready"):
+                if gateway.poll() is not None or time.monotonic() > deadline:
+                    raise SystemExit(f"the gateway did not become ready; see {workdir / 'gateway.log'}")
+                time.sleep(0.2)
             results = asyncio.run(served(triton, url, args.model, audio, args.requests))
         finally:
-            gateway.terminate()
-            gateway.wait()
+            stop_process(gateway)
     print("ratios:")
     for concurrency in (1, 8):
         gateway_result = results[("gateway", concurrency)]

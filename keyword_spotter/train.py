@@ -8,6 +8,7 @@ settings, augmented, through the same AST feature extraction the Triton step run
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import subprocess
@@ -23,7 +24,7 @@ import transformers as tf
 
 from keyword_spotter import KEYWORDS, LABELS, SAMPLING_RATE, augment, model_card, synthesize
 from triton_steps.audio import resample
-from triton_steps.features import ASTFeatures
+from triton_steps.features import ASTFeatures, extractor_from_config
 
 NUM_MEL_BINS = 64
 MAX_FRAMES = 150  # 1.5 s: clips are padded or cut to this many 10 ms frames
@@ -33,9 +34,14 @@ def _log(start: float, message: str) -> None:
     print(f"[{time.monotonic() - start:6.1f}s] {message}", flush=True)
 
 
+@functools.cache
+def _unnormalised_extractor() -> ASTFeatures:
+    return ASTFeatures(num_mel_bins=NUM_MEL_BINS, max_length=MAX_FRAMES, do_normalize=False)
+
+
 def _raw_features(x: np.ndarray) -> np.ndarray:
     """Log-mel fbank before normalisation (the statistics come from the training set)."""
-    return ASTFeatures(num_mel_bins=NUM_MEL_BINS, max_length=MAX_FRAMES, do_normalize=False)(x)["input_values"]
+    return _unnormalised_extractor()(x)["input_values"]
 
 
 def _augmented_features(job: tuple[np.ndarray, int]) -> np.ndarray:
@@ -188,8 +194,9 @@ def train(args: argparse.Namespace) -> dict:
         num_mel_bins=NUM_MEL_BINS, max_length=MAX_FRAMES, mean=mean, std=std, sampling_rate=SAMPLING_RATE
     )
     other = {}
+    served_features = extractor_from_config(extractor.to_dict())  # exactly what the Triton step computes
     for name, clips in other_synthesizers().items():
-        x = np.stack([ASTFeatures(**_extractor_kwargs(extractor))(w)["input_values"] for _, w in clips])
+        x = np.stack([served_features(w)["input_values"] for _, w in clips])
         other[name] = evaluate(model, x, np.array([label for label, _ in clips]))
     metrics = {
         "held_out_espeak_accuracy": evaluate(model, held_features, held_labels),
@@ -208,10 +215,6 @@ def train(args: argparse.Namespace) -> dict:
     model_card.write(output, metrics)
     _log(start, json.dumps(metrics))
     return metrics
-
-
-def _extractor_kwargs(extractor: tf.ASTFeatureExtractor) -> dict:
-    return {k: getattr(extractor, k) for k in ("num_mel_bins", "max_length", "mean", "std", "sampling_rate")}
 
 
 def main(argv: list[str] | None = None) -> None:
