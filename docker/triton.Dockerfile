@@ -1,5 +1,6 @@
 # Triton (NGC image: native onnxruntime and TensorRT backends, GPU) plus what the Python-backend steps
-# import: the triton_steps package and its dependencies (numpy<2, soundfile, soxr).
+# import: the triton_steps package and its dependencies (numpy<2, soundfile, soxr), and model_store (boto3)
+# for the model-sync sidecar and S3 repository URLs.
 # 24.10 is tritonserver 2.51, the version the local mode (nvidia-pytriton 0.7.0) runs and the tests cover.
 ARG TRITON_IMAGE=nvcr.io/nvidia/tritonserver:24.10-py3
 FROM ${TRITON_IMAGE}
@@ -7,8 +8,9 @@ FROM ${TRITON_IMAGE}
 WORKDIR /opt/hf-audio-triton
 COPY pyproject.toml README.md ./
 COPY triton_steps ./triton_steps
-RUN python3 -m pip install --no-cache-dir . \
-    && python3 -c "import triton_steps.audio, triton_steps.features, triton_steps.scores"
+COPY model_store ./model_store
+RUN python3 -m pip install --no-cache-dir ".[store]" \
+    && python3 -c "import triton_steps.audio, triton_steps.features, triton_steps.scores, model_store.sync"
 
 # the model repository is mounted here (docker-compose.yml)
 CMD ["tritonserver", "--model-repository=/models"]

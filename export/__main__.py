@@ -5,10 +5,11 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from pathlib import Path
 
 from export.checkpoint import ExportError
 from export.exporter import ExportOptions, export_model
+from model_store import location
+from model_store.s3 import StorageError
 
 
 def _max_seconds(value: str) -> float | None:
@@ -25,9 +26,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("source", help="Hub id (org/name) or a local folder with model + feature extractor")
     parser.add_argument(
         "--repository",
-        type=Path,
-        default=Path(os.environ.get("MODEL_REPOSITORY", "model_repository")),
-        help="Triton model repository to write into (env MODEL_REPOSITORY; default: model_repository)",
+        type=location.parse,
+        default=os.environ.get("MODEL_REPOSITORY", "model_repository"),
+        help="Triton model repository to write into: a folder or s3://bucket/prefix (S3 endpoint and credentials "
+        "from the AWS_* environment variables) (env MODEL_REPOSITORY; default: model_repository)",
     )
     parser.add_argument("--name", help="Triton model name (default: the last part of SOURCE)")
     parser.add_argument(
@@ -92,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         export_model(args.source, args.repository, options, log=lambda m: print(m, file=sys.stderr, flush=True))
-    except ExportError as error:
+    except (ExportError, StorageError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     return 0

@@ -17,6 +17,7 @@ import transformers
 from export import checkpoint as ckpt
 from export import model_configs, onnx_graph, repository
 from export.checkpoint import ExportError
+from model_store.location import Location
 from triton_steps.features import UnsupportedExtractorError, extractor_from_config
 from triton_steps.metadata import EXTRACTOR_FILE, LABELS_FILE, METADATA_FILE, ModelMetadata
 
@@ -52,12 +53,13 @@ def _shim(module: str) -> str:
 
 def export_model(
     source: str,
-    repository_dir: Path,
+    repository_dir: Path | Location,
     options: ExportOptions = ExportOptions(),
     log: Callable[[str], None] = print,
 ) -> ExportResult:
-    """Export ``source`` into ``repository_dir`` as an ensemble NAME and its three steps."""
+    """Export ``source`` into ``repository_dir`` (a folder or S3) as an ensemble NAME and its three steps."""
     start = time.monotonic()
+    target = repository_dir if isinstance(repository_dir, Location) else Location(path=Path(repository_dir))
 
     def step(number: int, message: str) -> None:
         log(f"[{number}/4 {time.monotonic() - start:6.1f}s] {message}")
@@ -74,8 +76,7 @@ def export_model(
     extractor = extractor_from_config(checkpoint.extractor_config, min_length=shortest)
     log(f"    {checkpoint.architecture}, {len(checkpoint.labels)} labels, {type(checkpoint.extractor).__name__}")
 
-    repository_dir.mkdir(parents=True, exist_ok=True)
-    workdir = Path(tempfile.mkdtemp(prefix=".export-onnx-", dir=repository_dir.parent))
+    workdir = Path(tempfile.mkdtemp(prefix=".export-onnx-"))
     try:
         onnx_path = workdir / "model.onnx"
         step(2, "exporting the network to ONNX")
@@ -111,7 +112,7 @@ def export_model(
                 "onnx_opset": str(onnx_graph.OPSET),
             },
         )
-        step(4, f"writing {', '.join(names.all())} into {repository_dir}")
+        step(4, f"writing {', '.join(names.all())} into {target}")
         mbs = options.max_batch_size
         preprocess_params = {
             "min_samples": str(shortest),
@@ -140,9 +141,9 @@ def export_model(
                 version_files={".gitkeep": ""},
             ),
         }
-        repository.write(repository_dir, models)
+        revision = repository.write(target, models)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     seconds = time.monotonic() - start
-    log(f"done in {seconds:.1f}s: ensemble {name!r} (inputs AUDIO, TOP_K, FUNCTION_TO_APPLY)")
+    log(f"done in {seconds:.1f}s: ensemble {name!r} (inputs AUDIO, TOP_K, FUNCTION_TO_APPLY), revision {revision}")
     return ExportResult(metadata, parity, seconds)

@@ -117,6 +117,9 @@ def network_config(
         input=[_input(f) for f in features],
         output=[_output(logits_spec(num_labels))],
         dynamic_batching=mc.ModelDynamicBatching(),
+        # KIND_AUTO: one instance per GPU where there are GPUs, else one on the CPU (Triton's own CPU default
+        # is two, which with onnxruntime's threads oversubscribes a small machine).
+        instance_group=[mc.ModelInstanceGroup(count=1)],
     )
     if tensorrt:
         accelerator = config.optimization.execution_accelerators.gpu_execution_accelerator.add()
@@ -173,18 +176,6 @@ def ensemble_config(
     )
     _set_parameters(config, {METADATA_PARAMETER: metadata_json})
     return config
-
-
-def python_network_config(config: mc.ModelConfig) -> mc.ModelConfig:
-    """The same network step, run by ``triton_steps.onnx_model`` on the Python backend (local mode)."""
-    local = mc.ModelConfig()
-    local.CopyFrom(config)
-    local.platform = ""
-    local.backend = "python"
-    local.ClearField("optimization")
-    local.ClearField("instance_group")
-    local.instance_group.extend(_cpu_instances(1))
-    return local
 
 
 def to_text(config: mc.ModelConfig) -> str:

@@ -1,14 +1,17 @@
-"""Write an exported model into a Triton model repository, replacing an existing one atomically.
+"""Write an exported model into a Triton model repository (a folder or S3), replacing an existing one.
 
-Each model directory is built complete in a staging folder next to the repository, then put in place with
-one ``renameat2(RENAME_EXCHANGE)`` (or a rename when it is new): a server polling the repository sees the
-old directory or the new one, never a half-written one. The ensemble is swapped last.
+Each model directory is built complete in a staging folder first. In a local folder it is then put in place
+with one ``renameat2(RENAME_EXCHANGE)`` (or a rename when it is new): a server polling the folder sees the old
+directory or the new one, never a half-written one. In S3 each file is uploaded whole (``config.pbtxt``
+last). Either way the ensemble comes last, and only then does the manifest (``published.json``) name the
+model's new revision: what ``model_store.sync`` waits for before it asks Triton to load it.
 """
 
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import hashlib
 import os
 import shutil
 import tempfile
@@ -18,6 +21,8 @@ from pathlib import Path
 from tritonclient.grpc import model_config_pb2 as mc
 
 from export import model_configs
+from model_store import manifest, s3
+from model_store.location import Location
 
 _RENAME_EXCHANGE = 2
 
@@ -72,14 +77,35 @@ def _put_in_place(staged: Path, target: Path) -> None:
     shutil.rmtree(old)
 
 
-def write(repository: Path, models: dict[str, ModelDir]) -> None:
-    """Write ``models`` (name -> directory; the ensemble last) into ``repository``."""
-    repository.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".export-", dir=repository.parent))
+def _revision(staging: Path) -> str:
+    """A hash of every staged file (names and bytes): equal exports give equal revisions."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in staging.rglob("*") if p.is_file()):
+        digest.update(path.relative_to(staging).as_posix().encode() + b"\0")
+        with open(path, "rb") as file:
+            for block in iter(lambda: file.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()[:16]
+
+
+def write(location: Location, models: dict[str, ModelDir]) -> str:
+    """Write ``models`` (name -> directory; the ensemble last) into ``location``; returns the revision."""
+    if location.is_s3:
+        staging = Path(tempfile.mkdtemp(prefix=".export-"))
+    else:
+        location.path.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".export-", dir=location.path.parent))
     try:
         for name, model in models.items():
             model.write(staging / name)
+        revision = _revision(staging)
         for name in models:
-            _put_in_place(staging / name, repository / name)
+            if location.is_s3:
+                s3.upload_model(location, name, staging / name)
+            else:
+                _put_in_place(staging / name, location.path / name)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+    ensemble = list(models)[-1]
+    manifest.publish(location, ensemble, manifest.Entry(revision, list(models)))
+    return revision

@@ -24,7 +24,7 @@ from gateway.errors import GatewayError
 from gateway.metrics import Metrics
 from gateway.schemas import ErrorBody, JsonRequest, ModelInfo, Prediction
 from gateway.settings import Settings
-from gateway.triton import TritonModels, classify
+from gateway.triton import TritonModels, classify, connect
 
 INLINE_PARSE_BYTES = 256 * 1024
 
@@ -111,7 +111,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        client = grpcclient.InferenceServerClient(settings.triton_url)
+        client = connect(settings.triton_url, settings.triton_lb_policy)
         app.state.services = Services(settings, client, TritonModels(client, settings.models_refresh_s), Metrics())
         try:
             yield

@@ -9,7 +9,14 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="GATEWAY_")
 
-    triton_url: str = Field("127.0.0.1:8001", description="Triton's gRPC endpoint, host:port")
+    triton_url: str = Field(
+        "127.0.0.1:8001", description="Triton's gRPC endpoint: host:port, or dns:///name:port for every address"
+    )
+    triton_lb_policy: str = Field(
+        "pick_first",
+        description="gRPC load balancing over the endpoint's addresses: pick_first, or round_robin (one "
+        "connection per Triton replica behind a headless Service, requests spread over them)",
+    )
     default_model: str = Field("", description="model answering POST / (Triton name or model id); empty: the only one")
     api_token: SecretStr | None = Field(None, description="if set, requests need 'Authorization: Bearer <token>'")
     max_body_bytes: int = Field(25 * 1024 * 1024, description="larger request bodies are refused with 413")

@@ -20,6 +20,22 @@ from gateway.schemas import Prediction
 from triton_steps.metadata import METADATA_PARAMETER, ModelMetadata
 
 
+def connect(url: str, lb_policy: str) -> grpcclient.InferenceServerClient:
+    """The asyncio gRPC client; ``lb_policy`` round_robin spreads requests over every address ``url`` resolves to
+    (gRPC keeps connections open, so a plain Service would pin each gateway to one Triton replica)."""
+    keepalive = grpcclient.KeepAliveOptions()
+    channel_args = [  # tritonclient's defaults, which passing channel_args replaces
+        ("grpc.max_send_message_length", grpcclient.MAX_GRPC_MESSAGE_SIZE),
+        ("grpc.max_receive_message_length", grpcclient.MAX_GRPC_MESSAGE_SIZE),
+        ("grpc.keepalive_time_ms", keepalive.keepalive_time_ms),
+        ("grpc.keepalive_timeout_ms", keepalive.keepalive_timeout_ms),
+        ("grpc.keepalive_permit_without_calls", keepalive.keepalive_permit_without_calls),
+        ("grpc.http2.max_pings_without_data", keepalive.http2_max_pings_without_data),
+        ("grpc.lb_policy_name", lb_policy),
+    ]
+    return grpcclient.InferenceServerClient(url, channel_args=channel_args)
+
+
 def _status(error: InferenceServerException) -> str:
     return str(error.status() or "")
 

@@ -11,6 +11,8 @@ import time
 from pathlib import Path
 
 from local_triton.server import LocalTriton, Ports, TritonStartError, http_ok
+from model_store import location
+from model_store.sync import Sync, TritonRepository
 
 
 def start_gateway(triton: LocalTriton, port: int, default_model: str, log_path: Path) -> subprocess.Popen[bytes]:
@@ -43,9 +45,13 @@ DEFAULT_CHECKPOINT = Path("keyword_spotter/checkpoint")
 DEFAULT_NAME = "keyword-spotter"
 
 
-def ensure_model(repository: Path) -> None:
-    """An empty repository gets the project's default model, exported from its committed checkpoint."""
-    if any((p / "config.pbtxt").is_file() for p in repository.glob("*")) or not DEFAULT_CHECKPOINT.is_dir():
+def ensure_model(repository: Path | None) -> None:
+    """An empty local repository gets the project's default model, exported from its committed checkpoint."""
+    if (
+        repository is None
+        or any((p / "config.pbtxt").is_file() for p in repository.glob("*"))
+        or not DEFAULT_CHECKPOINT.is_dir()
+    ):
         return
     from export.exporter import ExportOptions, export_model  # torch + transformers: only when needed
 
@@ -54,11 +60,13 @@ def ensure_model(repository: Path) -> None:
 
 
 def serve(args: argparse.Namespace) -> int:
-    ensure_model(Path(args.repository))
+    repository = location.parse(args.repository)
+    ensure_model(repository.path)
     workdir = Path(args.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
-    triton = LocalTriton(Path(args.repository), workdir, Ports(args.http_port, args.grpc_port, args.metrics_port))
+    triton = LocalTriton(repository, workdir, Ports(args.http_port, args.grpc_port, args.metrics_port))
     gateway: subprocess.Popen[bytes] | None = None
+    sync: Sync | None = None
 
     def on_signal(signum: int, _frame: object) -> None:
         raise KeyboardInterrupt  # SIGTERM stops as cleanly as Ctrl-C
@@ -67,6 +75,8 @@ def serve(args: argparse.Namespace) -> int:
     try:
         print(f"starting tritonserver on {triton.host} (HTTP {args.http_port}, gRPC {args.grpc_port}) ...", flush=True)
         triton.start(timeout=args.timeout)
+        # Models exported (or re-exported) into the repository from now on are loaded without a restart.
+        sync = Sync(repository, TritonRepository(triton.http_url), args.sync_interval, log=print).start()
         gateway = start_gateway(triton, args.gateway_port, args.default_model, workdir / "gateway.log")
         url = f"http://{triton.host}:{args.gateway_port}"
         deadline = time.monotonic() + args.timeout
@@ -91,6 +101,8 @@ def serve(args: argparse.Namespace) -> int:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the clean-up short
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         print("stopping ...", flush=True)
+        if sync is not None:
+            sync.stop()
         # The gateway first: its open gRPC connection would make tritonserver wait out its exit timeout.
         if gateway is not None:
             stop_process(gateway)
@@ -99,8 +111,15 @@ def serve(args: argparse.Namespace) -> int:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--repository", default=os.environ.get("MODEL_REPOSITORY", "model_repository"))
-    parser.add_argument("--workdir", default=".run", help="where the runnable view and logs go (default: .run)")
+    parser.add_argument(
+        "--repository",
+        default=os.environ.get("MODEL_REPOSITORY", "model_repository"),
+        help="a folder or s3://bucket/prefix (env MODEL_REPOSITORY; default: model_repository)",
+    )
+    parser.add_argument("--workdir", default=".run", help="where backends and logs go (default: .run)")
+    parser.add_argument(
+        "--sync-interval", type=float, default=5.0, help="seconds between reads of the repository's manifest"
+    )
     parser.add_argument("--http-port", type=int, default=8000)
     parser.add_argument("--grpc-port", type=int, default=8001)
     parser.add_argument("--metrics-port", type=int, default=8002)

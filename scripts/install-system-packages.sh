@@ -4,6 +4,7 @@
 #   libb64-0d     perf_analyzer (from the tritonclient 2.50.0 wheel) links libb64.so.0d
 #   docker-compose  validates docker-compose.yml in the tests (`docker-compose config`; no engine needed)
 #   espeak-ng     synthesizes the default model's held-out test speech (and its training data)
+#   kubectl       renders deploy/k8s with its built-in kustomize in the tests (no cluster needed)
 set -euo pipefail
 py=$(python3 -c 'import sys; print(f"{sys.version_info.major}.{sys.version_info.minor}")')
 need=()
@@ -12,6 +13,7 @@ has_lib "libpython${py}.so" || need+=("libpython${py}")
 has_lib "libb64.so.0d" || need+=("libb64-0d")
 command -v docker-compose >/dev/null || need+=("docker-compose")
 command -v espeak-ng >/dev/null || need+=("espeak-ng")
+command -v kubectl >/dev/null || need+=("kubectl")
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi
 if [ "$(id -u)" -ne 0 ]; then
   echo "missing Debian packages: ${need[*]} (install them, or run as root)" >&2

@@ -1,8 +1,9 @@
 """Triton Python-backend model that runs ``model.onnx`` with onnxruntime.
 
 Only for the tritonserver of the ``nvidia-pytriton`` wheel, which has no onnxruntime backend: the local
-launcher swaps it in for the ``onnxruntime_onnx`` step (see ``local_triton.view``). It reads the same
-model file and the same ``intra_op_thread_count`` parameter as Triton's native onnxruntime backend.
+launcher installs it as a Python-based backend named ``onnxruntime`` (see ``local_triton.server``), so it
+runs every ``onnxruntime_onnx`` step. It reads the same model file and the same ``intra_op_thread_count``
+parameter as Triton's native onnxruntime backend.
 """
 
 from __future__ import annotations

@@ -19,17 +19,54 @@ PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 PROVIDED_BY_TRITON = {"triton_python_backend_utils"}
 
 
-@pytest.fixture(scope="module")
-def compose() -> dict:
-    """The compose file as docker-compose itself normalises it (this also validates it)."""
+def normalised(path: Path) -> dict:
+    """A compose file as docker-compose itself normalises it (this also validates it)."""
     binary = shutil.which("docker-compose")
     if binary is None:
         pytest.fail("docker-compose is missing: scripts/install-system-packages.sh installs it")
-    result = subprocess.run(
-        [binary, "-f", str(ROOT / "docker-compose.yml"), "config"], capture_output=True, text=True, check=False
-    )
+    result = subprocess.run([binary, "-f", str(path), "config"], capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stderr
     return yaml.safe_load(result.stdout)
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict:
+    return normalised(ROOT / "docker-compose.yml")
+
+
+class _Reset:
+    """Compose's ``!reset`` tag: the key is removed from the merged model."""
+
+
+class _ComposeLoader(yaml.SafeLoader):
+    pass
+
+
+_ComposeLoader.add_constructor("!reset", lambda loader, node: _Reset())
+
+
+def _merge(base: dict, override: dict) -> dict:
+    """Compose's merge rules for mappings, with ``!reset`` (enough for the files of this project)."""
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, _Reset):
+            merged.pop(key, None)
+        elif isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def test_cpu_variant_is_the_same_stack_without_the_gpu(tmp_path: Path) -> None:
+    base = yaml.load((ROOT / "docker-compose.yml").read_text(), Loader=_ComposeLoader)
+    cpu = yaml.load((ROOT / "docker-compose.cpu.yml").read_text(), Loader=_ComposeLoader)
+    merged_file = tmp_path / "docker-compose.yml"  # beside nothing: build contexts are not resolved by `config`
+    merged_file.write_text(yaml.safe_dump(_merge(base, cpu)))
+    merged = normalised(merged_file)
+    assert "deploy" not in merged["services"]["triton"]
+    assert set(merged["services"]) == set(base["services"])
+    assert merged["services"]["triton"]["command"] == base["services"]["triton"]["command"]
 
 
 def test_triton_service(compose: dict) -> None:
@@ -38,10 +75,20 @@ def test_triton_service(compose: dict) -> None:
     assert re.search(r"nvcr\.io/nvidia/tritonserver:\d\d\.\d\d-py3", dockerfile)
     assert any(v["target"] == "/models" and v["source"].endswith("model_repository") for v in _volumes(triton))
     assert "--model-repository=/models" in triton["command"]
+    assert {"--model-control-mode=explicit", "--load-model=*"} <= set(triton["command"])
     devices = triton["deploy"]["resources"]["reservations"]["devices"]
     assert devices[0]["driver"] == "nvidia" and "gpu" in devices[0]["capabilities"]
     assert "/v2/health/ready" in " ".join(triton["healthcheck"]["test"])
     assert "ports" not in triton  # only the gateway is published
+
+
+def test_model_sync_service_loads_what_is_published(compose: dict) -> None:
+    sync = compose["services"]["model-sync"]
+    assert sync["image"] == compose["services"]["triton"]["image"]
+    assert sync["command"][:4] == ["python3", "-m", "model_store", "sync"]
+    assert "triton:8000" in sync["command"]
+    assert any(v["target"] == "/models" for v in _volumes(sync))
+    assert sync["depends_on"]["triton"]["condition"] == "service_healthy"
 
 
 def test_gateway_service(compose: dict) -> None:
@@ -65,7 +112,7 @@ def _third_party_imports(files: list[Path]) -> set[str]:
                 names.update(alias.name.split(".")[0] for alias in node.names)
             elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
                 names.add(node.module.split(".")[0])
-    local = {"gateway", "triton_steps", "export", "local_triton"}
+    local = {"gateway", "triton_steps", "export", "local_triton", "model_store"}
     return {n for n in names if n not in sys.stdlib_module_names and n not in local | PROVIDED_BY_TRITON}
 
 
@@ -86,9 +133,10 @@ def _distributions(imports: set[str]) -> dict[str, set[str]]:
     [
         ("gateway/Dockerfile", ["gateway", "triton_steps"], ["gateway"],
          ["gateway/*.py", "triton_steps/metadata.py", "triton_steps/__init__.py"]),
-        ("docker/triton.Dockerfile", ["triton_steps"], [],
+        ("docker/triton.Dockerfile", ["triton_steps", "model_store"], ["store"],
          ["triton_steps/audio.py", "triton_steps/features.py", "triton_steps/spectral.py", "triton_steps/scores.py",
-          "triton_steps/preprocess_model.py", "triton_steps/postprocess_model.py", "triton_steps/triton_io.py"]),
+          "triton_steps/preprocess_model.py", "triton_steps/postprocess_model.py", "triton_steps/triton_io.py",
+          "model_store/*.py"]),
     ],
 )  # fmt: skip
 def test_each_image_installs_what_its_code_imports(dockerfile, packages, extras, modules) -> None:

@@ -1,0 +1,60 @@
+"""A repository argument (a folder, or ``s3://bucket/prefix``) and the URL Triton reads it from."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+S3_SCHEME = "s3://"
+# boto3 reads the first (since 1.28); Triton has no endpoint variable of its own, so it gets it in its URL.
+ENDPOINT_VARIABLES = ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL")
+
+
+class LocationError(ValueError):
+    """A repository argument that names no usable place."""
+
+
+@dataclass(frozen=True)
+class Location:
+    """A local folder (``path``) or an S3 bucket and key prefix (``bucket``, ``prefix``)."""
+
+    path: Path | None = None
+    bucket: str = ""
+    prefix: str = ""  # no leading or trailing slash; "" for the bucket's root
+
+    @property
+    def is_s3(self) -> bool:
+        return self.path is None
+
+    def key(self, *parts: str) -> str:
+        """The S3 key of a path inside the repository."""
+        return "/".join(p for p in (self.prefix, *parts) if p)
+
+    def __str__(self) -> str:
+        return str(self.path) if self.path is not None else f"{S3_SCHEME}{self.key(self.bucket)}".rstrip("/")
+
+    def triton_url(self) -> str:
+        """What ``tritonserver --model-repository`` takes: a folder, or ``s3://[endpoint/]bucket/prefix``."""
+        if self.path is not None:
+            return str(self.path.resolve())
+        endpoint = endpoint_url()
+        # Triton's own form for a non-AWS endpoint: s3://http://host:port/bucket/prefix
+        host = f"{endpoint.rstrip('/')}/" if endpoint else ""
+        return f"{S3_SCHEME}{host}{'/'.join(p for p in (self.bucket, self.prefix) if p)}"
+
+
+def endpoint_url() -> str | None:
+    """The S3 endpoint from the environment (unset: AWS itself)."""
+    return next((os.environ[v] for v in ENDPOINT_VARIABLES if os.environ.get(v)), None)
+
+
+def parse(value: str | os.PathLike[str]) -> Location:
+    """``s3://bucket[/prefix]`` or a folder path."""
+    text = os.fspath(value)
+    if not text.startswith(S3_SCHEME):
+        return Location(path=Path(text))
+    bucket, _, prefix = text[len(S3_SCHEME) :].partition("/")
+    if not bucket:
+        raise LocationError(f"{text!r}: an S3 repository is s3://BUCKET[/PREFIX]")
+    return Location(bucket=bucket, prefix=prefix.strip("/"))

@@ -1,0 +1,52 @@
+"""``published.json``: what each exported model last published, at the repository's root.
+
+An entry is written only after every file of the model is in place, so a reader that follows the manifest
+never loads half a model. Triton itself ignores files at the repository root. One writer at a time per
+repository: two exports finishing at the same moment may each miss the other's entry (export again).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass
+
+from model_store import s3
+from model_store.location import Location
+
+MANIFEST_FILE = "published.json"
+
+
+@dataclass(frozen=True)
+class Entry:
+    revision: str  # a content hash of the model's files: a changed revision means "load it again"
+    models: list[str]  # Triton models to load, in order: the steps, then the ensemble
+
+
+def read(location: Location) -> dict[str, Entry]:
+    """Ensemble name -> its entry; empty when nothing was published yet."""
+    if location.is_s3:
+        raw = s3.read(location, MANIFEST_FILE)
+    else:
+        path = location.path / MANIFEST_FILE
+        raw = path.read_bytes() if path.is_file() else None
+    if raw is None:
+        return {}
+    data = json.loads(raw.decode("utf-8"))
+    return {name: Entry(**entry) for name, entry in data.get("models", {}).items()}
+
+
+def publish(location: Location, name: str, entry: Entry) -> None:
+    """Record ``name`` as complete at ``entry.revision``."""
+    entries = read(location)
+    entries[name] = entry
+    data = json.dumps({"models": {n: asdict(e) for n, e in sorted(entries.items())}}, indent=2) + "\n"
+    if location.is_s3:
+        s3.write(location, data.encode("utf-8"), MANIFEST_FILE)
+        return
+    location.path.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{MANIFEST_FILE}.", dir=location.path)
+    with os.fdopen(handle, "w", encoding="utf-8") as file:
+        file.write(data)
+    os.replace(temporary, location.path / MANIFEST_FILE)  # readers see the old manifest or the new one

@@ -1,0 +1,171 @@
+"""An S3 model repository, for real: a local S3-compatible server (moto), the exporter writing to it, the
+real tritonserver reading from it (explicit model control), ``model_store.sync`` loading what is published
+while it serves, and the gateway in front."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import boto3
+import httpx
+import numpy as np
+import pytest
+from conftest import free_port, make_waveform, running_gateway, wav_bytes
+
+from export.exporter import ExportOptions, export_model
+from local_triton.server import LocalTriton, Ports, http_ok
+from model_store import location, manifest
+from model_store.sync import Sync, TritonRepository
+
+BUCKET = "models"
+REPOSITORY = f"s3://{BUCKET}/triton/repo"
+
+
+@pytest.fixture(scope="module")
+def s3_server() -> Iterator[str]:
+    """moto's S3 server on loopback, with the AWS_* environment pointing at it for this module."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    endpoint = f"http://127.0.0.1:{port}"
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in {
+            "AWS_ACCESS_KEY_ID": "test",
+            "AWS_SECRET_ACCESS_KEY": "test",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_ENDPOINT_URL": endpoint,
+        }.items():
+            patch.setenv(key, value)
+        patch.delenv("AWS_ENDPOINT_URL_S3", raising=False)
+        try:
+            deadline = time.monotonic() + 30
+            while not http_ok(f"{endpoint}/moto-api/"):
+                assert process.poll() is None and time.monotonic() < deadline, "moto_server did not start"
+                time.sleep(0.2)
+            boto3.client("s3").create_bucket(Bucket=BUCKET)
+            yield endpoint
+        finally:
+            process.terminate()
+            process.wait(10)
+
+
+def _export(checkpoint: Path, name: str, **options) -> None:
+    export_model(str(checkpoint), location.parse(REPOSITORY), ExportOptions(name=name, **options), log=lambda _: None)
+
+
+@pytest.fixture(scope="module")
+def served(s3_server: str, checkpoints: dict[str, Path], tmp_path_factory) -> Iterator[tuple[LocalTriton, str]]:
+    """``ast`` exported to S3, a tritonserver reading s3:// with a sync beside it, and a gateway."""
+    _export(checkpoints["ast"], "ast")
+    triton = LocalTriton(
+        location.parse(REPOSITORY), tmp_path_factory.mktemp("s3triton"), Ports(*(free_port() for _ in range(3)))
+    )
+    with triton:
+        sync = Sync(location.parse(REPOSITORY), TritonRepository(triton.http_url), interval_s=0.5, log=print).start()
+        try:
+            with running_gateway(triton.grpc_url, models_refresh_s="1") as url:
+                yield triton, url
+        finally:
+            sync.stop()
+
+
+def _listed(gateway: str) -> set[str]:
+    return {m["name"] for m in httpx.get(f"{gateway}/models", timeout=10).json()}
+
+
+def _wait_for(condition, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.25)
+
+
+def test_the_export_lands_in_the_bucket_steps_then_ensemble_then_manifest(served) -> None:
+    keys = {o["Key"] for o in boto3.client("s3").list_objects_v2(Bucket=BUCKET)["Contents"]}
+    for model in ("ast", "ast_preprocess", "ast_onnx", "ast_postprocess"):
+        assert f"triton/repo/{model}/config.pbtxt" in keys
+    assert "triton/repo/ast_onnx/1/model.onnx" in keys
+    entry = manifest.read(location.parse(REPOSITORY))["ast"]
+    assert entry.models == ["ast_preprocess", "ast_onnx", "ast_postprocess", "ast"] and len(entry.revision) == 16
+
+
+def test_scores_from_s3_equal_the_local_folder_repository(served, gateway: str) -> None:
+    _, s3_gateway = served
+    audio = wav_bytes(make_waveform(1.2, seed=3))
+    from_s3 = httpx.post(f"{s3_gateway}/models/ast", content=audio, timeout=60)
+    from_folder = httpx.post(f"{gateway}/models/ast", content=audio, timeout=60)
+    assert from_s3.status_code == 200 and from_folder.status_code == 200
+    assert [p["label"] for p in from_s3.json()] == [p["label"] for p in from_folder.json()]
+    np.testing.assert_allclose(
+        [p["score"] for p in from_s3.json()], [p["score"] for p in from_folder.json()], atol=1e-6
+    )
+
+
+def test_a_model_exported_while_serving_is_served_without_a_restart(served, checkpoints) -> None:
+    triton, gateway = served
+    pid = triton.process.pid
+    assert "hubert" not in _listed(gateway)
+    _export(checkpoints["hubert"], "hubert")
+    _wait_for(lambda: "hubert" in _listed(gateway))
+    answer = httpx.post(f"{gateway}/models/hubert", content=wav_bytes(make_waveform(1.0)), timeout=60)
+    assert answer.status_code == 200 and len(answer.json()) > 1
+    assert triton.process.pid == pid and triton.process.poll() is None
+
+
+def test_a_reexport_under_load_loses_no_request(served, checkpoints) -> None:
+    """Re-export ``ast`` (a new revision: another max_seconds) while 4 clients keep classifying."""
+    _, gateway = served
+    audio = wav_bytes(make_waveform(1.0, seed=5))
+    expected = httpx.post(f"{gateway}/models/ast", content=audio, timeout=60).json()
+
+    def max_seconds() -> float | None:
+        models = httpx.get(f"{gateway}/models", timeout=10).json()
+        return next(m["max_seconds"] for m in models if m["name"] == "ast")
+
+    async def load() -> list[tuple[int, list]]:
+        answers: list[tuple[int, list]] = []
+        done = asyncio.Event()
+
+        async def client(http: httpx.AsyncClient) -> None:
+            while not done.is_set() or len(answers) < 40:
+                response = await http.post(f"{gateway}/models/ast", content=audio)
+                answers.append((response.status_code, response.json()))
+
+        async def reexport() -> None:
+            await asyncio.to_thread(_export, checkpoints["ast"], "ast", max_seconds=60.0)
+            await asyncio.to_thread(_wait_for, lambda: max_seconds() == 60.0)
+            await asyncio.sleep(1.0)  # keep the load on across the swap
+            done.set()
+
+        async with httpx.AsyncClient(timeout=60) as http:
+            await asyncio.gather(reexport(), *(client(http) for _ in range(4)))
+        return answers
+
+    answers = asyncio.run(load())
+    assert [status for status, _ in answers] == [200] * len(answers)
+    for _, body in answers:
+        assert [p["label"] for p in body] == [p["label"] for p in expected]
+        np.testing.assert_allclose([p["score"] for p in body], [p["score"] for p in expected], atol=1e-6)
+
+
+def test_an_unloaded_model_leaves_the_gateway(served) -> None:
+    triton, gateway = served
+    _wait_for(lambda: "hubert" in _listed(gateway))
+    TritonRepository(triton.http_url).unload("hubert")
+    _wait_for(lambda: "hubert" not in _listed(gateway))
+    answer = httpx.post(f"{gateway}/models/hubert", content=wav_bytes(make_waveform(1.0)), timeout=60)
+    assert answer.status_code == 404 and "not served" in answer.json()["error"]
+
+
+def test_the_triton_url_carries_a_custom_endpoint(s3_server: str) -> None:
+    assert location.parse(REPOSITORY).triton_url() == f"s3://{s3_server}/{BUCKET}/triton/repo"
+    assert os.environ["AWS_ENDPOINT_URL"] == s3_server

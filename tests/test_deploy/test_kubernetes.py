@@ -1,0 +1,132 @@
+"""deploy/k8s: every overlay renders with kubectl's kustomize, validates against the Kubernetes API schemas, and
+names the images, ports, probes, commands and settings that the Dockerfiles and the code really use."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+from kubernetes_validate import validate
+from kubernetes_validate.utils import latest_version
+
+from gateway.app import create_app
+from gateway.settings import Settings
+from local_triton.server import Ports
+from model_store.__main__ import main as model_store_main
+
+ROOT = Path(__file__).resolve().parents[2]
+OVERLAYS = ["cpu", "gpu"]
+
+
+def render(overlay: str) -> list[dict]:
+    kubectl = shutil.which("kubectl")
+    if kubectl is None:
+        pytest.fail("kubectl is missing: scripts/install-system-packages.sh installs it")
+    result = subprocess.run(
+        [kubectl, "kustomize", str(ROOT / "deploy/k8s/overlays" / overlay)], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+
+
+def find(objects: list[dict], kind: str, name: str) -> dict:
+    return next(o for o in objects if o["kind"] == kind and o["metadata"]["name"] == name)
+
+
+def container(objects: list[dict], deployment: str, name: str) -> dict:
+    containers = find(objects, "Deployment", deployment)["spec"]["template"]["spec"]["containers"]
+    return next(c for c in containers if c["name"] == name)
+
+
+def compose_image(service: str) -> str:
+    return yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"][service]["image"]
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_object_validates_against_the_kubernetes_schemas(overlay: str) -> None:
+    objects = render(overlay)
+    assert {o["kind"] for o in objects} >= {
+        "Deployment", "Service", "ConfigMap", "Secret", "HorizontalPodAutoscaler", "PodDisruptionBudget"
+    }  # fmt: skip
+    for obj in objects:
+        validate(obj, latest_version(), strict=True)  # raises on any unknown or mistyped field
+
+
+def test_gpu_overlay_asks_for_a_gpu_and_cpu_overlay_does_not() -> None:
+    gpu = container(render("gpu"), "triton", "triton")["resources"]
+    cpu = container(render("cpu"), "triton", "triton")["resources"]
+    assert gpu["limits"]["nvidia.com/gpu"] == "1"
+    assert "nvidia.com/gpu" not in str(cpu)
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_triton_matches_its_image_ports_and_model_store(overlay: str) -> None:
+    objects = render(overlay)
+    triton = container(objects, "triton", "triton")
+    assert triton["image"] == compose_image("triton")
+    ports = {p["name"]: p["containerPort"] for p in triton["ports"]}
+    assert ports == {"http": Ports().http, "grpc": Ports().grpc, "metrics": Ports().metrics}
+    assert triton["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready"
+    assert triton["livenessProbe"]["httpGet"]["path"] == "/v2/health/live"
+    command = " ".join(triton["command"] + triton["args"])
+    assert "--model-control-mode=explicit" in command and "--load-model=*" in command
+    assert '"$$(python3 -m model_store triton-url "$MODEL_REPOSITORY")"' in command
+    mounts = {m["mountPath"] for m in triton["volumeMounts"]}
+    assert "/dev/shm" in mounts
+    store = find(objects, "ConfigMap", "model-store")["data"]
+    assert store["MODEL_REPOSITORY"].startswith("s3://")
+    sync = container(objects, "triton", "model-sync")
+    assert sync["image"] == triton["image"]
+    assert sync["command"][:4] == ["python3", "-m", "model_store", "sync"]
+    assert f"127.0.0.1:{Ports().http}" in sync["command"]
+    secrets = find(objects, "Secret", "s3-credentials")["stringData"]
+    assert set(secrets) == {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}
+
+
+def test_the_model_store_commands_in_the_manifests_run(capsys) -> None:
+    assert model_store_main(["triton-url", "s3://my-bucket/model_repository"]) == 0
+    assert capsys.readouterr().out.strip() == "s3://my-bucket/model_repository"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_gateway_matches_its_image_settings_routes_and_triton_service(overlay: str) -> None:
+    objects = render(overlay)
+    gateway = container(objects, "gateway", "gateway")
+    assert gateway["image"] == compose_image("gateway")
+    settings = find(objects, "ConfigMap", "gateway")["data"]
+    known = {f"GATEWAY_{name.upper()}" for name in Settings.model_fields}
+    assert set(settings) <= known, set(settings) - known
+    token = find(objects, "Secret", "gateway-token")["stringData"]
+    assert set(token) == {"GATEWAY_API_TOKEN"}
+    exposed = re.search(r"^EXPOSE (\d+)", (ROOT / "gateway/Dockerfile").read_text(), re.M).group(1)
+    assert gateway["ports"][0]["containerPort"] == int(settings["GATEWAY_PORT"]) == int(exposed)
+    routes = {route.path for route in create_app(Settings()).routes}
+    assert gateway["readinessProbe"]["httpGet"]["path"] == "/ready" and "/ready" in routes
+    assert gateway["livenessProbe"]["httpGet"]["path"] == "/health" and "/health" in routes
+    assert find(objects, "Deployment", "gateway")["spec"]["replicas"] >= 2
+    # the gateway resolves every Triton replica through the headless gRPC Service
+    service = find(objects, "Service", "triton-grpc")
+    assert service["spec"]["clusterIP"] == "None"
+    assert settings["GATEWAY_TRITON_URL"] == f"dns:///triton-grpc:{service['spec']['ports'][0]['port']}"
+    assert settings["GATEWAY_TRITON_LB_POLICY"] == "round_robin"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_autoscaling_and_disruption_budgets(overlay: str) -> None:
+    objects = render(overlay)
+    gateway = find(objects, "HorizontalPodAutoscaler", "gateway")["spec"]
+    assert gateway["metrics"][0]["resource"]["name"] == "cpu"
+    triton = find(objects, "HorizontalPodAutoscaler", "triton")["spec"]
+    metric = triton["metrics"][0]["pods"]["metric"]["name"]
+    adapter = yaml.safe_load((ROOT / "deploy/k8s/monitoring/prometheus-adapter-values.yaml").read_text())
+    rule = adapter["rules"]["custom"][0]
+    assert rule["name"]["as"] == metric
+    assert "nv_inference_queue_duration_us" in rule["metricsQuery"]
+    assert "nv_inference_request_success" in rule["metricsQuery"]
+    for name in ("gateway", "triton"):
+        budget = find(objects, "PodDisruptionBudget", name)["spec"]
+        assert budget["selector"]["matchLabels"] == {"app.kubernetes.io/name": name}
