@@ -15,7 +15,7 @@ GATEWAY_PORT ?= 8080
 DEFAULT_MODEL ?=
 PERF_MODEL ?= $(DEFAULT_MODEL)
 PERF_AUDIO ?=
-PERF_CONCURRENCY ?= 1:8:*2
+PERF_CONCURRENCY ?= 1:4
 
 .PHONY: help install test lint export serve perf clean
 

@@ -2,71 +2,32 @@
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated
 
 import tritonclient.grpc.aio as grpcclient
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from tritonclient.utils import InferenceServerException
 
-from gateway import request_body
+from gateway import openapi, request_body
 from gateway.errors import GatewayError
 from gateway.metrics import Metrics
-from gateway.schemas import ErrorBody, JsonRequest, ModelInfo, Prediction
+from gateway.schemas import ModelInfo, Prediction
 from gateway.settings import Settings
 from gateway.triton import TritonModels, classify, connect
 
 INLINE_PARSE_BYTES = 256 * 1024
-
-_ERRORS = {
-    code: {"model": ErrorBody, "description": text}
-    for code, text in {
-        400: "bad JSON, base64, audio or parameters",
-        401: "missing or wrong API token",
-        404: "unknown model",
-        413: "body over the limit",
-        503: "Triton unreachable or model not ready",
-        504: "inference timed out",
-    }.items()
-}
-
-
-def _inline_schema(model: type[BaseModel]) -> dict[str, Any]:
-    """A model's JSON schema with its $defs substituted in place (the raw-body endpoints declare it by hand)."""
-    schema = model.model_json_schema()
-    defs = schema.pop("$defs", {})
-
-    def resolve(node: Any) -> Any:
-        if isinstance(node, dict):
-            if "$ref" in node:
-                return resolve(defs[node["$ref"].rsplit("/", 1)[-1]])
-            return {key: resolve(value) for key, value in node.items()}
-        if isinstance(node, list):
-            return [resolve(value) for value in node]
-        return node
-
-    return resolve(schema)
-
-
-_AUDIO_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
-            "application/json": {"schema": _inline_schema(JsonRequest)},
-        },
-    }
-}
+WAIT_FOR_MODEL_POLL_S = 1.0
 
 
 @dataclass
@@ -122,7 +83,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="hf-audio-triton gateway",
         description="The Hugging Face Inference API for audio classification, served by Triton.",
         lifespan=lifespan,
+        docs_url=None,  # served by gateway.openapi from local assets
+        redoc_url=None,
     )
+    openapi.install(app)
 
     @app.exception_handler(GatewayError)
     async def gateway_error(_: Request, error: GatewayError) -> JSONResponse:
@@ -145,20 +109,31 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             body = await request_body.read_limited(request, settings.max_body_bytes)
             content_type = request.headers.get("content-type")
+            query = dict(request.query_params)
             if len(body) > INLINE_PARSE_BYTES:  # JSON + base64 of megabytes: keep it off the event loop
-                parsed = await run_in_threadpool(request_body.parse, body, content_type)
+                parsed = await run_in_threadpool(request_body.parse, body, content_type, query)
             else:
-                parsed = request_body.parse(body, content_type)
-            metadata = await services.models.find(model_id or await _default_model(services))
-            label = metadata.model_id
-            answer = await classify(
-                services.client,
-                metadata.name,
-                parsed.audio,
-                parsed.parameters.top_k,
-                parsed.parameters.function_to_apply,
-                settings.timeout_s,
-            )
+                parsed = request_body.parse(body, content_type, query)
+            deadline = start + settings.timeout_s
+            while True:
+                try:
+                    metadata = await services.models.find(model_id or await _default_model(services))
+                    label = metadata.model_id
+                    answer = await classify(
+                        services.client,
+                        metadata.name,
+                        parsed.audio,
+                        parsed.parameters.top_k,
+                        parsed.parameters.function_to_apply,
+                        max(0.1, deadline - time.perf_counter()),
+                    )
+                    break
+                except GatewayError as error:
+                    # options.wait_for_model: a model that is loading is waited for, up to the timeout
+                    waiting = parsed.options.wait_for_model and error.status == 503
+                    if not waiting or time.perf_counter() + WAIT_FOR_MODEL_POLL_S > deadline:
+                        raise
+                    await asyncio.sleep(WAIT_FOR_MODEL_POLL_S)
             status = 200
             return answer
         except GatewayError as error:
@@ -172,19 +147,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.post(
         "/models/{model_id:path}",
         response_model=list[Prediction],
-        responses=_ERRORS,
-        openapi_extra=_AUDIO_BODY,
+        responses=openapi.ERRORS,
+        openapi_extra=openapi.AUDIO_BODY,
         dependencies=[Depends(check_token)],
         summary="Classify audio with a model (its id, e.g. org/name, or its Triton name)",
     )
     async def classify_with(model_id: str, request: Request, services: ServicesDep) -> list[Prediction]:
-        return await run(request, services, model_id)
+        return await run(request, services, model_id.rstrip("/") or None)  # a trailing slash is the same model
 
     @app.post(
         "/",
         response_model=list[Prediction],
-        responses=_ERRORS,
-        openapi_extra=_AUDIO_BODY,
+        responses=openapi.ERRORS,
+        openapi_extra=openapi.AUDIO_BODY,
         dependencies=[Depends(check_token)],
         summary="Classify audio with the default model",
     )
@@ -195,7 +170,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def health() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/ready", summary="Triton and every served model ready", responses={503: _ERRORS[503]})
+    @app.get("/ready", summary="Triton and every served model ready", responses={503: openapi.ERRORS[503]})
     async def ready(services: ServicesDep) -> JSONResponse:
         try:
             live = await services.client.is_server_ready()

@@ -1,4 +1,5 @@
-"""The request body as the HF Inference API takes it: raw audio bytes, or JSON with base64 audio."""
+"""The request as the HF Inference API takes it: raw audio bytes, or JSON with base64 audio; parameters may
+also come in the query string (``?top_k=3``), as the HF inference toolkit reads them."""
 
 from __future__ import annotations
 
@@ -11,15 +12,17 @@ from pydantic import ValidationError
 from starlette.requests import Request
 
 from gateway.errors import GatewayError
-from gateway.schemas import JsonRequest, Parameters
+from gateway.schemas import JsonRequest, Options, Parameters
 
 ALLOWED_PARAMETERS = ", ".join(Parameters.model_fields)
+ALLOWED_OPTIONS = ", ".join(Options.model_fields)
 
 
 @dataclass(frozen=True)
 class ClassifyRequest:
     audio: bytes
     parameters: Parameters
+    options: Options
 
 
 async def read_limited(request: Request, limit: int) -> bytes:
@@ -52,8 +55,10 @@ def _describe(error: ValidationError) -> str:
             field = item["loc"][-1]
             if len(item["loc"]) > 1 and item["loc"][0] == "parameters":
                 problems.append(f"unknown parameter {field!r}; allowed parameters: {ALLOWED_PARAMETERS}")
+            elif len(item["loc"]) > 1 and item["loc"][0] == "options":
+                problems.append(f"unknown option {field!r}; allowed options: {ALLOWED_OPTIONS}")
             else:
-                problems.append(f"unknown field {field!r}; allowed: inputs, parameters")
+                problems.append(f"unknown field {field!r}; allowed: inputs, parameters, options")
         elif item["type"] == "missing":
             problems.append(f"{where} is required")
         else:
@@ -61,22 +66,45 @@ def _describe(error: ValidationError) -> str:
     return "; ".join(problems)
 
 
-def parse(body: bytes, content_type: str | None) -> ClassifyRequest:
-    """Raw audio, or ``{"inputs": <base64>, "parameters": {...}}``; GatewayError(400) says what is wrong."""
-    if not _is_json(body, content_type):
-        return ClassifyRequest(body, Parameters())
+def query_parameters(query: dict[str, str]) -> dict[str, object]:
+    """Parameters from the query string, typed as in a JSON body (unknown names are refused later)."""
+    parameters: dict[str, object] = dict(query)
+    if "top_k" in parameters:
+        try:
+            parameters["top_k"] = int(query["top_k"])
+        except ValueError:
+            raise GatewayError(400, f"top_k in the query string must be an integer, not {query['top_k']!r}") from None
+    return parameters
+
+
+def _validated(data: dict) -> JsonRequest:
     try:
-        data = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise GatewayError(400, f"the body is not valid JSON: {error}") from None
-    if not isinstance(data, dict):
-        raise GatewayError(400, 'the JSON body must be an object: {"inputs": <base64 audio>, "parameters": {...}}')
-    try:
-        request = JsonRequest.model_validate(data)
+        return JsonRequest.model_validate(data)
     except ValidationError as error:
         raise GatewayError(400, _describe(error)) from None
+
+
+def parse(body: bytes, content_type: str | None, query: dict[str, str] | None = None) -> ClassifyRequest:
+    """Raw audio, or ``{"inputs": <base64>, "parameters": {...}, "options": {...}}``, plus query-string
+    parameters (a body parameter wins over the same one in the query string); GatewayError(400) says what
+    is wrong."""
+    from_query = query_parameters(query or {})
+    if not _is_json(body, content_type):
+        request = _validated({"inputs": "", "parameters": from_query})
+        return ClassifyRequest(body, request.parameters or Parameters(), Options())
+    try:
+        data = json.loads(body)
+    except (ValueError, RecursionError) as error:  # also: integers over 4300 digits, absurd nesting
+        reason = "nested too deeply" if isinstance(error, RecursionError) else str(error)
+        raise GatewayError(400, f"the body is not valid JSON: {reason}") from None
+    if not isinstance(data, dict):
+        raise GatewayError(400, 'the JSON body must be an object: {"inputs": <base64 audio>, "parameters": {...}}')
+    if from_query:
+        body_parameters = data.get("parameters")
+        data["parameters"] = {**from_query, **(body_parameters if isinstance(body_parameters, dict) else {})}
+    request = _validated(data)
     try:
         audio = base64.b64decode(request.inputs, validate=True)
     except (binascii.Error, ValueError):
         raise GatewayError(400, "inputs is not valid base64") from None
-    return ClassifyRequest(audio, request.parameters or Parameters())
+    return ClassifyRequest(audio, request.parameters or Parameters(), request.options or Options())

@@ -12,8 +12,17 @@ class Parameters(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    top_k: int | None = Field(None, ge=1, strict=True)
+    top_k: int | None = Field(None, ge=1, le=2**31 - 1, strict=True)  # Triton's TOP_K is int32
     function_to_apply: Literal["softmax", "sigmoid", "none"] | None = None
+
+
+class Options(BaseModel):
+    """The older HF Inference API's options, which older clients still send."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    wait_for_model: bool = Field(False, description="wait (up to the timeout) for a loading model, not 503")
+    use_cache: bool = Field(True, description="accepted, no effect: every request is computed")
 
 
 class JsonRequest(BaseModel):
@@ -21,6 +30,7 @@ class JsonRequest(BaseModel):
 
     inputs: str = Field(description="the audio file, base64-encoded")
     parameters: Parameters | None = None
+    options: Options | None = None
 
 
 class Prediction(BaseModel):

@@ -73,6 +73,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, help="the ensemble's Triton name")
     parser.add_argument("--audio", required=True, help="an audio file to send")
     parser.add_argument("--url", default="127.0.0.1:8001", help="Triton's gRPC endpoint")
-    parser.add_argument("--concurrency", default="1:8:*2", help="perf_analyzer --concurrency-range (start:end:step)")
+    parser.add_argument(
+        "--concurrency", default="1:4", help="perf_analyzer --concurrency-range start:end[:step] (step is added)"
+    )
     parser.add_argument("--interval-ms", type=int, default=3000, help="measurement window per step")
     parser.add_argument("--workdir", default=".run")

@@ -1,40 +1,134 @@
-"""Audio file bytes -> mono float32 waveform at the model's sampling rate.
+"""Audio file bytes -> mono float32 waveform at the model's sampling rate, with bounded work.
 
-Decoding is libsndfile's (through soundfile: WAV of any sample format, FLAC, OGG/Vorbis, Opus, MP3, AIFF,
-...), resampling is soxr's (the same very-high-quality resampler that FFmpeg offers as ``-af aresample``
-with soxr), and channels are downmixed by averaging them.
+Decoding is streamed, block by block: libsndfile (through soundfile) for what it reads well (WAV of any sample
+format incl. u-law / A-law / ADPCM, OGG Vorbis / Opus, MP3, AIFF, CAF), FFmpeg's libraries (through PyAV) for
+everything else: FLAC (libsndfile trusts its header's length, and fails on FLAC written to a pipe, whose
+length is 0), WebM / Matroska, MP4 / M4A with AAC or ALAC, AMR-NB / WB, bare Opus, ... The container is sniffed from the bytes, never from a Content-Type. A header's
+claimed length is never trusted for an allocation: decoding stops as soon as the audio passes ``max_seconds``,
+and rates and channel counts beyond ``MAX_RATE`` / ``MAX_CHANNELS`` are refused before decoding. Channels are
+averaged block by block (so memory is one mono waveform), then soxr resamples (VHQ, as FFmpeg's soxr).
 """
 
 from __future__ import annotations
 
 import io
 import re
+from collections.abc import Iterator
+from dataclasses import dataclass
 
+import av
 import numpy as np
 import soundfile
 import soxr
+
+MAX_RATE = 384_000  # Hz: the highest rate of any common recording format
+MAX_CHANNELS = 32
+BLOCK_FRAMES = 65_536
+FORMATS_HINT = "WAV, FLAC, MP3, OGG (Vorbis / Opus), WebM, MP4 / M4A (AAC, ALAC), AMR, AIFF or CAF"
 
 
 class AudioError(ValueError):
     """The request's audio cannot be classified; the message says why, for the client."""
 
 
-def decode(data: bytes) -> tuple[np.ndarray, int]:
-    """Decode an audio file to float32 samples of shape ``(frames, channels)`` and its sampling rate."""
+@dataclass
+class Stream:
+    """An opened audio file: its rate, its channel count, and its samples as ``(frames, channels)`` blocks."""
+
+    rate: int
+    channels: int
+    blocks: Iterator[np.ndarray]
+
+
+def _soundfile_stream(data: bytes) -> Stream | None:
+    try:
+        file = soundfile.SoundFile(io.BytesIO(data))
+    except (soundfile.LibsndfileError, RuntimeError, TypeError, ValueError):
+        return None  # not a container libsndfile reads: FFmpeg may
+    if file.format == "FLAC":
+        file.close()
+        return None
+
+    def blocks() -> Iterator[np.ndarray]:
+        with file:
+            while True:
+                try:
+                    block = file.read(BLOCK_FRAMES, dtype="float32", always_2d=True)
+                except (soundfile.LibsndfileError, RuntimeError) as error:
+                    raise AudioError(f"the audio is corrupt or truncated: {error}") from None
+                if not len(block):
+                    return
+                yield block
+
+    return Stream(int(file.samplerate), int(file.channels), blocks())
+
+
+def _ffmpeg_stream(data: bytes) -> Stream:
+    try:
+        container = av.open(io.BytesIO(data), mode="r")
+    except (av.FFmpegError, ValueError, IndexError) as error:
+        reason = re.sub(r"^\[Errno \d+\] ", "", str(error)).split(": '<")[0].rstrip(". ")
+        raise AudioError(f"could not decode the audio ({len(data)} bytes): {reason}. Send {FORMATS_HINT}.") from None
+    if not container.streams.audio:
+        container.close()
+        raise AudioError(f"the file ({container.format.name}) holds no audio stream")
+    stream = container.streams.audio[0]
+    rate = int(stream.codec_context.sample_rate or 0)
+    channels = int(stream.codec_context.channels or 0)
+
+    def blocks() -> Iterator[np.ndarray]:
+        with container:
+            try:
+                for frame in container.decode(stream):
+                    if frame.sample_rate != rate or len(frame.layout.channels) != channels:
+                        raise AudioError("the audio changes its sampling rate or channel count midway")
+                    array = frame.to_ndarray()
+                    if array.dtype.kind == "i":  # integer PCM: scale to [-1, 1)
+                        array = array / np.float32(2 ** (8 * array.dtype.itemsize - 1))
+                    elif array.dtype.kind == "u":  # 8-bit unsigned PCM
+                        array = (array - np.float32(128)) / np.float32(128)
+                    packed = frame.format.is_packed
+                    yield np.ascontiguousarray(array.reshape(-1, channels) if packed else array.T, dtype=np.float32)
+            except av.FFmpegError as error:
+                raise AudioError(f"the audio is corrupt or truncated: {error}") from None
+
+    return Stream(rate, channels, blocks())
+
+
+def open_stream(data: bytes) -> Stream:
+    """Sniff the container and open it; the rate and channel count are checked before any decoding."""
     if not data:
         raise AudioError("empty audio: the request carried no bytes")
-    try:
-        samples, rate = soundfile.read(io.BytesIO(data), dtype="float32", always_2d=True)
-    except (soundfile.LibsndfileError, RuntimeError, TypeError, ValueError) as error:
-        reason = re.sub(r"^Error opening .*?: ", "", str(error)).rstrip(". ")
-        raise AudioError(
-            f"could not decode the audio ({len(data)} bytes): {reason}. Send a WAV, FLAC, OGG/Vorbis, Opus or MP3 file."
-        ) from None
-    if samples.size == 0:
+    stream = _soundfile_stream(data) or _ffmpeg_stream(data)
+    if not 0 < stream.rate <= MAX_RATE:
+        raise AudioError(f"unsupported sampling rate {stream.rate} Hz (at most {MAX_RATE})")
+    if not 0 < stream.channels <= MAX_CHANNELS:
+        raise AudioError(f"unsupported channel count {stream.channels} (at most {MAX_CHANNELS})")
+    return stream
+
+
+def _limited(stream: Stream, max_seconds: float | None) -> Iterator[np.ndarray]:
+    """The blocks, checked: finite samples, and stopped with an error once past ``max_seconds``."""
+    limit = None if max_seconds is None else int(max_seconds * stream.rate)
+    total = 0
+    for block in stream.blocks:
+        total += len(block)
+        if limit is not None and total > limit:
+            raise AudioError(
+                f"the audio is longer than {max_seconds:g} s; this model accepts at most {max_seconds:g} s"
+            )
+        if not np.isfinite(block).all():
+            raise AudioError("the audio contains NaN or infinite samples")
+        yield block
+
+
+def decode(data: bytes, max_seconds: float | None = None) -> tuple[np.ndarray, int]:
+    """Every channel: float32 ``(frames, channels)`` and the sampling rate."""
+    stream = open_stream(data)
+    blocks = list(_limited(stream, max_seconds))
+    if not blocks:
         raise AudioError("empty audio: the file decodes to no samples")
-    if not np.isfinite(samples).all():
-        raise AudioError("the audio contains NaN or infinite samples")
-    return samples, int(rate)
+    return np.concatenate(blocks), stream.rate
 
 
 def to_mono(samples: np.ndarray) -> np.ndarray:
@@ -51,11 +145,11 @@ def resample(waveform: np.ndarray, rate: int, target_rate: int) -> np.ndarray:
 
 def load(data: bytes, target_rate: int, min_samples: int = 1, max_seconds: float | None = None) -> np.ndarray:
     """Decode, downmix and resample ``data``; enforce the model's length limits (in the target rate)."""
-    samples, rate = decode(data)
-    seconds = len(samples) / rate
-    if max_seconds is not None and seconds > max_seconds:
-        raise AudioError(f"the audio is {seconds:.2f} s long; this model accepts at most {max_seconds:g} s")
-    waveform = resample(to_mono(samples), rate, target_rate)
+    stream = open_stream(data)
+    mono = [to_mono(block) for block in _limited(stream, max_seconds)]
+    if not mono:
+        raise AudioError("empty audio: the file decodes to no samples")
+    waveform = resample(np.concatenate(mono), stream.rate, target_rate)
     if len(waveform) < min_samples:
         raise AudioError(
             f"the audio is too short: {len(waveform)} samples at {target_rate} Hz; "

@@ -47,7 +47,11 @@ def test_json_without_parameters() -> None:
         (_json(parameters={"top_k": "3"}), "parameters.top_k"),
         (_json(parameters={"function_to_apply": "relu"}), "parameters.function_to_apply"),
         (_json(parameters={"temperature": 1}), "unknown parameter 'temperature'; allowed parameters: top_k, "),
-        (_json(options={"wait_for_model": True}), "unknown field 'options'"),
+        (_json(options={"use_gpu": True}), "unknown option 'use_gpu'; allowed options: wait_for_model, use_cache"),
+        (_json(parameters={"top_k": 2**32 + 1}), "parameters.top_k"),  # beyond Triton's int32: never wrapped
+        (b'{"inputs": "", "parameters": {"top_k": ' + b"9" * 5000 + b"}}", "not valid JSON"),
+        (b"[" * 100_000 + b"]" * 100_000, "not valid JSON"),
+        (_json(extra=1), "unknown field 'extra'; allowed: inputs, parameters, options"),
     ],
 )
 def test_bad_json_bodies_are_400_with_the_reason(body: bytes, message: str) -> None:
@@ -55,3 +59,32 @@ def test_bad_json_bodies_are_400_with_the_reason(body: bytes, message: str) -> N
         parse(body, "application/json")
     assert error.value.status == 400
     assert message in error.value.message
+
+
+def test_options_of_the_older_api_are_accepted() -> None:
+    request = parse(_json(options={"wait_for_model": True, "use_cache": False}), "application/json")
+    assert request.options.wait_for_model and not request.options.use_cache
+    assert not parse(_json(), "application/json").options.wait_for_model
+
+
+def test_parameters_in_the_query_string_for_raw_and_json_bodies() -> None:
+    raw = parse(AUDIO, None, {"top_k": "3", "function_to_apply": "sigmoid"})
+    assert (raw.parameters.top_k, raw.parameters.function_to_apply) == (3, "sigmoid")
+    body_wins = parse(_json(parameters={"top_k": 1}), "application/json", {"top_k": "3"})
+    assert body_wins.parameters.top_k == 1
+    merged = parse(_json(parameters={"top_k": 1}), "application/json", {"function_to_apply": "none"})
+    assert (merged.parameters.top_k, merged.parameters.function_to_apply) == (1, "none")
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ({"top_k": "three"}, "top_k in the query string must be an integer"),
+        ({"top_k": "0"}, "parameters.top_k"),
+        ({"temperature": "1"}, "unknown parameter 'temperature'"),
+    ],
+)
+def test_bad_query_parameters_are_400(query: dict[str, str], message: str) -> None:
+    with pytest.raises(GatewayError) as error:
+        parse(AUDIO, None, query)
+    assert error.value.status == 400 and message in error.value.message

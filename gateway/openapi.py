@@ -1,0 +1,115 @@
+"""The OpenAPI document and the docs page: what the code really sends, and Swagger UI served offline.
+
+The Swagger UI assets come from the ``swagger-ui-bundle`` package (no CDN), so ``/docs`` renders on a host
+without internet access. Routes declare their errors with ``ERRORS``; FastAPI's automatic 422 is removed,
+because validation errors are answered as 400.
+"""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel
+from swagger_ui_bundle import swagger_ui_path
+
+from gateway.schemas import ErrorBody, JsonRequest
+
+ASSETS_PATH = "/docs/assets"
+_ERROR_HEADER = {"X-Error-Message": {"description": "the error message, ASCII, one line", "schema": {"type": "string"}}}
+_RETRY_HEADER = {"Retry-After": {"description": "seconds to wait before retrying", "schema": {"type": "integer"}}}
+
+
+def _error(description: str, retry: bool = False) -> dict[str, Any]:
+    headers = {**_ERROR_HEADER, **(_RETRY_HEADER if retry else {})}
+    return {"model": ErrorBody, "description": description, "headers": headers}
+
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    400: _error("bad JSON, base64, audio, parameters or options"),
+    401: _error("missing or wrong API token"),
+    404: _error("unknown model"),
+    413: _error("body over the limit"),
+    502: _error("Triton failed while running the model"),
+    503: _error("Triton unreachable or the model not ready", retry=True),
+    504: _error("inference timed out"),
+}
+
+
+def _inline_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """A model's JSON schema with its $defs substituted in place (the raw-body endpoints declare it by hand)."""
+    schema = model.model_json_schema()
+    defs = schema.pop("$defs", {})
+
+    def resolve(node: Any) -> Any:
+        if isinstance(node, dict):
+            if "$ref" in node:
+                return resolve(defs[node["$ref"].rsplit("/", 1)[-1]])
+            return {key: resolve(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [resolve(value) for value in node]
+        return node
+
+    return resolve(schema)
+
+
+_EXAMPLE_AUDIO = base64.b64encode(b"RIFF....WAVEfmt ").decode()  # the start of a WAV file, for the shape only
+
+AUDIO_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/octet-stream": {
+                "schema": {"type": "string", "format": "binary"},
+                "example": "<the bytes of an audio file: WAV, FLAC, MP3, OGG, WebM, M4A, AMR, ...>",
+            },
+            "application/json": {
+                "schema": _inline_schema(JsonRequest),
+                "examples": {
+                    "defaults": {"value": {"inputs": _EXAMPLE_AUDIO}},
+                    "parameters": {
+                        "value": {
+                            "inputs": _EXAMPLE_AUDIO,
+                            "parameters": {"top_k": 3, "function_to_apply": "softmax"},
+                            "options": {"wait_for_model": True},
+                        }
+                    },
+                },
+            },
+        },
+    }
+}
+
+
+def install(app: FastAPI) -> None:
+    """Serve ``/docs`` from local assets and make the schema say what the code sends (no 422)."""
+    app.mount(ASSETS_PATH, StaticFiles(directory=Path(swagger_ui_path)), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url or "/openapi.json",
+            title=f"{app.title} - docs",
+            swagger_js_url=f"{ASSETS_PATH}/swagger-ui-bundle.js",
+            swagger_css_url=f"{ASSETS_PATH}/swagger-ui.css",
+            swagger_favicon_url=f"{ASSETS_PATH}/favicon-32x32.png",
+        )
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+            for path in schema.get("paths", {}).values():
+                for operation in path.values():
+                    operation.get("responses", {}).pop("422", None)
+            for unused in ("HTTPValidationError", "ValidationError"):
+                schema.get("components", {}).get("schemas", {}).pop(unused, None)
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -1,0 +1,162 @@
+"""Every container a real user sends, made by the ffmpeg command-line tool (a static build from the
+imageio-ffmpeg wheel, independent of the FFmpeg libraries inside PyAV) and decoded by ours, compared with
+ffmpeg's own decode the way HF's servers do it (``ffmpeg -i - -ac 1 -ar 16000 -f f32le -``); plus streamed
+files, truncated files and decompression bombs, with the decoder's peak memory measured in a fresh process."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import imageio_ffmpeg
+import numpy as np
+import pytest
+
+from triton_steps.audio import AudioError, load
+
+ROOT = Path(__file__).resolve().parents[2]
+FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
+SOURCE = ROOT / "samples" / "yes.wav"  # 16 kHz mono speech
+
+# name -> (ffmpeg output options, container/extension, lossy, written to a pipe (unseekable: streamed))
+FORMATS: dict[str, tuple[list[str], str, bool, bool]] = {
+    "wav-pcm16": (["-c:a", "pcm_s16le"], "wav", False, False),
+    "wav-float": (["-c:a", "pcm_f32le"], "wav", False, False),
+    "wav-ulaw": (["-c:a", "pcm_mulaw"], "wav", True, False),
+    "wav-alaw": (["-c:a", "pcm_alaw"], "wav", True, False),
+    "wav-adpcm-ima": (["-c:a", "adpcm_ima_wav"], "wav", True, False),
+    "wav-adpcm-ms": (["-c:a", "adpcm_ms"], "wav", True, False),
+    "flac": (["-c:a", "flac"], "flac", False, False),
+    "flac-streamed": (["-c:a", "flac"], "flac", False, True),
+    "ogg-vorbis": (["-c:a", "libvorbis"], "ogg", True, False),
+    "ogg-opus": (["-c:a", "libopus"], "ogg", True, False),
+    "opus": (["-c:a", "libopus"], "opus", True, False),
+    "mp3": (["-c:a", "libmp3lame", "-b:a", "64k"], "mp3", True, False),
+    "webm-opus": (["-c:a", "libopus"], "webm", True, False),
+    "webm-opus-streamed": (["-c:a", "libopus"], "webm", True, True),  # MediaRecorder: no duration, no cues
+    "m4a-aac": (["-c:a", "aac", "-b:a", "64k"], "ipod", True, False),  # Safari, iOS voice memos
+    "mp4-aac-fragmented": (["-c:a", "aac", "-movflags", "frag_keyframe+empty_moov"], "mp4", True, True),
+    "m4a-alac": (["-c:a", "alac"], "ipod", False, False),
+    "amr-nb": (["-c:a", "libopencore_amrnb", "-ar", "8000", "-b:a", "12.2k"], "amr", True, False),
+    "aiff": (["-c:a", "pcm_s16be"], "aiff", False, False),
+    "caf": (["-c:a", "pcm_s16le"], "caf", False, False),
+}
+
+
+def ffmpeg_encode(name: str, source: Path = SOURCE, extra_input: list[str] | None = None) -> bytes:
+    options, container, _, streamed = FORMATS[name]
+    inputs = extra_input or ["-i", str(source)]
+    command = [FFMPEG, "-hide_banner", "-loglevel", "error", "-y", *inputs, "-ac", "1", *options, "-f", container]
+    if streamed:
+        return subprocess.run([*command, "pipe:1"], capture_output=True, check=True).stdout
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / f"clip.{container}"
+        subprocess.run([*command, str(path)], capture_output=True, check=True)
+        return path.read_bytes()
+
+
+def ffmpeg_decode(data: bytes, rate: int = 16000) -> np.ndarray:
+    """What HF's servers decode a request to: mono float32 at ``rate``."""
+    command = [FFMPEG, "-hide_banner", "-loglevel", "error", "-i", "pipe:0", "-ac", "1", "-ar", str(rate),
+               "-f", "f32le", "pipe:1"]  # fmt: skip
+    return np.frombuffer(subprocess.run(command, input=data, capture_output=True, check=True).stdout, np.float32)
+
+
+def _aligned_rms(ours: np.ndarray, theirs: np.ndarray, max_shift: int) -> float:
+    """Smallest RMS difference over small shifts (codecs' priming delay is trimmed differently)."""
+    best = np.inf
+    for shift in range(-max_shift, max_shift + 1):
+        a, b = ours[max(shift, 0) :], theirs[max(-shift, 0) :]
+        n = min(len(a), len(b))
+        best = min(best, float(np.sqrt(np.mean((a[:n] - b[:n]) ** 2))))
+    return best
+
+
+@pytest.mark.parametrize("name", FORMATS)
+def test_each_format_decodes_as_ffmpeg_does(name: str) -> None:
+    data = ffmpeg_encode(name)
+    ours, theirs = load(data, 16000), ffmpeg_decode(data)
+    lossy = FORMATS[name][2]
+    assert abs(len(ours) - len(theirs)) <= (1200 if lossy else 0), (len(ours), len(theirs))
+    if lossy:  # same codec output, resampled by soxr (ours) or swresample (ffmpeg's default)
+        assert _aligned_rms(ours, theirs, 400) < 3e-3
+    else:
+        np.testing.assert_allclose(ours, theirs, atol=1e-4)
+
+
+def test_streamed_flac_reports_no_length_and_still_decodes() -> None:
+    data = ffmpeg_encode("flac-streamed")
+    total_samples = int.from_bytes(data[18:26], "big") & ((1 << 36) - 1)  # STREAMINFO: 36-bit sample count
+    assert total_samples == 0  # what ffmpeg, sox and flac write to a pipe
+    np.testing.assert_allclose(load(data, 16000), ffmpeg_decode(data), atol=1e-4)
+
+
+@pytest.mark.parametrize("name", FORMATS)
+def test_a_truncated_file_is_an_audio_error_or_its_decodable_part(name: str) -> None:
+    data = ffmpeg_encode(name)
+    cut = data[: len(data) // 2]
+    try:
+        waveform = load(cut, 16000)
+    except AudioError as error:
+        assert str(error)
+    else:  # a stream cut in half is still the first half of the audio
+        assert 0 < len(waveform) <= len(load(data, 16000)) + 1200
+
+
+PEAK_RSS = """
+import json, resource, sys
+from triton_steps.audio import AudioError, load
+data = open(sys.argv[1], "rb").read()
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+try:
+    load(data, 16000, max_seconds=float(sys.argv[2]))
+    outcome = "accepted"
+except AudioError as error:
+    outcome = str(error)
+after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps({"outcome": outcome, "peak_growth_mb": (after - before) / 1024}))
+"""
+
+
+def decode_in_fresh_process(data: bytes, max_seconds: float) -> dict:
+    """The outcome of ``load`` and how much the process's peak RSS grew while it ran."""
+    with tempfile.NamedTemporaryFile(suffix=".bin") as file:
+        file.write(data)
+        file.flush()
+        result = subprocess.run(
+            [sys.executable, "-c", PEAK_RSS, file.name, str(max_seconds)],
+            capture_output=True, text=True, timeout=120, cwd=ROOT, check=True,
+        )  # fmt: skip
+    return json.loads(result.stdout)
+
+
+@pytest.mark.parametrize("name", ["webm-opus", "m4a-aac", "flac-streamed", "mp3"])
+def test_an_hour_of_silence_is_refused_at_the_limit_with_bounded_memory(name: str) -> None:
+    silence = ["-f", "lavfi", "-i", "anullsrc=r=16000:cl=mono", "-t", "3600"]
+    data = ffmpeg_encode(name, extra_input=silence)
+    outcome = decode_in_fresh_process(data, max_seconds=120)
+    assert "longer than 120 s" in outcome["outcome"]
+    # Decoding stops at the limit: 120 s of 16 kHz mono is 7.7 MB; the whole hour would be 230 MB.
+    assert outcome["peak_growth_mb"] < 60, outcome
+
+
+def test_a_header_claiming_huge_rates_and_channels_is_refused_before_decoding() -> None:
+    tone = ["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=655350:duration=2"]
+    data = ffmpeg_encode("flac", extra_input=[*tone, "-ac", "8"])
+    with pytest.raises(AudioError, match="unsupported sampling rate 655350 Hz"):
+        load(data, 16000, max_seconds=120)
+
+
+def test_a_flac_header_claiming_2_to_the_36_frames_allocates_nothing_from_it() -> None:
+    data = bytearray(ffmpeg_encode("flac"))
+    assert data[:4] == b"fLaC"
+    streaminfo = data[8:42]  # after the 4-byte marker and the 4-byte block header
+    packed = int.from_bytes(streaminfo[10:18], "big")
+    packed |= (1 << 36) - 1  # the low 36 bits: total samples = 2^36 - 1
+    data[18:26] = packed.to_bytes(8, "big")
+    outcome = decode_in_fresh_process(bytes(data), max_seconds=120)
+    assert outcome["outcome"] == "accepted"  # the real (short) audio decodes
+    assert outcome["peak_growth_mb"] < 60, outcome
