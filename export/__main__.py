@@ -70,6 +70,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="onnxruntime intra-op threads per instance (default: %(default)s)",
     )
     parser.add_argument(
+        "--long-audio",
+        choices=["none", "chunk"],
+        default=defaults.long_audio,
+        help="none: as transformers (the model's own padding / truncation); chunk: classify recordings up to "
+        "--max-seconds by sliding windows, scores aggregated (mean; max for sigmoid) (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--chunk-seconds",
+        type=float,
+        help="chunk window (default: the model's own: AST 10.24 s, Whisper 30 s, else 10 s)",
+    )
+    parser.add_argument("--chunk-hop-seconds", type=float, help="chunk hop between windows (default: the window)")
+    parser.add_argument(
         "--tensorrt",
         action="store_true",
         help="ask Triton's onnxruntime backend to run the network with TensorRT on GPU instances",
@@ -91,6 +104,9 @@ def main(argv: list[str] | None = None) -> int:
         preprocess_instances=args.preprocess_instances,
         onnx_threads=args.onnx_threads,
         tensorrt=args.tensorrt,
+        long_audio=args.long_audio,
+        chunk_seconds=args.chunk_seconds,
+        chunk_hop_seconds=args.chunk_hop_seconds,
     )
     try:
         export_model(args.source, args.repository, options, log=lambda m: print(m, file=sys.stderr, flush=True))

@@ -53,8 +53,9 @@ SCORES = TensorSpec("SCORES", "TYPE_FP32", (-1,))
 OPTIONAL_INPUTS = (TOP_K, FUNCTION_TO_APPLY)
 
 
-def logits_spec(num_labels: int) -> TensorSpec:
-    return TensorSpec("logits", "TYPE_FP32", (num_labels,))
+def logits_spec(num_labels: int, windows: bool = False) -> TensorSpec:
+    """The network's logits; with ``windows``, every window's logits of a chunked clip."""
+    return TensorSpec("logits", "TYPE_FP32", (-1, num_labels) if windows else (num_labels,))
 
 
 def _input(spec: TensorSpec, optional: bool = False) -> mc.ModelInput:
@@ -82,14 +83,17 @@ def preprocess_config(
     features: list[TensorSpec],
     instances: int,
     parameters: dict[str, str],
+    chunk_labels: int | None = None,
 ) -> mc.ModelConfig:
-    """Python step: AUDIO (file bytes) -> the network's inputs."""
+    """Python step: AUDIO (file bytes) -> the network's inputs; in chunk mode (``chunk_labels``: the label
+    count) -> every window's logits, from the network step called per batch of windows."""
+    outputs = [logits_spec(chunk_labels, windows=True)] if chunk_labels else features
     config = mc.ModelConfig(
         name=names.preprocess,
         backend="python",
         max_batch_size=max_batch_size,
         input=[_input(AUDIO)],
-        output=[_output(f) for f in features],
+        output=[_output(f) for f in outputs],
         dynamic_batching=mc.ModelDynamicBatching(),
         instance_group=_cpu_instances(instances),
     )
@@ -131,14 +135,14 @@ def network_config(
 
 
 def postprocess_config(
-    names: StepNames, max_batch_size: int, num_labels: int, function_to_apply: str
+    names: StepNames, max_batch_size: int, num_labels: int, function_to_apply: str, chunked: bool = False
 ) -> mc.ModelConfig:
-    """Python step: logits (+ optional TOP_K, FUNCTION_TO_APPLY) -> LABELS, SCORES."""
+    """Python step: logits (+ optional TOP_K, FUNCTION_TO_APPLY) -> LABELS, SCORES (chunked: windows aggregated)."""
     config = mc.ModelConfig(
         name=names.postprocess,
         backend="python",
         max_batch_size=max_batch_size,
-        input=[_input(logits_spec(num_labels))] + [_input(spec, optional=True) for spec in OPTIONAL_INPUTS],
+        input=[_input(logits_spec(num_labels, chunked))] + [_input(spec, optional=True) for spec in OPTIONAL_INPUTS],
         output=[_output(LABELS), _output(SCORES)],
         dynamic_batching=mc.ModelDynamicBatching(),
         instance_group=_cpu_instances(1),
@@ -148,17 +152,26 @@ def postprocess_config(
 
 
 def ensemble_config(
-    names: StepNames, max_batch_size: int, features: list[TensorSpec], metadata_json: str
+    names: StepNames, max_batch_size: int, features: list[TensorSpec], metadata_json: str, chunked: bool = False
 ) -> mc.ModelConfig:
-    """The public entry point: AUDIO [+ TOP_K, FUNCTION_TO_APPLY] -> LABELS, SCORES."""
+    """The public entry point: AUDIO [+ TOP_K, FUNCTION_TO_APPLY] -> LABELS, SCORES.
+
+    Chunked, the preprocess step calls the network itself (one call per batch of windows) and hands every
+    window's logits to the postprocess step."""
     identity = {f.name: f.name for f in features}
-    steps = [
-        mc.ModelEnsembling.Step(
-            model_name=names.preprocess, model_version=-1, input_map={"AUDIO": "AUDIO"}, output_map=identity
-        ),
+    network = [
         mc.ModelEnsembling.Step(
             model_name=names.network, model_version=-1, input_map=identity, output_map={"logits": "logits"}
+        )
+    ]
+    steps = [
+        mc.ModelEnsembling.Step(
+            model_name=names.preprocess,
+            model_version=-1,
+            input_map={"AUDIO": "AUDIO"},
+            output_map={"logits": "logits"} if chunked else identity,
         ),
+        *([] if chunked else network),
         mc.ModelEnsembling.Step(
             model_name=names.postprocess,
             model_version=-1,

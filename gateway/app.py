@@ -199,6 +199,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 function_to_apply=m.metadata.function_to_apply,
                 max_seconds=m.metadata.max_seconds,
                 min_samples=m.metadata.min_samples,
+                long_audio=m.metadata.long_audio,
                 ready=m.ready,
             )
             for m in sorted(served.values(), key=lambda m: m.metadata.model_id)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -51,4 +51,5 @@ class ModelInfo(BaseModel):
     function_to_apply: str
     max_seconds: float | None
     min_samples: int
+    long_audio: dict[str, Any] | None = Field(None, description="chunk mode's window, hop and aggregation")
     ready: bool

@@ -1,12 +1,13 @@
 """Audio file bytes -> mono float32 waveform at the model's sampling rate, with bounded work.
 
-Decoding is streamed, block by block: libsndfile (through soundfile) for what it reads well (WAV of any sample
-format incl. u-law / A-law / ADPCM, OGG Vorbis / Opus, MP3, AIFF, CAF), FFmpeg's libraries (through PyAV) for
-everything else: FLAC (libsndfile trusts its header's length, and fails on FLAC written to a pipe, whose
-length is 0), WebM / Matroska, MP4 / M4A with AAC or ALAC, AMR-NB / WB, bare Opus, ... The container is sniffed from the bytes, never from a Content-Type. A header's
-claimed length is never trusted for an allocation: decoding stops as soon as the audio passes ``max_seconds``,
-and rates and channel counts beyond ``MAX_RATE`` / ``MAX_CHANNELS`` are refused before decoding. Channels are
-averaged block by block (so memory is one mono waveform), then soxr resamples (VHQ, as FFmpeg's soxr).
+Decoding is streamed, block by block: libsndfile (through soundfile) for what it reads well (WAV of any
+sample format incl. u-law / A-law / ADPCM, OGG Vorbis / Opus, MP3, AIFF, CAF), FFmpeg's libraries (through
+PyAV) for everything else: FLAC (libsndfile trusts its header's length, and fails on FLAC written to a pipe,
+whose length is 0), WebM / Matroska, MP4 / M4A with AAC or ALAC, AMR-NB / WB, bare Opus, ... The container is
+sniffed from the bytes, never from a Content-Type. A header's claimed length is never trusted for an
+allocation: decoding stops as soon as the audio passes ``max_seconds``, and rates and channel counts beyond
+``MAX_RATE`` / ``MAX_CHANNELS`` are refused before decoding. Each block is averaged to mono and resampled by
+soxr's streaming resampler (VHQ, as FFmpeg's soxr), so memory is the result at the target rate.
 """
 
 from __future__ import annotations
@@ -144,12 +145,18 @@ def resample(waveform: np.ndarray, rate: int, target_rate: int) -> np.ndarray:
 
 
 def load(data: bytes, target_rate: int, min_samples: int = 1, max_seconds: float | None = None) -> np.ndarray:
-    """Decode, downmix and resample ``data``; enforce the model's length limits (in the target rate)."""
+    """Decode, downmix and resample ``data``, block by block (memory: the result, at the target rate);
+    enforce the model's length limits."""
     stream = open_stream(data)
-    mono = [to_mono(block) for block in _limited(stream, max_seconds)]
-    if not mono:
+    if stream.rate == target_rate:
+        mono = [to_mono(block) for block in _limited(stream, max_seconds)]
+    else:  # soxr's streaming resampler gives the same samples as resampling the whole waveform at once
+        resampler = soxr.ResampleStream(stream.rate, target_rate, 1, dtype="float32", quality="VHQ")
+        mono = [resampler.resample_chunk(to_mono(block)) for block in _limited(stream, max_seconds)]
+        mono.append(resampler.resample_chunk(np.zeros(0, np.float32), last=True))
+    if not any(len(part) for part in mono):
         raise AudioError("empty audio: the file decodes to no samples")
-    waveform = resample(np.concatenate(mono), stream.rate, target_rate)
+    waveform = np.concatenate(mono)
     if len(waveform) < min_samples:
         raise AudioError(
             f"the audio is too short: {len(waveform)} samples at {target_rate} Hz; "

@@ -27,6 +27,7 @@ class ModelMetadata:
     max_batch_size: int
     min_samples: int  # shortest accepted audio, in samples at sampling_rate
     max_seconds: float | None  # longest accepted audio (None: no limit)
+    long_audio: dict[str, Any] | None = None  # chunk mode's window, hop and aggregation (None: as transformers)
     versions: dict[str, str] = field(default_factory=dict)  # library versions used to export
 
     def to_json(self, indent: int | None = 2) -> str:

@@ -18,7 +18,7 @@ class TritonPythonModel:
         self.default_function = scores.check_function(triton_io.parameters(args)["function_to_apply"])
 
     def _rank(self, request: Any) -> Any:
-        logits = pb_utils.get_input_tensor_by_name(request, "logits").as_numpy().reshape(-1)
+        logits = pb_utils.get_input_tensor_by_name(request, "logits").as_numpy()[0]  # (labels,) or (windows, labels)
         top_k = triton_io.optional_scalar(request, "TOP_K")
         function = triton_io.optional_scalar(request, "FUNCTION_TO_APPLY")
         if isinstance(function, bytes):
