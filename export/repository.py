@@ -37,7 +37,7 @@ class ModelDir:
 
     def write(self, path: Path) -> None:
         (path / "1").mkdir(parents=True)
-        (path / "config.pbtxt").write_text(model_configs.to_text(self.config))
+        (path / "config.pbtxt").write_text(model_configs.to_text(self.config), encoding="utf-8")
         for folder, files in ((path, self.files), (path / "1", self.version_files)):
             for name, content in files.items():
                 target = folder / name
@@ -46,7 +46,7 @@ class ModelDir:
                 elif isinstance(content, bytes):
                     target.write_bytes(content)
                 else:
-                    target.write_text(content)
+                    target.write_text(content, encoding="utf-8")
 
 
 def _exchange(a: Path, b: Path) -> bool:

@@ -27,6 +27,7 @@ from gateway.settings import Settings
 from gateway.triton import TritonModels, classify, connect
 
 INLINE_PARSE_BYTES = 256 * 1024
+UNKNOWN_MODEL_LABEL = "unknown"
 WAIT_FOR_MODEL_POLL_S = 1.0
 
 
@@ -53,14 +54,17 @@ def check_token(request: Request, services: ServicesDep) -> None:
     if token is None or not token.get_secret_value():  # unset, or set empty (as docker-compose does)
         return
     scheme, _, presented = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(
+    # "Bearer: <token>" is how the HF API docs write it; "Bearer <token>" is the standard.
+    if scheme.rstrip(":").lower() != "bearer" or not hmac.compare_digest(
         presented.strip().encode(), token.get_secret_value().encode()
     ):
         raise GatewayError(401, "missing or invalid API token: send 'Authorization: Bearer <token>'")
 
 
 def _error(status: int, message: str, retry_after: int | None = None) -> JSONResponse:
-    headers = {"X-Error-Message": message.encode("ascii", "replace").decode()[:1000]}
+    # Headers must be one line of ASCII: a multi-line message (onnxruntime's) would make uvicorn drop the answer.
+    one_line = " ".join(message.split())
+    headers = {"X-Error-Message": one_line.encode("ascii", "replace").decode()[:500]}
     if retry_after is not None:
         headers["Retry-After"] = str(retry_after)
     return JSONResponse({"error": message}, status_code=status, headers=headers)
@@ -103,7 +107,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def run(request: Request, services: Services, model_id: str | None) -> list[Prediction]:
         metrics = services.metrics
         start = time.perf_counter()
-        label = model_id or "(default)"
+        label = UNKNOWN_MODEL_LABEL  # metrics are labelled by served models only: ids from clients are unbounded
         status = 500
         metrics.in_flight.inc()
         try:
@@ -118,14 +122,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             while True:
                 try:
                     metadata = await services.models.find(model_id or await _default_model(services))
-                    label = metadata.model_id
+                    label = metadata.model_id  # a served model: a bounded label
                     answer = await classify(
                         services.client,
                         metadata.name,
                         parsed.audio,
                         parsed.parameters.top_k,
                         parsed.parameters.function_to_apply,
-                        max(0.1, deadline - time.perf_counter()),
+                        max(0.001, deadline - time.perf_counter()),
                     )
                     break
                 except GatewayError as error:
@@ -184,6 +188,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         not_ready = [n for n in models if not await services.client.is_model_ready(n)]
         if not_ready:
             raise GatewayError(503, f"models not ready: {', '.join(not_ready)}")
+        if settings.api_token is not None and settings.api_token.get_secret_value():
+            return JSONResponse({"status": "ready"})  # with a token, the model list is for authenticated clients
         return JSONResponse({"status": "ready", "models": sorted(m.metadata.model_id for m in models.values())})
 
     @app.get("/models", response_model=list[ModelInfo], dependencies=[Depends(check_token)], summary="Served models")

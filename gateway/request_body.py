@@ -9,13 +9,14 @@ import json
 from dataclasses import dataclass
 
 from pydantic import ValidationError
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
 from gateway.errors import GatewayError
 from gateway.schemas import JsonRequest, Options, Parameters
 
 ALLOWED_PARAMETERS = ", ".join(Parameters.model_fields)
 ALLOWED_OPTIONS = ", ".join(Options.model_fields)
+CLIENT_CLOSED_REQUEST = 499
 
 
 @dataclass(frozen=True)
@@ -31,11 +32,14 @@ async def read_limited(request: Request, limit: int) -> bytes:
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise GatewayError(413, f"the body is {int(declared)} bytes; the limit is {limit}")
     chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise GatewayError(413, f"the body is over the limit of {limit} bytes")
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise GatewayError(413, f"the body is over the limit of {limit} bytes")
+            chunks.append(chunk)
+    except ClientDisconnect:  # counted as 499 (nginx's "client closed request"), not logged as a failure
+        raise GatewayError(CLIENT_CLOSED_REQUEST, "the client disconnected before sending the whole body") from None
     return b"".join(chunks)
 
 

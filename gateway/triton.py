@@ -54,6 +54,11 @@ class ServedModel:
     ready: bool
 
 
+# A miss (an unknown model id) re-reads Triton's model list, but at most this often: a flood of made-up ids
+# costs Triton one listing per second, not one per request.
+MIN_FORCED_REFRESH_S = 1.0
+
+
 class TritonModels:
     """The audio-classification ensembles Triton serves, refreshed at most every ``refresh_s`` seconds."""
 
@@ -66,7 +71,8 @@ class TritonModels:
 
     async def refresh(self, force: bool = False) -> dict[str, ServedModel]:
         async with self._lock:
-            if not force and time.monotonic() - self._loaded_at < self.refresh_s:
+            age = time.monotonic() - self._loaded_at
+            if age < (MIN_FORCED_REFRESH_S if force else self.refresh_s):
                 return self._models
             index = await self.client.get_model_repository_index(as_json=True)
             models = {}

@@ -154,13 +154,15 @@ ARCHITECTURES: dict[str, tuple[Callable[[], Any], type, Callable[[], Any]]] = {
 }
 
 
-def build(architecture: str, folder: Path, problem_type: str | None = None, seed: int = 0) -> Path:
+def build(
+    architecture: str, folder: Path, problem_type: str | None = None, seed: int = 0, labels: list[str] = LABELS
+) -> Path:
     """Save a tiny random checkpoint of ``architecture`` (model + feature extractor) into ``folder``."""
     make_config, model_class, make_extractor = ARCHITECTURES[architecture]
     config = make_config()
-    config.num_labels = len(LABELS)
-    config.id2label = dict(enumerate(LABELS))
-    config.label2id = {label: i for i, label in enumerate(LABELS)}
+    config.num_labels = len(labels)
+    config.id2label = dict(enumerate(labels))
+    config.label2id = {label: i for i, label in enumerate(labels)}
     if problem_type is not None:
         config.problem_type = problem_type
     torch.manual_seed(seed)

@@ -14,7 +14,7 @@ from triton_steps.metadata import LABELS_FILE
 
 class TritonPythonModel:
     def initialize(self, args: dict[str, str]) -> None:
-        self.labels: list[str] = json.loads((triton_io.model_dir(args) / LABELS_FILE).read_text())
+        self.labels: list[str] = json.loads((triton_io.model_dir(args) / LABELS_FILE).read_text(encoding="utf-8"))
         self.default_function = scores.check_function(triton_io.parameters(args)["function_to_apply"])
 
     def _rank(self, request: Any) -> Any:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import socket
+import time
 
 import httpx
 import numpy as np
@@ -11,6 +13,8 @@ import pytest
 from conftest import make_waveform, running_gateway, wav_bytes
 from huggingface_hub import InferenceClient
 from transformers import pipeline
+
+from gateway.app import _error
 
 TOLERANCE = 1e-4
 
@@ -166,3 +170,36 @@ def test_large_json_body_is_parsed_off_the_event_loop_and_answered(gateway: str)
 def test_step_errors_reach_the_client_as_the_step_wrote_them(gateway: str) -> None:
     answer = httpx.post(f"{gateway}/models/ast", content=b"junk")
     assert answer.json()["error"].startswith("could not decode the audio (4 bytes)")  # no "in ensemble ..." prefix
+
+
+def test_bearer_colon_form_and_ready_without_model_ids_when_a_token_is_set(triton, waveform) -> None:
+    with running_gateway(triton.grpc_url, api_token="s3cret") as url:
+        for header in ("Bearer s3cret", "Bearer: s3cret", "bearer s3cret"):  # "Bearer:" as the HF docs write it
+            answer = httpx.post(f"{url}/models/ast", content=wav_bytes(waveform), headers={"Authorization": header})
+            assert answer.status_code == 200, header
+        ready = httpx.get(f"{url}/ready")
+        assert ready.status_code == 200 and ready.json() == {"status": "ready"}
+
+
+def test_unknown_model_ids_and_disconnects_keep_metrics_bounded(gateway: str) -> None:
+
+    before = httpx.get(f"{gateway}/metrics").text
+    for i in range(300):
+        assert httpx.post(f"{gateway}/models/made-up-{i}", content=b"x").status_code == 404
+    host, port = gateway.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port))) as client:  # promises 100 kB, sends 10 bytes, hangs up
+        client.sendall(b"POST /models/ast HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n0123456789")
+    time.sleep(0.5)
+    after = httpx.get(f"{gateway}/metrics").text
+    assert "made-up" not in after
+    assert 'gateway_requests_total{model="unknown",status="404"}' in after
+    assert 'status="499"' in after
+    assert len(after) < len(before) + 5000  # one new label set per (served model or "unknown", status)
+
+
+def test_error_headers_are_one_bounded_line() -> None:
+
+    answer = _error(502, "onnxruntime failed:\n  at node 12\n\tout of memory " + "x" * 2000)
+    header = answer.headers["x-error-message"]
+    assert "\n" not in header and "\t" not in header and len(header) <= 500
+    assert header.startswith("onnxruntime failed: at node 12 out of memory")
