@@ -1,13 +1,14 @@
 """The OpenAPI document and the docs page: what the code really sends, and Swagger UI served offline.
 
-The Swagger UI assets come from the ``swagger-ui-bundle`` package (no CDN), so ``/docs`` renders on a host
-without internet access. Routes declare their errors with ``ERRORS``; FastAPI's automatic 422 is removed,
-because validation errors are answered as 400.
+The Swagger UI assets (5.x: it renders OpenAPI 3.1, which FastAPI writes) come from the ``fastapi-swagger``
+package (no CDN), so ``/docs`` renders on a host without internet access. Routes declare their errors with
+``ERRORS``; FastAPI's automatic 422 is removed, because validation errors are answered as 400.
 """
 
 from __future__ import annotations
 
 import base64
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,6 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
-from swagger_ui_bundle import swagger_ui_path
 
 from gateway.schemas import ErrorBody, JsonRequest
 
@@ -89,7 +89,8 @@ AUDIO_BODY = {
 
 def install(app: FastAPI) -> None:
     """Serve ``/docs`` from local assets and make the schema say what the code sends (no 422)."""
-    app.mount(ASSETS_PATH, StaticFiles(directory=Path(swagger_ui_path)), name="docs-assets")
+    assets = Path(str(files("fastapi_swagger") / "resources"))
+    app.mount(ASSETS_PATH, StaticFiles(directory=assets), name="docs-assets")
 
     @app.get("/docs", include_in_schema=False)
     async def docs() -> HTMLResponse:
