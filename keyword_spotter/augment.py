@@ -38,6 +38,14 @@ def reverb(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return ((1 - mix) * x + mix * wet).astype(np.float32)
 
 
+def crop(background: np.ndarray, length: int, rng: np.random.Generator) -> np.ndarray:
+    """A random ``length``-sample stretch of a background recording (repeated if it is shorter)."""
+    if len(background) < length:
+        background = np.tile(background, length // len(background) + 1)
+    start = rng.integers(len(background) - length + 1)
+    return background[start : start + length]
+
+
 def noise(x: np.ndarray, rng: np.random.Generator, background: np.ndarray | None = None) -> np.ndarray:
     """White, pink or brown noise (or a given background) at an SNR of 3-30 dB."""
     if background is None:
@@ -62,17 +70,27 @@ def place(x: np.ndarray, rng: np.random.Generator, min_s: float = 0.8, max_s: fl
     return out
 
 
-def augment(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """One random draw of every augmentation, each with its own probability."""
+def augment(
+    x: np.ndarray,
+    rng: np.random.Generator,
+    backgrounds: list[np.ndarray] | None = None,
+    min_s: float = 0.8,
+    max_s: float = 1.5,
+) -> np.ndarray:
+    """One random draw of every augmentation, each with its own probability.
+
+    With ``backgrounds`` (real recorded noise), most noisy draws mix in one of them rather than synthetic noise.
+    """
     if rng.random() < 0.5:
         x = speed(x, rng)
-    x = place(x, rng)
+    x = place(x, rng, min_s, max_s)
     if rng.random() < 0.3:
         x = reverb(x, rng)
     if rng.random() < 0.3:
         x = band_limit(x, rng)
     if rng.random() < 0.6:
-        x = noise(x, rng)
+        recorded = backgrounds and rng.random() < 0.7
+        x = noise(x, rng, crop(backgrounds[rng.integers(len(backgrounds))], len(x), rng) if recorded else None)
     peak = np.abs(x).max() + 1e-9
     gain = 10 ** (rng.uniform(-25, 0) / 20) / peak
     return np.clip(x * gain, -1, 1).astype(np.float32)

@@ -1,8 +1,10 @@
-"""Train the default keyword spotter from scratch: ``python -m keyword_spotter.train``.
+"""Train the default keyword spotter from scratch: ``python -m keyword_spotter.train --real-speech DIR``.
 
-Seeded and CPU-only (about 8 minutes on 2 cores): espeak-ng speech of training voices / variants /
-settings, augmented, through the same AST feature extraction the Triton step runs, into a small
-``ASTForAudioClassification``. Writes a ``save_pretrained`` checkpoint with its model card.
+Seeded and CPU-only (under 30 minutes on 2 cores): real recordings in the Speech Commands layout (minus a
+speaker-disjoint validation split that is never trained on) together with espeak-ng speech, augmented (speed,
+placement, reverberation, band-limiting, recorded background noise, gain), through the same AST feature
+extraction the Triton step runs, into a small ``ASTForAudioClassification``. Writes a ``save_pretrained``
+checkpoint with its model card, metrics and confusion matrix.
 """
 
 from __future__ import annotations
@@ -22,12 +24,16 @@ import soundfile
 import torch
 import transformers as tf
 
-from keyword_spotter import KEYWORDS, LABELS, SAMPLING_RATE, augment, model_card, synthesize
+from keyword_spotter import KEYWORDS, LABELS, SAMPLING_RATE, augment, model_card, real_speech, synthesize
 from triton_steps.audio import resample
 from triton_steps.features import ASTFeatures, extractor_from_config
 
 NUM_MEL_BINS = 64
-MAX_FRAMES = 150  # 1.5 s: clips are padded or cut to this many 10 ms frames
+MAX_FRAMES = 128  # 1.28 s: clips are padded or cut to this many 10 ms frames
+CLIP_SECONDS = (0.9, 1.28)  # augmented clips' length range (Speech Commands clips are 1 s)
+
+# Background recordings for augmentation, set once per worker process by the pool's initializer.
+_worker_backgrounds: list[np.ndarray] = []
 
 
 def _log(start: float, message: str) -> None:
@@ -44,29 +50,65 @@ def _raw_features(x: np.ndarray) -> np.ndarray:
     return _unnormalised_extractor()(x)["input_values"]
 
 
+def _set_backgrounds(backgrounds: list[np.ndarray]) -> None:
+    _worker_backgrounds[:] = backgrounds
+
+
 def _augmented_features(job: tuple[np.ndarray, int]) -> np.ndarray:
     waveform, seed = job
-    return _raw_features(augment.augment(waveform, np.random.default_rng(seed)))
+    rng = np.random.default_rng(seed)
+    return _raw_features(augment.augment(waveform, rng, _worker_backgrounds, *CLIP_SECONDS))
 
 
-def _clean_features(waveform: np.ndarray) -> np.ndarray:
-    return _raw_features(augment.place(waveform, np.random.default_rng(len(waveform)), 1.0, 1.0))
+def _silence_features(job: tuple[int, int]) -> np.ndarray:
+    """A ``_silence_`` example: a stretch of a recorded background at a random level, or synthetic noise."""
+    index, seed = job
+    rng = np.random.default_rng(seed)
+    length = int(rng.uniform(*CLIP_SECONDS) * SAMPLING_RATE)
+    if index < 0 or not _worker_backgrounds:
+        return _raw_features(synthesize.silence(rng, length / SAMPLING_RATE))
+    x = augment.crop(_worker_backgrounds[index], length, rng)
+    gain = 10 ** rng.uniform(-3, 1.5) if rng.random() < 0.8 else 0.0
+    return _raw_features(np.clip(x * gain, -1, 1).astype(np.float32))
 
 
-def training_set(args: argparse.Namespace, start: float) -> tuple[np.ndarray, np.ndarray]:
+def _feature_maps(function, jobs: list, backgrounds: list[np.ndarray]) -> np.ndarray:
+    with ProcessPoolExecutor(2, initializer=_set_backgrounds, initargs=(backgrounds,)) as pool:
+        return np.stack(list(pool.map(function, jobs, chunksize=64)))
+
+
+def synthetic_set(
+    args: argparse.Namespace, backgrounds: list[np.ndarray], start: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """espeak-ng utterances of the training voices and settings, ``--synthetic-copies`` augmented draws each."""
     plan = synthesize.training_plan(args.seed, args.per_word, args.per_unknown)
     waves = synthesize.speak_all(plan)
     labels = [LABELS.index(u.label) for u in plan]
-    rng = np.random.default_rng(args.seed + 1)
-    for _ in range(args.silence):
-        waves.append(synthesize.silence(rng, rng.uniform(0.8, 1.5)))
-        labels.append(LABELS.index("_silence_"))
-    _log(start, f"synthesized {len(plan)} utterances + {args.silence} silences")
-    jobs = [(w, args.seed * 1_000_003 + i * 7 + c) for c in range(args.copies) for i, w in enumerate(waves)]
-    with ProcessPoolExecutor(2) as pool:
-        features = np.stack(list(pool.map(_augmented_features, jobs, chunksize=64)))
-    _log(start, f"{len(features)} augmented feature maps")
-    return features, np.array(labels * args.copies)
+    _log(start, f"synthesized {len(plan)} espeak-ng utterances")
+    copies = args.synthetic_copies
+    jobs = [(w, args.seed * 1_000_003 + i * 7 + c) for c in range(copies) for i, w in enumerate(waves)]
+    return _feature_maps(_augmented_features, jobs, backgrounds), np.array(labels * copies)
+
+
+def real_set(
+    clips: list[real_speech.Clip], backgrounds: list[np.ndarray], args: argparse.Namespace
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each real training utterance ``--real-copies`` times augmented, plus ``_silence_`` from the backgrounds."""
+    speech = [c for c in clips if c.label != real_speech.SILENCE]
+    waves = [c.waveform() for c in speech]
+    copies = args.real_copies
+    jobs = [(w, args.seed * 2_000_003 + i * 11 + c) for c in range(copies) for i, w in enumerate(waves)]
+    features = _feature_maps(_augmented_features, jobs, backgrounds)
+    labels = [LABELS.index(c.label) for c in speech] * copies
+    silence_jobs = [(i % len(backgrounds) if i % 4 else -1, args.seed * 3_000_017 + i) for i in range(args.silence)]
+    silence = _feature_maps(_silence_features, silence_jobs, backgrounds)
+    labels += [LABELS.index(real_speech.SILENCE)] * len(silence)
+    return np.concatenate([features, silence]), np.array(labels)
+
+
+def real_validation_set(clips: list[real_speech.Clip]) -> tuple[list[np.ndarray], np.ndarray]:
+    """Waveforms and labels of the validation speakers' clips, unaugmented."""
+    return [c.waveform() for c in clips], np.array([LABELS.index(c.label) for c in clips])
 
 
 def held_out_set(seed: int, per_word: int) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
@@ -108,19 +150,19 @@ def other_synthesizers() -> dict[str, list[tuple[int, np.ndarray]]]:
     return sets
 
 
-def build_model(seed: int) -> tf.ASTForAudioClassification:
-    torch.manual_seed(seed)
+def build_model(args: argparse.Namespace) -> tf.ASTForAudioClassification:
+    torch.manual_seed(args.seed)
     config = tf.ASTConfig(
-        hidden_size=96,
-        num_hidden_layers=3,
+        hidden_size=args.hidden_size,
+        num_hidden_layers=args.layers,
         num_attention_heads=4,
-        intermediate_size=192,
-        hidden_dropout_prob=0.0,  # the augmentation regularises enough: this small model underfits
+        intermediate_size=2 * args.hidden_size,
+        hidden_dropout_prob=args.dropout,
         attention_probs_dropout_prob=0.0,
         num_mel_bins=NUM_MEL_BINS,
         max_length=MAX_FRAMES,
-        frequency_stride=16,  # 4 x 14 patches: ~0.1 s per training step of 64 on 2 cores
-        time_stride=10,
+        frequency_stride=args.frequency_stride,  # 16 x 16 patches; 16 / 10: 4 x 12 of them, ~0.09 s per step
+        time_stride=args.time_stride,
         num_labels=len(LABELS),
         id2label=dict(enumerate(LABELS)),
         label2id={label: i for i, label in enumerate(LABELS)},
@@ -142,26 +184,55 @@ def _spec_augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     return x * keep
 
 
-def evaluate(model: torch.nn.Module, features: np.ndarray, labels: np.ndarray) -> float:
+def predict(model: torch.nn.Module, features: np.ndarray) -> np.ndarray:
     model.eval()
     with torch.no_grad():
-        predictions = np.concatenate(
+        return np.concatenate(
             [model(input_values=torch.from_numpy(features[i : i + 256])).logits.argmax(-1).numpy()
              for i in range(0, len(features), 256)]
         )  # fmt: skip
-    return float((predictions == labels).mean())
+
+
+def evaluate(model: torch.nn.Module, features: np.ndarray, labels: np.ndarray) -> float:
+    return float((predict(model, features) == labels).mean())
+
+
+def confusion(labels: np.ndarray, predictions: np.ndarray) -> np.ndarray:
+    """Counts, rows = true label, columns = predicted label, in ``LABELS`` order."""
+    matrix = np.zeros((len(LABELS), len(LABELS)), dtype=np.int64)
+    np.add.at(matrix, (labels, predictions), 1)
+    return matrix
 
 
 def train(args: argparse.Namespace) -> dict:
     start = time.monotonic()
     torch.set_num_threads(2)
-    features, labels = training_set(args, start)
+    clips = real_speech.find_clips(args.real_speech)
+    train_clips, validation_clips = real_speech.speaker_split(clips, args.validation_fraction, args.seed)
+    backgrounds = [c.waveform() for c in train_clips if c.label == real_speech.SILENCE]
+    _log(start, f"real speech: {len(train_clips)} training clips, {len(validation_clips)} validation clips "
+                f"({len({c.speaker for c in validation_clips})} speakers never trained on)")  # fmt: skip
+    real_x, real_y = real_set(train_clips, backgrounds, args)
+    synthetic_x, synthetic_y = synthetic_set(args, backgrounds, start)
+    features, labels = np.concatenate([real_x, synthetic_x]), np.concatenate([real_y, synthetic_y])
+    _log(start, f"{len(features)} augmented feature maps ({len(real_x)} real, {len(synthetic_x)} espeak-ng)")
     mean, std = float(features.mean()), float(features.std())
     features = (features - mean) / (2 * std)  # what ASTFeatureExtractor's normalisation does
-    held_features, held_labels, _ = held_out_set(args.seed + 100, args.heldout_per_word)
-    held_features = (held_features - mean) / (2 * std)
 
-    model = build_model(args.seed)
+    extractor = tf.ASTFeatureExtractor(
+        num_mel_bins=NUM_MEL_BINS, max_length=MAX_FRAMES, mean=mean, std=std, sampling_rate=SAMPLING_RATE
+    )
+    served_features = extractor_from_config(extractor.to_dict())  # exactly what the Triton step computes
+
+    def served(waves: list[np.ndarray]) -> np.ndarray:
+        return np.stack([served_features(w)["input_values"] for w in waves])
+
+    validation_waves, validation_labels = real_validation_set(validation_clips)
+    validation_x = served(validation_waves)
+    _, held_labels, held_waves = held_out_set(args.seed + 100, args.heldout_per_word)
+    held_x = served(held_waves)
+
+    model = build_model(args)
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.05)
     steps_per_epoch = math.ceil(len(features) / args.batch_size)
     total = steps_per_epoch * args.epochs
@@ -169,6 +240,7 @@ def train(args: argparse.Namespace) -> dict:
     loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=0.1)
     generator = torch.Generator().manual_seed(args.seed)
     x_all, y_all = torch.from_numpy(features.astype(np.float32)), torch.from_numpy(labels)
+    del features
     _log(start, f"training {sum(p.numel() for p in model.parameters()):,} parameters, {args.epochs} epochs")
     for epoch in range(args.epochs):
         model.train()
@@ -184,48 +256,69 @@ def train(args: argparse.Namespace) -> dict:
             optimizer.step()
             schedule.step()
             running += loss.item()
-        message = f"epoch {epoch + 1}: loss {running / steps_per_epoch:.3f}"
-        if (epoch + 1) % 4 == 0 or epoch + 1 == args.epochs:
-            message += f", held-out accuracy {evaluate(model, held_features, held_labels):.3f}"
-        _log(start, message)
+        _log(start, f"epoch {epoch + 1}: loss {running / steps_per_epoch:.3f}, "
+                    f"real validation {evaluate(model, validation_x, validation_labels):.3f}, "
+                    f"held-out espeak-ng {evaluate(model, held_x, held_labels):.3f}")  # fmt: skip
     training_seconds = time.monotonic() - start
 
-    extractor = tf.ASTFeatureExtractor(
-        num_mel_bins=NUM_MEL_BINS, max_length=MAX_FRAMES, mean=mean, std=std, sampling_rate=SAMPLING_RATE
-    )
     other = {}
-    served_features = extractor_from_config(extractor.to_dict())  # exactly what the Triton step computes
-    for name, clips in other_synthesizers().items():
-        x = np.stack([served_features(w)["input_values"] for _, w in clips])
-        other[name] = evaluate(model, x, np.array([label for label, _ in clips]))
+    for name, clips_of_voice in other_synthesizers().items():
+        x = served([w for _, w in clips_of_voice])
+        other[name] = evaluate(model, x, np.array([label for label, _ in clips_of_voice]))
+    matrix = confusion(validation_labels, predict(model, validation_x))
     metrics = {
-        "held_out_espeak_accuracy": evaluate(model, held_features, held_labels),
+        "real_validation_accuracy": float(np.trace(matrix) / matrix.sum()),
+        "real_validation_per_class": {
+            label: float(matrix[i, i] / max(1, matrix[i].sum())) for i, label in enumerate(LABELS)
+        },
+        "real_validation_clips": len(validation_labels),
+        "real_validation_speakers": len({c.speaker for c in validation_clips if c.label != real_speech.SILENCE}),
+        "real_validation_confusion": matrix.tolist(),
+        "real_training_clips": len(train_clips),
+        "real_training_speakers": len({c.speaker for c in train_clips if c.label != real_speech.SILENCE}),
+        "held_out_espeak_accuracy": evaluate(model, held_x, held_labels),
         "held_out_espeak_clips": len(held_labels),
         "other_synthesizers_accuracy": other,
         "training_seconds": round(training_seconds, 1),
-        "training_examples": len(features),
+        "training_examples": len(x_all),
         "parameters": sum(p.numel() for p in model.parameters()),
+        "patches": f"{(model.config.num_mel_bins - 16) // model.config.frequency_stride + 1} x "
+        f"{(MAX_FRAMES - 16) // model.config.time_stride + 1}",
         "seed": args.seed,
+        "settings": {k: v for k, v in vars(args).items() if k not in ("output", "real_speech")},
     }
     output = Path(args.output)
     model.eval()
     model.save_pretrained(output)
     extractor.save_pretrained(output)
     (output / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    (output / "validation_clips.json").write_text(
+        json.dumps(sorted({c.path.relative_to(args.real_speech).as_posix() for c in validation_clips}), indent=0) + "\n"
+    )
     model_card.write(output, metrics)
-    _log(start, json.dumps(metrics))
+    _log(start, json.dumps({k: v for k, v in metrics.items() if k != "real_validation_confusion"}))
     return metrics
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m keyword_spotter.train")
+    parser.add_argument("--real-speech", type=Path, required=True,
+                        help="real recordings in the Speech Commands layout (a folder per label)")  # fmt: skip
     parser.add_argument("--output", default="keyword_spotter/checkpoint")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--per-word", type=int, default=500, help="training utterances per keyword")
-    parser.add_argument("--per-unknown", type=int, default=1200, help="training utterances of other words")
-    parser.add_argument("--silence", type=int, default=600, help="silence / noise clips")
-    parser.add_argument("--copies", type=int, default=3, help="augmented copies of each clip")
-    parser.add_argument("--epochs", type=int, default=18)
+    parser.add_argument("--validation-fraction", type=float, default=real_speech.VALIDATION_FRACTION,
+                        help="share of the real speakers held out of training")  # fmt: skip
+    parser.add_argument("--real-copies", type=int, default=10, help="augmented copies of each real clip")
+    parser.add_argument("--per-word", type=int, default=150, help="espeak-ng training utterances per keyword")
+    parser.add_argument("--per-unknown", type=int, default=500, help="espeak-ng utterances of other words")
+    parser.add_argument("--synthetic-copies", type=int, default=2, help="augmented copies of each espeak-ng clip")
+    parser.add_argument("--silence", type=int, default=2400, help="_silence_ examples (recorded and synthetic)")
+    parser.add_argument("--hidden-size", type=int, default=128)
+    parser.add_argument("--layers", type=int, default=4)
+    parser.add_argument("--dropout", type=float, default=0.1)
+    parser.add_argument("--frequency-stride", type=int, default=16)
+    parser.add_argument("--time-stride", type=int, default=10)
+    parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--heldout-per-word", type=int, default=30)

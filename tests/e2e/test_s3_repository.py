@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -23,6 +24,7 @@ from local_triton.server import LocalTriton, Ports, http_ok
 from model_store import location, manifest
 from model_store.sync import Sync, TritonRepository
 
+ROOT = Path(__file__).resolve().parents[2]
 BUCKET = "models"
 REPOSITORY = f"s3://{BUCKET}/triton/repo"
 
@@ -169,3 +171,27 @@ def test_an_unloaded_model_leaves_the_gateway(served) -> None:
 def test_the_triton_url_carries_a_custom_endpoint(s3_server: str) -> None:
     assert location.parse(REPOSITORY).triton_url() == f"s3://{s3_server}/{BUCKET}/triton/repo"
     assert os.environ["AWS_ENDPOINT_URL"] == s3_server
+
+
+def test_make_serve_serves_straight_from_s3(served, tmp_path: Path) -> None:
+    """``make serve REPOSITORY=s3://...`` (the local mode's own entry point), classifying from the bucket."""
+    ports = {name: free_port() for name in ("HTTP_PORT", "GRPC_PORT", "METRICS_PORT", "GATEWAY_PORT")}
+    venv = Path(sys.prefix)  # the environment running the tests is the one `make install` made
+    command = ["make", "--no-print-directory", "-C", str(ROOT), f"VENV={venv}", "serve", f"REPOSITORY={REPOSITORY}",
+               f"WORKDIR={tmp_path}", "DEFAULT_MODEL=ast", *(f"{k}={v}" for k, v in ports.items())]  # fmt: skip
+    serve = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+    )
+    try:
+        lines = []
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:
+            lines.append(serve.stdout.readline())
+            if not lines[-1] or lines[-1].startswith("ready: "):
+                break
+        assert lines[-1].startswith("ready: "), "".join(lines)
+        answer = httpx.post(f"http://127.0.0.1:{ports['GATEWAY_PORT']}/", content=wav_bytes(make_waveform(1.0)))
+        assert answer.status_code == 200 and len(answer.json()) > 1
+    finally:
+        os.killpg(serve.pid, signal.SIGTERM)
+        serve.wait(60)
