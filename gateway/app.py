@@ -24,7 +24,7 @@ from gateway.errors import GatewayError
 from gateway.metrics import Metrics
 from gateway.schemas import ModelInfo, Prediction
 from gateway.settings import Settings
-from gateway.triton import TritonModels, classify, connect
+from gateway.triton import StubRecovery, TritonModels, classify, connect
 
 INLINE_PARSE_BYTES = 256 * 1024
 UNKNOWN_MODEL_LABEL = "unknown"
@@ -39,6 +39,7 @@ class Services:
     client: grpcclient.InferenceServerClient
     models: TritonModels
     metrics: Metrics
+    recovery: StubRecovery
 
 
 def get_services(request: Request) -> Services:
@@ -77,7 +78,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         client = connect(settings.triton_url, settings.triton_lb_policy)
-        app.state.services = Services(settings, client, TritonModels(client, settings.models_refresh_s), Metrics())
+        models = TritonModels(client, settings.models_refresh_s)
+        app.state.services = Services(settings, client, models, Metrics(), StubRecovery(client))
         try:
             yield
         finally:
@@ -125,6 +127,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     label = metadata.model_id  # a served model: a bounded label
                     answer = await classify(
                         services.client,
+                        services.recovery,
                         metadata.name,
                         parsed.audio,
                         parsed.parameters.top_k,
@@ -184,6 +187,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if not live or not models:
             raise GatewayError(
                 503, "Triton is not ready" if not live else "Triton serves no audio-classification model"
+            )
+        if services.recovery.recovering:
+            raise GatewayError(
+                503, f"models restarting after a crash: {', '.join(sorted(services.recovery.recovering))}"
             )
         not_ready = [n for n in models if not await services.client.is_model_ready(n)]
         if not_ready:

@@ -7,6 +7,7 @@ dynamic batcher can group them.
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import time
 from dataclasses import dataclass
@@ -46,6 +47,54 @@ _ENSEMBLE_PREFIX = re.compile(r"^in ensemble '[^']*', ")
 def _clean(message: str) -> str:
     """Triton prefixes a step's error with "in ensemble 'NAME', ": the client gets what the step said."""
     return _ENSEMBLE_PREFIX.sub("", message)
+
+
+_DEAD_STUB = re.compile(r"Stub process '(?P<instance>[^']+)' is not healthy")
+
+
+class StubRecovery:
+    """Reloads a model whose Python stub died (an OOM kill, a crash).
+
+    tritonserver 2.51 (the pip wheel, and the NGC 24.10 image) never restarts a dead stub: the model stays
+    "ready" and fails every request. The first request that meets the dead stub starts a reload of that model
+    (its config passed back with a marker, which makes Triton load fresh instances and swap them in) and is answered
+    503 with Retry-After, as is every request until the reload is done; ``/ready`` says which models recover.
+    """
+
+    def __init__(self, client: grpcclient.InferenceServerClient) -> None:
+        self.client = client
+        self.recovering: dict[str, asyncio.Task[None]] = {}
+        self.reloaded_at: dict[str, float] = {}  # model -> time.monotonic() its last reload finished
+        self.log: list[str] = []  # what was recovered, and how long it took (for the logs and the tests)
+
+    async def _reload(self, model: str) -> None:
+        started = time.monotonic()
+        try:
+            config = (await self.client.get_model_config(model, as_json=True))["config"]
+            # An unchanged config is a no-op for Triton: a marker parameter makes it a real reload.
+            config.setdefault("parameters", {})["reloaded_at"] = {"string_value": f"{time.time():.3f}"}
+            await self.client.load_model(model, config=json.dumps(config))
+            self.reloaded_at[model] = time.monotonic()
+            self.log.append(f"reloaded {model} after its stub died, in {time.monotonic() - started:.2f}s")
+        except InferenceServerException as error:
+            self.log.append(f"could not reload {model}: {error.message()}")
+        finally:
+            self.recovering.pop(model, None)
+        print(self.log[-1], flush=True)
+
+    async def begin(self, instance: str, request_started: float) -> str:
+        """Start reloading the model of a dead stub's ``instance`` (e.g. ``m_onnx_0_0``), once; its name.
+
+        A request sent before the last reload finished met the old, dead stub: it starts no new reload."""
+        index = await self.client.get_model_repository_index(as_json=True)
+        known = {entry["name"] for entry in index.get("models", [])}
+        model = instance
+        while model not in known and re.search(r"_\d+$", model):
+            model = re.sub(r"_\d+$", "", model)  # instance names are <model>_<group>_<index>
+        stale = self.reloaded_at.get(model, -float("inf")) > request_started
+        if model in known and model not in self.recovering and not stale:
+            self.recovering[model] = asyncio.create_task(self._reload(model))
+        return model
 
 
 @dataclass(frozen=True)
@@ -113,6 +162,7 @@ def _bytes_input(name: str, value: bytes) -> grpcclient.InferInput:
 
 async def classify(
     client: grpcclient.InferenceServerClient,
+    recovery: StubRecovery,
     model: str,
     audio: bytes,
     top_k: int | None,
@@ -120,6 +170,7 @@ async def classify(
     timeout_s: float,
 ) -> list[Prediction]:
     """One inference through the ensemble; Triton's errors become ``GatewayError`` with an HTTP status."""
+    started = time.monotonic()
     inputs = [_bytes_input("AUDIO", audio)]
     if top_k is not None:
         top = grpcclient.InferInput("TOP_K", [1, 1], "INT32")
@@ -132,6 +183,10 @@ async def classify(
     except InferenceServerException as error:
         status = _status(error)
         message = _clean(error.message() or str(error))
+        dead = _DEAD_STUB.search(message)
+        if dead:
+            step = await recovery.begin(dead["instance"], started)
+            raise GatewayError(503, f"model {model!r} is restarting: the process of its step {step!r} died") from None
         if "INVALID_ARGUMENT" in status:
             raise GatewayError(400, message) from None
         if "DEADLINE_EXCEEDED" in status or "Deadline Exceeded" in message:

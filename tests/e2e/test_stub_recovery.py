@@ -1,0 +1,93 @@
+"""A Python stub killed under load (kill -9, what the OOM killer does) on a real tritonserver: the gateway
+reloads that model, answers 503 + Retry-After meanwhile, /ready says so, and afterwards every answer is right."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from conftest import free_port, running_gateway
+
+from local_triton.server import LocalTriton, Ports
+
+ROOT = Path(__file__).resolve().parents[2]
+CLIP = (ROOT / "samples" / "yes.wav").read_bytes()
+
+
+def stub_pids(workdir: Path, model: str) -> list[int]:
+    """The Python stubs of ``model`` started by the tritonserver whose backends live under ``workdir``."""
+    pids = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            argv = cmdline.read_bytes().decode(errors="replace").split("\0")
+        except OSError:
+            continue
+        if argv[0].endswith("triton_python_backend_stub") and str(workdir) in argv[0] and f"/{model}/" in argv[1]:
+            pids.append(int(cmdline.parent.name))
+    return pids
+
+
+@pytest.mark.parametrize("step", ["keyword-spotter_onnx", "keyword-spotter_preprocess"])
+def test_a_killed_stub_is_reloaded_and_nothing_is_answered_wrong(step: str, tmp_path: Path) -> None:
+    workdir = tmp_path / "run"
+    triton = LocalTriton(ROOT / "model_repository", workdir, Ports(free_port(), free_port(), free_port()))
+    with triton, running_gateway(triton.grpc_url) as gateway:
+        expected = httpx.post(f"{gateway}/", content=CLIP, timeout=30).json()
+        (victim, *_) = stub_pids(workdir, step)
+
+        async def scenario() -> tuple[list[tuple[float, int, list]], list[tuple[float, int]], float]:
+            answers: list[tuple[float, int, list]] = []
+            readiness: list[tuple[float, int]] = []
+            stop = asyncio.Event()
+            killed_at = 0.0
+
+            async def client(http: httpx.AsyncClient) -> None:
+                while not stop.is_set():
+                    response = await http.post(f"{gateway}/", content=CLIP)
+                    answers.append((time.monotonic(), response.status_code, response.json()))
+                    if response.status_code == 503:
+                        assert response.headers["Retry-After"]
+                        await asyncio.sleep(0.05)
+
+            async def watch_ready(http: httpx.AsyncClient) -> None:
+                while not stop.is_set():
+                    readiness.append((time.monotonic(), (await http.get(f"{gateway}/ready")).status_code))
+                    await asyncio.sleep(0.05)
+
+            async def kill_then_wait() -> None:
+                nonlocal killed_at
+                await asyncio.sleep(1.0)
+                killed_at = time.monotonic()
+                os.kill(victim, signal.SIGKILL)
+                deadline = killed_at + 60
+                while time.monotonic() < deadline:  # recovered: /ready 200 again after having been 503
+                    if any(s == 503 for _, s in readiness) and readiness[-1][1] == 200:
+                        break
+                    await asyncio.sleep(0.1)
+                await asyncio.sleep(2.0)  # and keep the load on after it
+                stop.set()
+
+            async with httpx.AsyncClient(timeout=60) as http:
+                await asyncio.gather(kill_then_wait(), watch_ready(http), *(client(http) for _ in range(4)))
+            return answers, readiness, killed_at
+
+        answers, readiness, killed_at = asyncio.run(scenario())
+
+    statuses = [status for _, status, _ in answers]
+    assert set(statuses) <= {200, 503}, [a for a in answers if a[1] not in (200, 503)][:3]
+    assert 503 in statuses  # the kill was noticed ...
+    assert any(s == 503 for _, s in readiness) and readiness[-1][1] == 200  # ... /ready said so, then recovered
+    for _, status, body in answers:  # nothing answered wrong
+        if status == 200:
+            assert [p["label"] for p in body] == [p["label"] for p in expected]
+            assert abs(body[0]["score"] - expected[0]["score"]) < 1e-5
+    unavailable = [t for t, s, _ in answers if s == 503]
+    recovered_at = min((t for t, s, _ in answers if s == 200 and t > unavailable[-1]), default=None)
+    assert recovered_at is not None and all(s == 200 for t, s, _ in answers if t > recovered_at)
+    print(f"{step}: killed, first 503 after {unavailable[0] - killed_at:.2f}s, answering again after "
+          f"{recovered_at - killed_at:.2f}s; {statuses.count(503)} of {len(statuses)} requests got 503")  # fmt: skip
