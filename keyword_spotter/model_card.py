@@ -35,11 +35,11 @@ measured by the script, {examples:,} augmented training examples).
 ## Data and licence
 
 - **Real speech**: {real_clips:,} clips ({real_speakers} speakers' words, and background noise) from
-  {attribution}. The recordings used are the
-  2,684-clip part of the v0.02 *test set* that this project has (one folder per label); the speakers of the
-  validation split below ({validation_speakers} speakers and their share of the background clips, chosen by a
-  seeded hash of the speaker id) were never trained on. Because the weights are trained on CC BY 4.0 data, this checkpoint is distributed under CC BY 4.0
-  with that attribution. The public dataset (105,829 clips, 2,618 speakers) is the place to get more.
+  {attribution}. The recordings used are the 2,684-clip part of the v0.02 *test set* that this project has
+  (one folder per label); the speakers of the validation split below ({validation_speakers} speakers and their
+  share of the background clips, chosen by a seeded hash of the speaker id) were never trained on. Because
+  the weights are trained on CC BY 4.0 data, this checkpoint is distributed under CC BY 4.0 with that
+  attribution. The public dataset (105,829 clips, 2,618 speakers) is the place to get more.
 - **Synthetic speech**: espeak-ng, the keywords and {unknown} other words for `_unknown_`, every English voice
   except `{held_voice}`, every variant except {held_variants} of the {variants}.
 - **Silence**: the training speakers' `_silence_` recordings (real background noise), and synthetic silence,
