@@ -42,6 +42,7 @@ def _example(url: str) -> str:
 
 
 DEFAULT_CHECKPOINT = Path("keyword_spotter/checkpoint")
+RESTART_BACKOFF_S = (1.0, 30.0)  # first and longest wait before restarting a tritonserver that died
 DEFAULT_NAME = "keyword-spotter"
 
 
@@ -88,9 +89,24 @@ def serve(args: argparse.Namespace) -> int:
         print(f"ready: {url}  (docs: {url}/docs, Triton log: {triton.log_path})", flush=True)
         print(f"try:   {_example(url)}", flush=True)
         print("Ctrl-C stops both.", flush=True)
-        while gateway.poll() is None and triton.process is not None and triton.process.poll() is None:
+        backoff = RESTART_BACKOFF_S[0]
+        while gateway.poll() is None:
+            if triton.process is not None and triton.process.poll() is not None:
+                # The gateway answers 503 + Retry-After meanwhile, and reconnects by itself.
+                regions = triton.clean_up()
+                message = f"tritonserver exited ({triton.process.returncode}); removed what it left behind "
+                message += f"({len(regions)} shared-memory regions); restarting in {backoff:g}s"
+                print(message, file=sys.stderr, flush=True)
+                time.sleep(backoff)
+                try:
+                    triton.start(timeout=args.timeout)
+                    print("tritonserver restarted", file=sys.stderr, flush=True)
+                    backoff = RESTART_BACKOFF_S[0]
+                except TritonStartError as error:
+                    print(f"restart failed: {error}", file=sys.stderr, flush=True)
+                    backoff = min(backoff * 2, RESTART_BACKOFF_S[1])
             time.sleep(0.5)
-        print("a process exited on its own; stopping", file=sys.stderr)
+        print(f"the gateway exited on its own; see {workdir / 'gateway.log'}; stopping", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 0

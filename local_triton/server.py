@@ -96,6 +96,23 @@ def http_ok(url: str, timeout: float = 2.0) -> bool:
         return False
 
 
+STUB = "triton_python_backend_stub"
+
+
+def _group_commands(group: int) -> list[list[str]]:
+    """The command lines of the live processes in process group ``group``."""
+    commands = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            state, _, pgrp = stat.read_text().rsplit(")", 1)[1].split()[:3]
+            argv = (stat.parent / "cmdline").read_bytes().decode(errors="replace").split("\0")
+        except (OSError, ValueError):
+            continue
+        if int(pgrp) == group and state != "Z":
+            commands.append(argv)
+    return commands
+
+
 class LocalTriton:
     """A tritonserver process serving ``repository`` (a folder or S3) in explicit model-control mode, every
     model loaded at start (``model_store.sync`` loads what is published later); use as a context manager."""
@@ -159,18 +176,33 @@ class LocalTriton:
         return http_ok(f"http://{self.http_url}/v2/health/ready")
 
     def stop(self) -> int | None:
-        """SIGTERM, then SIGKILL if it outlives its exit timeout; returns the exit code."""
-        if self.process is None or self.process.poll() is not None:
-            return None if self.process is None else self.process.returncode
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            code = self.process.wait(EXIT_TIMEOUT_S + 10)
-        except subprocess.TimeoutExpired:
-            code = None
-        # The server runs in its own process group with its Python stubs: leave none of them behind.
+        """SIGTERM, then SIGKILL if it outlives its exit timeout; then whatever is left of it (see
+        ``clean_up``), also after a crash; returns the exit code."""
+        if self.process is None:
+            return None
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.wait(EXIT_TIMEOUT_S + 10)
+        self.clean_up()
+        return self.process.wait()
+
+    def clean_up(self) -> list[str]:
+        """Kill what is left of the server's process group and remove the shared-memory regions its Python
+        stubs held; returns those regions. A killed tritonserver leaves its stubs running (they ignore
+        SIGTERM) and their /dev/shm regions behind; the stubs' command lines name the regions."""
+        if self.process is None:
+            return []
+        group = self.process.pid  # started with start_new_session: its pid is the group id
+        regions = [argv[2] for argv in _group_commands(group) if len(argv) > 2 and argv[0].endswith(STUB)]
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGKILL)
-        return self.process.wait() if code is None else code
+            os.killpg(group, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while _group_commands(group) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        for region in regions:
+            Path("/dev/shm", region).unlink(missing_ok=True)
+        return regions
 
     def log_tail(self, lines: int = 40) -> str:
         try:

@@ -27,7 +27,7 @@ def _make(*args: str, **kwargs) -> subprocess.Popen[str]:
 
 
 def _shm() -> set[str]:
-    return {p.name for p in Path("/dev/shm").glob("triton_python_backend_shm_region_*")}
+    return {p.name for p in Path("/dev/shm").glob("triton_*_backend_shm_region_*")}
 
 
 def _processes_mentioning(text: str) -> list[str]:
@@ -74,6 +74,73 @@ def test_make_serve_classifies_then_stops_cleanly_on_ctrl_c(repository: Path, tm
     assert _shm() - shm_before == set()
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"http://127.0.0.1:{ports['GATEWAY_PORT']}/health")
+
+
+def _pids_mentioning(*texts: str) -> list[int]:
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            text = cmdline.read_bytes().decode(errors="replace")
+        except OSError:
+            continue
+        if all(t in text for t in texts):
+            found.append(int(cmdline.parent.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_make_serve_restarts_a_killed_tritonserver_and_leaves_nothing_behind(tmp_path: Path) -> None:
+    shm_before = _shm()
+    ports = {name: free_port() for name in ("HTTP_PORT", "GRPC_PORT", "METRICS_PORT", "GATEWAY_PORT")}
+    workdir = tmp_path / "serve-run"
+    serve = _make(
+        "serve", f"REPOSITORY={ROOT / 'model_repository'}", f"WORKDIR={workdir}",
+        *(f"{k}={v}" for k, v in ports.items()), start_new_session=True,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{ports['GATEWAY_PORT']}"
+    clip = (ROOT / "samples" / "yes.wav").read_bytes()
+    try:
+        lines = []
+        while not lines or (lines[-1] and not lines[-1].startswith("ready: ")):
+            lines.append(serve.stdout.readline())
+        assert lines[-1].startswith("ready: "), "".join(lines)
+        expected = httpx.post(f"{url}/", content=clip).json()
+        (server,) = _pids_mentioning("bin/tritonserver", str(workdir))
+        stubs = _pids_mentioning("triton_python_backend_stub", str(workdir))
+        # each stub's command line names its shared-memory region
+        shm_of_server = {Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[2].decode() for pid in stubs}
+        assert stubs and shm_of_server <= _shm()
+        os.kill(server, signal.SIGKILL)  # what the OOM killer does
+        killed = time.monotonic()
+        statuses = []
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            answer = httpx.post(f"{url}/", content=clip, timeout=30)
+            statuses.append(answer.status_code)
+            if answer.status_code == 200:
+                break
+            assert answer.status_code == 503 and answer.headers["Retry-After"], answer.text
+            time.sleep(0.2)
+        assert statuses[-1] == 200 and 503 in statuses, statuses
+        print(f"tritonserver killed: answering again after {time.monotonic() - killed:.1f}s, {len(statuses) - 1} x 503")
+        assert answer.json() == expected
+        assert not any(_alive(pid) for pid in stubs)  # the dead server's stubs are gone ...
+        assert not (shm_of_server & _shm())  # ... and so are their shared-memory regions
+        assert _pids_mentioning("bin/tritonserver", str(workdir)) != [server]
+        os.killpg(serve.pid, signal.SIGINT)
+        output, _ = serve.communicate(timeout=60)
+    finally:
+        if serve.poll() is None:
+            os.killpg(serve.pid, signal.SIGKILL)
+    assert "tritonserver restarted" in output and "stopped." in output
+    assert _processes_mentioning(str(workdir)) == []
+    assert _shm() - shm_before == set()
 
 
 def test_make_perf_prints_throughput(triton, tmp_path: Path) -> None:
