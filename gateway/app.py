@@ -20,6 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from tritonclient.utils import InferenceServerException
 
 from gateway import openapi, request_body
+from gateway.admission import Admission
 from gateway.errors import GatewayError
 from gateway.metrics import Metrics
 from gateway.schemas import ModelInfo, Prediction
@@ -40,6 +41,7 @@ class Services:
     models: TritonModels
     metrics: Metrics
     recovery: StubRecovery
+    admission: Admission
 
 
 def get_services(request: Request) -> Services:
@@ -79,7 +81,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         client = connect(settings.triton_url, settings.triton_lb_policy)
         models = TritonModels(client, settings.models_refresh_s)
-        app.state.services = Services(settings, client, models, Metrics(), StubRecovery(client))
+        admission = Admission(settings.max_concurrent_requests, settings.max_inflight_body_bytes)
+        app.state.services = Services(settings, client, models, Metrics(), StubRecovery(client), admission)
         try:
             yield
         finally:
@@ -111,9 +114,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         start = time.perf_counter()
         label = UNKNOWN_MODEL_LABEL  # metrics are labelled by served models only: ids from clients are unbounded
         status = 500
+        admitted, reserved = False, 0
+
+        def reserve(size: int) -> None:
+            nonlocal reserved
+            services.admission.reserve(size)
+            reserved += size
+
         metrics.in_flight.inc()
         try:
-            body = await request_body.read_limited(request, settings.max_body_bytes)
+            services.admission.enter()
+            admitted = True
+            try:
+                body = await asyncio.wait_for(
+                    request_body.read_limited(request, settings.max_body_bytes, reserve), settings.body_timeout_s
+                )
+            except asyncio.TimeoutError:  # noqa: UP041 - Python 3.10's is not the builtin
+                raise GatewayError(408, f"the body did not arrive within {settings.body_timeout_s:g} s") from None
             content_type = request.headers.get("content-type")
             query = dict(request.query_params)
             if len(body) > INLINE_PARSE_BYTES:  # JSON + base64 of megabytes: keep it off the event loop
@@ -147,6 +164,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             status = error.status
             raise
         finally:
+            if admitted:
+                services.admission.leave(reserved)
             metrics.in_flight.dec()
             metrics.requests.labels(label, str(status)).inc()
             metrics.latency.labels(label).observe(time.perf_counter() - start)

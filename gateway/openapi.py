@@ -35,9 +35,10 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     400: _error("bad JSON, base64, audio, parameters or options"),
     401: _error("missing or wrong API token"),
     404: _error("unknown model"),
+    408: _error("the body did not arrive in time"),
     413: _error("body over the limit"),
     502: _error("Triton failed while running the model"),
-    503: _error("Triton unreachable or the model not ready", retry=True),
+    503: _error("Triton unreachable, the model not ready or restarting, or the gateway at its limits", retry=True),
     504: _error("inference timed out"),
 }
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from pydantic import ValidationError
@@ -26,8 +27,9 @@ class ClassifyRequest:
     options: Options
 
 
-async def read_limited(request: Request, limit: int) -> bytes:
-    """The body, refused with 413 as soon as it is known to exceed ``limit`` (from Content-Length, unread)."""
+async def read_limited(request: Request, limit: int, reserve: Callable[[int], None]) -> bytes:
+    """The body, refused with 413 as soon as it is known to exceed ``limit`` (from Content-Length, unread);
+    each chunk is first reserved with ``reserve`` (which may refuse it: the gateway's in-flight budget)."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise GatewayError(413, f"the body is {int(declared)} bytes; the limit is {limit}")
@@ -37,6 +39,7 @@ async def read_limited(request: Request, limit: int) -> bytes:
             size += len(chunk)
             if size > limit:
                 raise GatewayError(413, f"the body is over the limit of {limit} bytes")
+            reserve(len(chunk))
             chunks.append(chunk)
     except ClientDisconnect:  # counted as 499 (nginx's "client closed request"), not logged as a failure
         raise GatewayError(CLIENT_CLOSED_REQUEST, "the client disconnected before sending the whole body") from None

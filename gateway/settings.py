@@ -21,6 +21,13 @@ class Settings(BaseSettings):
     api_token: SecretStr | None = Field(None, description="if set, requests need 'Authorization: Bearer <token>'")
     max_body_bytes: int = Field(25 * 1024 * 1024, description="larger request bodies are refused with 413")
     timeout_s: float = Field(30.0, description="per-request inference timeout; 504 past it")
+    body_timeout_s: float = Field(30.0, description="the whole body must arrive within this; 408 past it")
+    max_concurrent_requests: int = Field(256, description="classify requests in progress at once; 503 beyond")
+    max_inflight_body_bytes: int = Field(
+        256 * 1024 * 1024, description="request body bytes held at once, over all requests; 503 beyond"
+    )
+    max_connections: int = Field(1024, description="open connections (uvicorn's limit_concurrency); 503 beyond")
+    keep_alive_s: float = Field(5.0, description="idle keep-alive connections are closed after this")
     host: str = Field("127.0.0.1", description="address the gateway listens on")
     port: int = Field(8080, description="port the gateway listens on")
     retry_after_s: int = Field(5, description="Retry-After sent with 503 answers")

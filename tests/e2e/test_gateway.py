@@ -203,3 +203,37 @@ def test_error_headers_are_one_bounded_line() -> None:
     header = answer.headers["x-error-message"]
     assert "\n" not in header and "\t" not in header and len(header) <= 500
     assert header.startswith("onnxruntime failed: at node 12 out of memory")
+
+
+def _slow_client(url: str, declared: int, sent: bytes) -> socket.socket:
+    """A connection that promises ``declared`` body bytes, sends ``sent``, and then waits."""
+    host, port = url.removeprefix("http://").split(":")
+    client = socket.create_connection((host, int(port)))
+    client.sendall(f"POST /models/ast HTTP/1.1\r\nHost: x\r\nContent-Length: {declared}\r\n\r\n".encode() + sent)
+    return client
+
+
+def test_a_body_that_does_not_arrive_in_time_is_408(triton) -> None:
+    with running_gateway(triton.grpc_url, body_timeout_s="1") as url, _slow_client(url, 1000, b"RIFF") as client:
+        client.settimeout(10)
+        answer = client.recv(4096).decode()
+        assert answer.startswith("HTTP/1.1 408") and "did not arrive within 1 s" in answer
+
+
+def test_beyond_the_request_and_body_caps_is_503_with_retry_after(triton, waveform) -> None:
+    audio = wav_bytes(waveform)
+    with running_gateway(triton.grpc_url, max_concurrent_requests="2") as url:
+        with _slow_client(url, 10_000, b"x"), _slow_client(url, 10_000, b"x"):
+            time.sleep(0.5)
+            answer = httpx.post(f"{url}/models/ast", content=audio)
+            assert answer.status_code == 503 and answer.headers["Retry-After"]
+            assert "limit of 2 requests" in answer.json()["error"]
+        time.sleep(0.5)
+        assert httpx.post(f"{url}/models/ast", content=audio).status_code == 200  # released
+    with running_gateway(triton.grpc_url, max_inflight_body_bytes=str(len(audio) + 50_000)) as url:
+        with _slow_client(url, 200_000, b"\0" * 60_000):  # holds 60 kB of the budget
+            time.sleep(0.5)
+            answer = httpx.post(f"{url}/models/ast", content=audio)
+            assert answer.status_code == 503 and "request bodies in progress" in answer.json()["error"]
+        time.sleep(0.5)
+        assert httpx.post(f"{url}/models/ast", content=audio).status_code == 200

@@ -1,0 +1,36 @@
+"""Back-pressure: how many classify requests, and how many body bytes, the gateway holds at once.
+
+Beyond either cap a request is refused at once with 503 + Retry-After (as text-embeddings-inference refuses
+beyond its concurrency cap) rather than queued without bound: memory stays bounded under a flood of large
+uploads, and clients that retry spread themselves out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from gateway.errors import GatewayError
+
+
+@dataclass
+class Admission:
+    max_requests: int
+    max_body_bytes: int
+    requests: int = 0
+    body_bytes: int = 0
+
+    def enter(self) -> None:
+        """Admit one more classify request, or refuse it (503)."""
+        if self.requests >= self.max_requests:
+            raise GatewayError(503, f"the gateway is at its limit of {self.max_requests} requests in progress")
+        self.requests += 1
+
+    def leave(self, body_bytes: int) -> None:
+        self.requests -= 1
+        self.body_bytes -= body_bytes
+
+    def reserve(self, size: int) -> None:
+        """Hold ``size`` more body bytes for a request being read, or refuse it (503)."""
+        if self.body_bytes + size > self.max_body_bytes:
+            raise GatewayError(503, "the gateway holds its limit of request bodies in progress; retry shortly")
+        self.body_bytes += size
