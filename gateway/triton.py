@@ -19,6 +19,7 @@ from tritonclient.utils import InferenceServerException
 from gateway.errors import GatewayError
 from gateway.schemas import Prediction
 from triton_steps.metadata import METADATA_PARAMETER, ModelMetadata
+from triton_steps.stub_health import dead_instance, model_of, with_reload_marker
 
 
 def connect(url: str, lb_policy: str) -> grpcclient.InferenceServerClient:
@@ -49,9 +50,6 @@ def _clean(message: str) -> str:
     return _ENSEMBLE_PREFIX.sub("", message)
 
 
-_DEAD_STUB = re.compile(r"Stub process '(?P<instance>[^']+)' is not healthy")
-
-
 class StubRecovery:
     """Reloads a model whose Python stub died (an OOM kill, a crash).
 
@@ -70,9 +68,7 @@ class StubRecovery:
     async def _reload(self, model: str) -> None:
         started = time.monotonic()
         try:
-            config = (await self.client.get_model_config(model, as_json=True))["config"]
-            # An unchanged config is a no-op for Triton: a marker parameter makes it a real reload.
-            config.setdefault("parameters", {})["reloaded_at"] = {"string_value": f"{time.time():.3f}"}
+            config = with_reload_marker((await self.client.get_model_config(model, as_json=True))["config"])
             await self.client.load_model(model, config=json.dumps(config))
             self.reloaded_at[model] = time.monotonic()
             self.log.append(f"reloaded {model} after its stub died, in {time.monotonic() - started:.2f}s")
@@ -87,12 +83,11 @@ class StubRecovery:
 
         A request sent before the last reload finished met the old, dead stub: it starts no new reload."""
         index = await self.client.get_model_repository_index(as_json=True)
-        known = {entry["name"] for entry in index.get("models", [])}
-        model = instance
-        while model not in known and re.search(r"_\d+$", model):
-            model = re.sub(r"_\d+$", "", model)  # instance names are <model>_<group>_<index>
+        model = model_of(instance, {entry["name"] for entry in index.get("models", [])})
+        if model is None:
+            return instance
         stale = self.reloaded_at.get(model, -float("inf")) > request_started
-        if model in known and model not in self.recovering and not stale:
+        if model not in self.recovering and not stale:
             self.recovering[model] = asyncio.create_task(self._reload(model))
         return model
 
@@ -183,9 +178,9 @@ async def classify(
     except InferenceServerException as error:
         status = _status(error)
         message = _clean(error.message() or str(error))
-        dead = _DEAD_STUB.search(message)
-        if dead:
-            step = await recovery.begin(dead["instance"], started)
+        instance = dead_instance(message)
+        if instance:
+            step = await recovery.begin(instance, started)
             raise GatewayError(503, f"model {model!r} is restarting: the process of its step {step!r} died") from None
         if "INVALID_ARGUMENT" in status:
             raise GatewayError(400, message) from None

@@ -2,21 +2,26 @@
 
 Every ``interval`` seconds: read ``published.json``; (re)load, through Triton's repository API, each model
 whose revision changed (its steps first, then the ensemble: Triton swaps a reloaded model in only once the
-new one is ready, so requests in flight finish on the old one); unload each ensemble that left the manifest.
-``make serve`` runs it in a thread; on Kubernetes it is a sidecar of each Triton pod.
+new one is ready, so requests in flight finish on the old one); unload each ensemble that left the manifest;
+then probe every served model and reload a step whose Python stub died (``model_store.heal``).
+``make serve`` runs it in a thread, docker compose as a service, Kubernetes as a sidecar of each Triton pod:
+it always talks to its own Triton.
 """
 
 from __future__ import annotations
 
 import json
+import struct
 import threading
 import urllib.error
 import urllib.request
 from collections.abc import Callable
 
 from model_store import manifest
+from model_store.heal import StubHealer
 from model_store.location import Location
 from model_store.s3 import StorageError
+from triton_steps.stub_health import with_reload_marker
 
 
 class TritonRepository:
@@ -26,16 +31,48 @@ class TritonRepository:
         self.base = http_url if "://" in http_url else f"http://{http_url}"
         self.timeout_s = timeout_s
 
-    def _post(self, path: str, body: dict | None = None) -> None:
+    def _post(self, path: str, body: dict | None = None) -> bytes:
         data = json.dumps(body or {}).encode()
         request = urllib.request.Request(f"{self.base}{path}", data=data, method="POST")
         request.add_header("Content-Type", "application/json")
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout_s):
-                return
+            with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
+                return response.read()
         except urllib.error.HTTPError as error:
             detail = error.read().decode(errors="replace")
             raise RuntimeError(f"POST {path}: HTTP {error.code} {detail}") from None
+
+    def index(self) -> list[dict]:
+        """Every model of the repository, with its state."""
+        return json.loads(self._post("/v2/repository/index") or b"[]")
+
+    def config(self, model: str) -> dict:
+        with urllib.request.urlopen(f"{self.base}/v2/models/{model}/config", timeout=30) as response:
+            return json.loads(response.read())
+
+    def reload(self, model: str) -> None:
+        """Load fresh instances of a loaded model: its config passed back with a marker parameter (Triton
+        treats loading an unchanged model as a no-op, which would keep a dead stub)."""
+        config = with_reload_marker(self.config(model))
+        self._post(f"/v2/repository/models/{model}/load", {"parameters": {"config": json.dumps(config)}})
+
+    def infer_audio(self, model: str, audio: bytes) -> str | None:
+        """Classify ``audio`` (one BYTES element, sent with the binary tensor extension); None when it
+        worked, else Triton's error message."""
+        element = struct.pack("<I", len(audio)) + audio
+        header = json.dumps({
+            "inputs": [{"name": "AUDIO", "shape": [1, 1], "datatype": "BYTES",
+                        "parameters": {"binary_data_size": len(element)}}],
+            "outputs": [{"name": "SCORES", "parameters": {"binary_data": False}}],
+        }).encode()  # fmt: skip
+        request = urllib.request.Request(f"{self.base}/v2/models/{model}/infer", data=header + element, method="POST")
+        request.add_header("Inference-Header-Content-Length", str(len(header)))
+        request.add_header("Content-Type", "application/octet-stream")
+        try:
+            with urllib.request.urlopen(request, timeout=60):
+                return None
+        except urllib.error.HTTPError as error:
+            return json.loads(error.read() or b"{}").get("error", f"HTTP {error.code}")
 
     def load(self, model: str) -> None:
         self._post(f"/v2/repository/models/{model}/load")
@@ -62,6 +99,7 @@ class Sync:
         self.interval_s = interval_s
         self.log = log
         self.applied: dict[str, str] | None = None  # ensemble -> revision loaded; None before the first step
+        self.healer = StubHealer(triton, log)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -96,7 +134,8 @@ class Sync:
         while not self._stop.wait(self.interval_s):
             try:
                 self.step()
-            except (StorageError, OSError, ValueError) as error:  # storage or Triton briefly away: next round
+                self.healer.check()
+            except (StorageError, OSError, ValueError, RuntimeError) as error:  # briefly away: next round
                 self.log(f"repository sync: {error}")
 
     def start(self) -> Sync:

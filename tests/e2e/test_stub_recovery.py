@@ -1,5 +1,6 @@
-"""A Python stub killed under load (kill -9, what the OOM killer does) on a real tritonserver: the gateway
-reloads that model, answers 503 + Retry-After meanwhile, /ready says so, and afterwards every answer is right."""
+"""A Python stub killed (kill -9, what the OOM killer does) on a real tritonserver: under load the gateway
+reloads that model, answers 503 + Retry-After meanwhile, /ready says so, and afterwards every answer is
+right; without traffic the sync running beside Triton finds the dead stub by probing and reloads it."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ import pytest
 from conftest import free_port, running_gateway
 
 from local_triton.server import LocalTriton, Ports
+from model_store import location
+from model_store.sync import Sync, TritonRepository
 
 ROOT = Path(__file__).resolve().parents[2]
 CLIP = (ROOT / "samples" / "yes.wav").read_bytes()
@@ -91,3 +94,30 @@ def test_a_killed_stub_is_reloaded_and_nothing_is_answered_wrong(step: str, tmp_
     assert recovered_at is not None and all(s == 200 for t, s, _ in answers if t > recovered_at)
     print(f"{step}: killed, first 503 after {unavailable[0] - killed_at:.2f}s, answering again after "
           f"{recovered_at - killed_at:.2f}s; {statuses.count(503)} of {len(statuses)} requests got 503")  # fmt: skip
+
+
+def test_the_sync_beside_triton_heals_a_dead_stub_without_any_traffic(tmp_path: Path) -> None:
+    """What docker compose and Kubernetes run next to Triton: it probes, finds the dead stub, reloads it."""
+    workdir = tmp_path / "run"
+    triton = LocalTriton(ROOT / "model_repository", workdir, Ports(free_port(), free_port(), free_port()))
+    logs: list[str] = []
+    with triton:
+        sync = Sync(location.parse(ROOT / "model_repository"), TritonRepository(triton.http_url), 0.5, logs.append)
+        sync.start()
+        try:
+            (victim,) = stub_pids(workdir, "keyword-spotter_onnx")
+            os.kill(victim, signal.SIGKILL)
+            killed = time.monotonic()
+            deadline = killed + 60
+            while not any("reloaded keyword-spotter_onnx" in line for line in logs):
+                assert time.monotonic() < deadline, logs
+                time.sleep(0.2)
+            print(
+                f"no traffic: the sync reloaded the dead stub's model {time.monotonic() - killed:.1f}s after the kill"
+            )
+        finally:
+            sync.stop()
+        assert stub_pids(workdir, "keyword-spotter_onnx") != [victim]
+        with running_gateway(triton.grpc_url) as gateway:  # the first request after the heal is answered
+            answer = httpx.post(f"{gateway}/", content=CLIP, timeout=30)
+            assert answer.status_code == 200 and answer.json()[0]["label"] == "yes"

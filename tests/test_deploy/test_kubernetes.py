@@ -130,3 +130,13 @@ def test_autoscaling_and_disruption_budgets(overlay: str) -> None:
     for name in ("gateway", "triton"):
         budget = find(objects, "PodDisruptionBudget", name)["spec"]
         assert budget["selector"]["matchLabels"] == {"app.kubernetes.io/name": name}
+
+
+def test_tritons_ports_are_for_the_gateway_only() -> None:
+    objects = render("cpu")
+    policy = find(objects, "NetworkPolicy", "triton")["spec"]
+    assert policy["podSelector"]["matchLabels"] == {"app.kubernetes.io/name": "triton"}
+    assert policy["policyTypes"] == ["Ingress"]
+    allowed = {rule["ports"][0]["port"]: rule["from"][0] for rule in policy["ingress"]}
+    assert allowed[Ports().grpc] == {"podSelector": {"matchLabels": {"app.kubernetes.io/name": "gateway"}}}
+    assert set(allowed) == {Ports().grpc, Ports().metrics}  # HTTP (repository API) is not reachable at all
