@@ -12,7 +12,7 @@ from model_store import location
 from model_store.s3 import StorageError
 
 
-def _max_seconds(value: str) -> float | None:
+def _number_or_none(value: str) -> float | None:
     return None if value.lower() in ("0", "none") else float(value)
 
 
@@ -41,7 +41,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--max-batch-size", type=int, default=defaults.max_batch_size, help="default: %(default)s")
     parser.add_argument(
         "--max-seconds",
-        type=_max_seconds,
+        type=_number_or_none,
         default=defaults.max_seconds,
         help="longest audio accepted, in seconds; 0 for no limit (default: %(default)s)",
     )
@@ -68,6 +68,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=int,
         default=defaults.onnx_threads,
         help="onnxruntime intra-op threads per instance (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--memory-budget",
+        type=_number_or_none,
+        default=defaults.memory_budget_gib,
+        help="GiB of attention memory per request: a waveform model's --max-seconds is lowered to fit; "
+        "0 for none (default: %(default)s)",
     )
     parser.add_argument(
         "--long-audio",
@@ -99,6 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         token=args.token,
         max_batch_size=args.max_batch_size,
         max_seconds=args.max_seconds,
+        memory_budget_gib=args.memory_budget,
         tolerance=args.tolerance,
         feature_tolerance=args.feature_tolerance,
         preprocess_instances=args.preprocess_instances,

@@ -15,7 +15,7 @@ import torch
 import transformers
 
 from export import checkpoint as ckpt
-from export import model_configs, onnx_graph, repository
+from export import memory_budget, model_configs, onnx_graph, repository
 from export.checkpoint import ExportError
 from model_store.location import Location
 from triton_steps import long_audio
@@ -31,6 +31,7 @@ class ExportOptions:
     token: str | None = None
     max_batch_size: int = 8
     max_seconds: float | None = 120.0
+    memory_budget_gib: float | None = 4.0  # attention memory per request: lowers max_seconds of waveform models
     tolerance: float = 1e-4  # ONNX vs torch: max |diff| of logits / max(1, max |logit|)
     feature_tolerance: float = 1e-4  # our extractor vs transformers'
     preprocess_instances: int = 2
@@ -73,6 +74,35 @@ def _chunking(options: ExportOptions, extractor: FeatureExtractor, shortest: int
     return long_audio.Chunking(window, hop)
 
 
+def _within_budget(
+    options: ExportOptions,
+    checkpoint: ckpt.Checkpoint,
+    extractor: FeatureExtractor,
+    chunking: long_audio.Chunking | None,
+    log: Callable[[str], None],
+) -> float | None:
+    """``max_seconds``, lowered to what the memory budget allows a waveform model (in chunk mode the window
+    bounds the memory instead, and must fit the budget)."""
+    if not options.memory_budget_gib:
+        return options.max_seconds
+    longest = memory_budget.longest_seconds(
+        checkpoint.model.config, extractor, options.memory_budget_gib * memory_budget.GIB
+    )
+    if longest is None:
+        return options.max_seconds
+    if chunking is not None:
+        if chunking.window_samples / extractor.sampling_rate > longest:
+            raise ExportError(
+                f"a {chunking.window_samples / extractor.sampling_rate:g} s window needs more than the memory budget "
+                f"of {options.memory_budget_gib:g} GiB allows ({longest:g} s): lower --chunk-seconds"
+            )
+        return options.max_seconds
+    if options.max_seconds is None or longest < options.max_seconds:
+        log(f"    max_seconds {longest:g}: the longest clip within --memory-budget {options.memory_budget_gib:g} GiB")
+        return longest
+    return options.max_seconds
+
+
 def export_model(
     source: str,
     repository_dir: Path | Location,
@@ -97,6 +127,7 @@ def export_model(
     shortest = onnx_graph.min_samples(checkpoint, extractor)
     extractor = extractor_from_config(checkpoint.extractor_config, min_length=shortest)
     chunking = _chunking(options, extractor, shortest)
+    max_seconds = _within_budget(options, checkpoint, extractor, chunking, log)
     log(f"    {checkpoint.architecture}, {len(checkpoint.labels)} labels, {type(checkpoint.extractor).__name__}")
 
     workdir = Path(tempfile.mkdtemp(prefix=".export-onnx-"))
@@ -127,7 +158,7 @@ def export_model(
             function_to_apply=checkpoint.function_to_apply,
             max_batch_size=options.max_batch_size,
             min_samples=shortest,
-            max_seconds=options.max_seconds,
+            max_seconds=max_seconds,
             long_audio=None
             if chunking is None
             else {
@@ -148,7 +179,7 @@ def export_model(
         mbs = options.max_batch_size
         preprocess_params = {
             "min_samples": str(shortest),
-            "max_seconds": "" if options.max_seconds is None else str(options.max_seconds),
+            "max_seconds": "" if max_seconds is None else str(max_seconds),
         }
         num_labels = len(checkpoint.labels)
         if chunking is not None:

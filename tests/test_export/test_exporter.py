@@ -85,6 +85,8 @@ def test_cli_exports_and_shows_progress(checkpoints, tmp_path: Path) -> None:
             "4",
             "--max-seconds",
             "0",
+            "--memory-budget",
+            "0",  # no limit at all: neither a length nor a memory budget
         ],
         capture_output=True,
         text=True,
