@@ -17,13 +17,14 @@ PERF_MODEL ?= $(DEFAULT_MODEL)
 PERF_AUDIO ?=
 PERF_CONCURRENCY ?= 1:4
 
-.PHONY: help install test lint export serve perf clean
+.PHONY: help install test lint export serve perf soak clean
 
 help:
 	@echo "make test                 install everything (.venv) and run the test suite"
 	@echo "make export MODEL=<id|dir> [NAME=name]   export a checkpoint into $(REPOSITORY)/"
 	@echo "make serve                tritonserver (pip wheel) + gateway on 127.0.0.1:$(GATEWAY_PORT), until Ctrl-C"
 	@echo "make perf PERF_MODEL=<name> PERF_AUDIO=<file>   perf_analyzer against a running 'make serve'"
+	@echo "make soak                 10,000 requests at concurrency 64 through gateway -> Triton: none lost or wrong"
 	@echo "make lint                 ruff"
 	@echo "make clean                remove .venv and run state"
 
@@ -60,6 +61,9 @@ perf: install
 	@test -n "$(PERF_MODEL)" -a -n "$(PERF_AUDIO)" || (echo "usage: make perf PERF_MODEL=<triton name> PERF_AUDIO=<audio file>"; exit 2)
 	$(BIN)/python -m local_triton perf --model "$(PERF_MODEL)" --audio "$(PERF_AUDIO)" \
 		--url 127.0.0.1:$(GRPC_PORT) --concurrency "$(PERF_CONCURRENCY)" --workdir "$(WORKDIR)"
+
+soak: install
+	$(BIN)/python benchmarks/soak.py $(if $(SOAK_REQUESTS),--requests $(SOAK_REQUESTS))
 
 clean:
 	rm -rf $(VENV) .run

@@ -1,0 +1,90 @@
+"""Soak: many requests at high concurrency through gateway -> Triton (the committed repository), checking
+that none is lost or answered wrong and that the gateway's memory does not grow (``make soak``).
+
+    .venv/bin/python benchmarks/soak.py [--requests 10000] [--concurrency 64] [--audio samples/yes.wav]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import socket
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from local_triton.serve import start_gateway, stop_process  # noqa: E402
+from local_triton.server import LocalTriton, Ports, http_ok  # noqa: E402
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+async def soak(url: str, audio: bytes, requests: int, concurrency: int) -> tuple[Counter, int, float]:
+    expected = httpx.post(f"{url}/", content=audio, timeout=60).json()
+    statuses: Counter = Counter()
+    wrong = 0
+    remaining = list(range(requests))
+
+    async def worker(http: httpx.AsyncClient) -> None:
+        nonlocal wrong
+        while remaining:
+            remaining.pop()
+            response = await http.post(f"{url}/", content=audio)
+            statuses[response.status_code] += 1
+            wrong += response.status_code == 200 and response.json() != expected
+
+    limits = httpx.Limits(max_connections=concurrency)
+    start = time.perf_counter()
+    async with httpx.AsyncClient(timeout=120, limits=limits) as http:
+        await asyncio.gather(*(worker(http) for _ in range(concurrency)))
+    return statuses, wrong, time.perf_counter() - start
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="benchmarks/soak.py")
+    parser.add_argument("--requests", type=int, default=10_000)
+    parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--audio", default=str(ROOT / "samples" / "yes.wav"))
+    parser.add_argument("--workdir", default=str(ROOT / ".run" / "soak"))
+    args = parser.parse_args()
+    triton = LocalTriton(ROOT / "model_repository", Path(args.workdir), Ports(free_port(), free_port(), free_port()))
+    port = free_port()
+    with triton:
+        gateway = start_gateway(triton, port, "", Path(args.workdir) / "gateway.log")
+        url = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 60
+            while not http_ok(f"{url}/ready") and time.monotonic() < deadline:
+                time.sleep(0.2)
+            audio = Path(args.audio).read_bytes()
+            before = rss_mb(gateway.pid)
+            statuses, wrong, seconds = asyncio.run(soak(url, audio, args.requests, args.concurrency))
+            after = rss_mb(gateway.pid)
+        finally:
+            stop_process(gateway)
+    lost = args.requests - sum(statuses.values())
+    print(f"{args.requests} requests at concurrency {args.concurrency} in {seconds:.1f}s "
+          f"({args.requests / seconds:.0f} req/s): statuses {dict(statuses)}, {wrong} wrong, {lost} lost; "
+          f"gateway RSS {before:.0f} -> {after:.0f} MB")  # fmt: skip
+    return 0 if lost == 0 and wrong == 0 and set(statuses) == {200} else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
