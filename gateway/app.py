@@ -196,7 +196,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def health() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/ready", summary="Triton and every served model ready", responses={503: openapi.ERRORS[503]})
+    @app.get(
+        "/ready",
+        summary="Triton and every served model ready (models that failed to load are listed under 'failed')",
+        responses={503: openapi.ERRORS[503]},
+    )
     async def ready(services: ServicesDep) -> JSONResponse:
         try:
             live = await services.client.is_server_ready()
@@ -216,7 +220,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             raise GatewayError(503, f"models not ready: {', '.join(not_ready)}")
         if settings.api_token is not None and settings.api_token.get_secret_value():
             return JSONResponse({"status": "ready"})  # with a token, the model list is for authenticated clients
-        return JSONResponse({"status": "ready", "models": sorted(m.metadata.model_id for m in models.values())})
+        # Models that failed to load are named, with Triton's reason; the others are served regardless.
+        served = sorted(m.metadata.model_id for m in models.values())
+        return JSONResponse({"status": "ready", "models": served, "failed": services.models.failed})
 
     @app.get("/models", response_model=list[ModelInfo], dependencies=[Depends(check_token)], summary="Served models")
     async def models(services: ServicesDep) -> list[ModelInfo]:

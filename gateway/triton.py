@@ -110,6 +110,7 @@ class TritonModels:
         self.client = client
         self.refresh_s = refresh_s
         self._models: dict[str, ServedModel] = {}
+        self.failed: dict[str, str] = {}  # models Triton could not load -> why (the others are served)
         self._loaded_at = -float("inf")
         self._lock = asyncio.Lock()
 
@@ -119,16 +120,18 @@ class TritonModels:
             if age < (MIN_FORCED_REFRESH_S if force else self.refresh_s):
                 return self._models
             index = await self.client.get_model_repository_index(as_json=True)
-            models = {}
+            models, failed = {}, {}
             for entry in index.get("models", []):
                 ready = entry.get("state") == "READY"
+                if entry.get("state") == "UNAVAILABLE" and entry.get("reason"):
+                    failed[entry["name"]] = entry["reason"]
                 if not ready:
                     continue
                 config = (await self.client.get_model_config(entry["name"], as_json=True))["config"]
                 text = config.get("parameters", {}).get(METADATA_PARAMETER, {}).get("string_value")
                 if config.get("platform") == "ensemble" and text:
                     models[entry["name"]] = ServedModel(ModelMetadata.from_json(text), ready)
-            self._models = models
+            self._models, self.failed = models, failed
             self._loaded_at = time.monotonic()
             return models
 

@@ -60,10 +60,12 @@ def run(args: argparse.Namespace) -> int:
     binary, libs = perf_analyzer(workdir)
     data = input_data(Path(args.audio), workdir / "input.json")
     env = dict(os.environ, LD_LIBRARY_PATH=f"{libs}{os.pathsep}{os.environ.get('LD_LIBRARY_PATH', '')}")
+    # Lenient stability (throughput within 100% across windows, up to 10 of them): on a small shared machine a
+    # strict criterion fails outright ("Failed to obtain stable measurement") instead of printing figures.
     command = [
         str(binary), "-m", args.model, "-u", args.url, "-i", "grpc", "--input-data", str(data),
         "--concurrency-range", args.concurrency, "--measurement-interval", str(args.interval_ms),
-        "--stability-percentage", "50", "--max-trials", "6", "-b", "1",
+        "--stability-percentage", "100", "--max-trials", "10", "-b", "1",
     ]  # fmt: skip
     print("$ " + " ".join(command), flush=True)
     return subprocess.run(command, env=env).returncode

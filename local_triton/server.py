@@ -153,6 +153,8 @@ class LocalTriton:
             f"--metrics-address={self.host}",
             f"--metrics-port={self.ports.metrics}",
             f"--exit-timeout-secs={EXIT_TIMEOUT_S}",
+            "--exit-on-error=false",  # a model that fails to load must not take the others down ...
+            "--strict-readiness=false",  # ... nor make the server "not ready"
             "--log-verbose=0",
         ]
 
