@@ -24,7 +24,7 @@ import tritonclient.grpc.aio as grpcaio
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from local_triton.serve import start_gateway, stop_process  # noqa: E402
+from local_triton.gateway_process import GatewayProcess  # noqa: E402
 from local_triton.server import LocalTriton, Ports, http_ok  # noqa: E402
 from triton_steps.audio import load  # noqa: E402
 
@@ -113,19 +113,16 @@ def main() -> None:
     audio = Path(args.audio).read_bytes()
     baseline = pipeline_baseline(args.checkpoint, audio, args.requests)
     workdir = ROOT / ".run" / "benchmark"
-    with LocalTriton(Path(args.repository), workdir, Ports(free_port(), free_port(), free_port())) as triton:
-        port = free_port()
-        gateway = start_gateway(triton, port, "", workdir / "gateway.log")
-        try:
-            url = f"http://127.0.0.1:{port}"
-            deadline = time.monotonic() + 60
-            while not http_ok(f"{url}/ready"):
-                if gateway.poll() is not None or time.monotonic() > deadline:
-                    raise SystemExit(f"the gateway did not become ready; see {workdir / 'gateway.log'}")
-                time.sleep(0.2)
-            results = asyncio.run(served(triton, url, args.model, audio, args.requests))
-        finally:
-            stop_process(gateway)
+    with (
+        LocalTriton(Path(args.repository), workdir, Ports(free_port(), free_port(), free_port())) as triton,
+        GatewayProcess(triton.grpc_url, free_port(), workdir / "gateway.log") as gateway,
+    ):
+        deadline = time.monotonic() + 60
+        while not http_ok(f"{gateway.url}/ready"):
+            if not gateway.running() or time.monotonic() > deadline:
+                raise SystemExit(f"the gateway did not become ready; see {workdir / 'gateway.log'}")
+            time.sleep(0.2)
+        results = asyncio.run(served(triton, gateway.url, args.model, audio, args.requests))
     print("ratios:")
     for concurrency in (1, 8):
         gateway_result = results[("gateway", concurrency)]

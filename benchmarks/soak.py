@@ -19,7 +19,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from local_triton.serve import start_gateway, stop_process  # noqa: E402
+from local_triton.gateway_process import GatewayProcess  # noqa: E402
 from local_triton.server import LocalTriton, Ports, http_ok  # noqa: E402
 
 
@@ -64,21 +64,18 @@ def main() -> int:
     parser.add_argument("--audio", default=str(ROOT / "samples" / "yes.wav"))
     parser.add_argument("--workdir", default=str(ROOT / ".run" / "soak"))
     args = parser.parse_args()
-    triton = LocalTriton(ROOT / "model_repository", Path(args.workdir), Ports(free_port(), free_port(), free_port()))
-    port = free_port()
-    with triton:
-        gateway = start_gateway(triton, port, "", Path(args.workdir) / "gateway.log")
-        url = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 60
-            while not http_ok(f"{url}/ready") and time.monotonic() < deadline:
-                time.sleep(0.2)
-            audio = Path(args.audio).read_bytes()
-            before = rss_mb(gateway.pid)
-            statuses, wrong, seconds = asyncio.run(soak(url, audio, args.requests, args.concurrency))
-            after = rss_mb(gateway.pid)
-        finally:
-            stop_process(gateway)
+    workdir = Path(args.workdir)
+    with (
+        LocalTriton(ROOT / "model_repository", workdir, Ports(free_port(), free_port(), free_port())) as triton,
+        GatewayProcess(triton.grpc_url, free_port(), workdir / "gateway.log") as gateway,
+    ):
+        deadline = time.monotonic() + 60
+        while not http_ok(f"{gateway.url}/ready") and time.monotonic() < deadline:
+            time.sleep(0.2)
+        audio = Path(args.audio).read_bytes()
+        before = rss_mb(gateway.process.pid)
+        statuses, wrong, seconds = asyncio.run(soak(gateway.url, audio, args.requests, args.concurrency))
+        after = rss_mb(gateway.process.pid)
     lost = args.requests - sum(statuses.values())
     print(f"{args.requests} requests at concurrency {args.concurrency} in {seconds:.1f}s "
           f"({args.requests / seconds:.0f} req/s): statuses {dict(statuses)}, {wrong} wrong, {lost} lost; "

@@ -5,34 +5,14 @@ from __future__ import annotations
 import argparse
 import os
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
 
+from local_triton.gateway_process import GatewayError, GatewayProcess
 from local_triton.server import LocalTriton, Ports, TritonStartError, http_ok
 from model_store import location
 from model_store.sync import Sync, TritonRepository
-
-
-def start_gateway(triton: LocalTriton, port: int, default_model: str, log_path: Path) -> subprocess.Popen[bytes]:
-    env = dict(os.environ, GATEWAY_TRITON_URL=triton.grpc_url, GATEWAY_HOST=triton.host, GATEWAY_PORT=str(port))
-    if default_model:
-        env["GATEWAY_DEFAULT_MODEL"] = default_model
-    with open(log_path, "wb") as log:
-        return subprocess.Popen(
-            [sys.executable, "-m", "gateway"], env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-
-
-def stop_process(process: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def _example(url: str) -> str:
@@ -66,7 +46,9 @@ def serve(args: argparse.Namespace) -> int:
     workdir = Path(args.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     triton = LocalTriton(repository, workdir, Ports(args.http_port, args.grpc_port, args.metrics_port))
-    gateway: subprocess.Popen[bytes] | None = None
+    gateway = GatewayProcess(
+        triton.grpc_url, args.gateway_port, workdir / "gateway.log", triton.host, default_model=args.default_model
+    )
     sync: Sync | None = None
 
     def on_signal(signum: int, _frame: object) -> None:
@@ -78,11 +60,11 @@ def serve(args: argparse.Namespace) -> int:
         triton.start(timeout=args.timeout)
         # Models exported (or re-exported) into the repository from now on are loaded without a restart.
         sync = Sync(repository, TritonRepository(triton.http_url), args.sync_interval, log=print).start()
-        gateway = start_gateway(triton, args.gateway_port, args.default_model, workdir / "gateway.log")
-        url = f"http://{triton.host}:{args.gateway_port}"
+        gateway.start()
+        url = gateway.url
         deadline = time.monotonic() + args.timeout
         while not http_ok(f"{url}/ready"):
-            if gateway.poll() is not None or time.monotonic() > deadline:
+            if not gateway.running() or time.monotonic() > deadline:
                 print(f"the gateway did not become ready; see {workdir / 'gateway.log'}", file=sys.stderr)
                 return 1
             time.sleep(0.2)
@@ -90,7 +72,7 @@ def serve(args: argparse.Namespace) -> int:
         print(f"try:   {_example(url)}", flush=True)
         print("Ctrl-C stops both.", flush=True)
         backoff = RESTART_BACKOFF_S[0]
-        while gateway.poll() is None:
+        while gateway.running():
             if triton.process is not None and triton.process.poll() is not None:
                 # The gateway answers 503 + Retry-After meanwhile, and reconnects by itself.
                 regions = triton.clean_up()
@@ -102,7 +84,7 @@ def serve(args: argparse.Namespace) -> int:
                     triton.start(timeout=args.timeout)
                     print("tritonserver restarted", file=sys.stderr, flush=True)
                     backoff = RESTART_BACKOFF_S[0]
-                except TritonStartError as error:
+                except (TritonStartError, GatewayError) as error:
                     print(f"restart failed: {error}", file=sys.stderr, flush=True)
                     backoff = min(backoff * 2, RESTART_BACKOFF_S[1])
             time.sleep(0.5)
@@ -110,7 +92,7 @@ def serve(args: argparse.Namespace) -> int:
         return 1
     except KeyboardInterrupt:
         return 0
-    except TritonStartError as error:
+    except (TritonStartError, GatewayError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     finally:
@@ -120,8 +102,7 @@ def serve(args: argparse.Namespace) -> int:
         if sync is not None:
             sync.stop()
         # The gateway first: its open gRPC connection would make tritonserver wait out its exit timeout.
-        if gateway is not None:
-            stop_process(gateway)
+        gateway.stop()
         triton.stop()
         print("stopped.", flush=True)
 

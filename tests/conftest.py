@@ -4,21 +4,18 @@ from __future__ import annotations
 
 import contextlib
 import io
-import os
 import socket
-import subprocess
-import sys
-import time
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import numpy as np
 import pytest
 import soundfile
 import tiny_checkpoints
 
 from export.exporter import ExportOptions, ExportResult, export_model
+from local_triton.gateway_process import GatewayProcess
 from local_triton.server import LocalTriton, Ports
 
 # Extra exports beyond one per architecture: transformers' other function_to_apply defaults.
@@ -95,27 +92,11 @@ def triton(repository: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
 
 @contextlib.contextmanager
 def running_gateway(triton_grpc_url: str, **settings: str) -> Iterator[str]:
-    """A real gateway process (``python -m gateway``) on a free port; yields its base URL."""
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
-    env.update({"GATEWAY_TRITON_URL": triton_grpc_url, "GATEWAY_PORT": str(port)})
-    env.update({f"GATEWAY_{key.upper()}": value for key, value in settings.items()})
-    process = subprocess.Popen([sys.executable, "-m", "gateway"], env=env, stderr=subprocess.PIPE)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise RuntimeError(f"gateway exited: {process.stderr.read().decode()}")
-            try:
-                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        yield url
-    finally:
-        process.terminate()
-        process.wait(10)
+    """A real gateway process (``python -m gateway``) on a free port, only these settings; yields its base URL."""
+    with tempfile.TemporaryDirectory() as logs:
+        process = GatewayProcess(triton_grpc_url, free_port(), Path(logs) / "gateway.log", inherit=False, **settings)
+        with process:
+            yield process.url
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,69 @@
+"""The gateway as a child process (``python -m gateway``): the one way ``make serve``, the benchmarks and the
+tests run it beside a ``LocalTriton``."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from local_triton.server import http_ok
+
+
+class GatewayError(RuntimeError):
+    """The gateway process exited or did not answer in time; the message carries the end of its log."""
+
+
+class GatewayProcess:
+    """``python -m gateway`` on ``host:port`` in front of Triton's gRPC ``triton_url``; ``settings`` are
+    gateway settings by name (``default_model="x"`` becomes ``GATEWAY_DEFAULT_MODEL=x``), others unset."""
+
+    def __init__(self, triton_url: str, port: int, log_path: Path, host: str = "127.0.0.1", **settings: str) -> None:
+        self.url = f"http://{host}:{port}"
+        self.log_path = log_path
+        self.env = {key: value for key, value in os.environ.items() if not key.startswith("GATEWAY_")}
+        self.env.update(GATEWAY_TRITON_URL=triton_url, GATEWAY_HOST=host, GATEWAY_PORT=str(port))
+        self.env.update({f"GATEWAY_{key.upper()}": value for key, value in settings.items() if value})
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 30.0) -> GatewayProcess:
+        """Start it and wait until ``/health`` answers."""
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log_path, "wb") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "gateway"], env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )  # fmt: skip
+        deadline = time.monotonic() + timeout
+        while not http_ok(f"{self.url}/health", timeout=1):
+            if not self.running() or time.monotonic() > deadline:
+                self.stop()
+                raise GatewayError(f"the gateway did not start; its log ends:\n{self.log_tail()}")
+            time.sleep(0.1)
+        return self
+
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self.running():
+            self.process.terminate()
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def __enter__(self) -> GatewayProcess:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
