@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import socket
 import statistics
 import sys
 import time
@@ -25,14 +24,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from local_triton.gateway_process import GatewayProcess  # noqa: E402
-from local_triton.server import LocalTriton, Ports, http_ok  # noqa: E402
+from local_triton.server import LocalTriton, Ports, free_port, http_ok  # noqa: E402
 from triton_steps.audio import load  # noqa: E402
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 async def measure(call, concurrency: int, requests: int) -> tuple[list[float], float]:

@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from local_triton.server import http_ok
+from local_triton.server import http_ok, log_tail
 
 
 class GatewayError(RuntimeError):
@@ -57,10 +57,7 @@ class GatewayProcess:
                 self.process.wait()
 
     def log_tail(self, lines: int = 30) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
+        return log_tail(self.log_path, lines)
 
     def __enter__(self) -> GatewayProcess:
         return self.start()

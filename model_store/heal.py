@@ -37,20 +37,20 @@ class StubHealer:
     def __init__(self, triton: TritonRepository, log: Callable[[str], None] = print) -> None:
         self.triton = triton
         self.log = log
-        self._clips: dict[str, bytes] = {}
+        self._clips: dict[str, bytes] = {}  # metadata (JSON) -> its probe clip: a re-export may change the rate
 
     def check(self) -> list[str]:
         """Probe every served ensemble once; returns the models reloaded."""
         ready = {e["name"] for e in self.triton.index() if e.get("state") == "READY"}
         reloaded = []
         for name in sorted(ready):
-            if name not in self._clips:
-                parameters = self.triton.config(name).get("parameters", {})
-                text = parameters.get(METADATA_PARAMETER, {}).get("string_value")
-                if not text:
-                    continue  # not an exported ensemble
-                self._clips[name] = probe_clip(ModelMetadata.from_json(text))
-            instance = dead_instance(self.triton.infer_audio(name, self._clips[name]) or "")
+            parameters = self.triton.config(name).get("parameters", {})
+            text = parameters.get(METADATA_PARAMETER, {}).get("string_value")
+            if not text:
+                continue  # not an exported ensemble
+            if text not in self._clips:
+                self._clips[text] = probe_clip(ModelMetadata.from_json(text))
+            instance = dead_instance(self.triton.infer_audio(name, self._clips[text]) or "")
             model = model_of(instance, ready) if instance else None
             if model is not None:
                 self.triton.reload(model)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import socket
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +15,7 @@ import tiny_checkpoints
 
 from export.exporter import ExportOptions, ExportResult, export_model
 from local_triton.gateway_process import GatewayProcess
-from local_triton.server import LocalTriton, Ports
+from local_triton.server import LocalTriton, Ports, free_port
 
 # Extra exports beyond one per architecture: transformers' other function_to_apply defaults.
 PROBLEM_TYPES = {"w2v_multilabel": "multi_label_classification", "w2v_regression": "regression"}
@@ -24,12 +23,6 @@ PROBLEM_TYPES = {"w2v_multilabel": "multi_label_classification", "w2v_regression
 
 def model_name(architecture: str) -> str:
     return architecture.replace("-", "_")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def make_waveform(seconds: float = 1.3, seed: int = 0, rate: int = 16000) -> np.ndarray:
