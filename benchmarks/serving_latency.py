@@ -23,6 +23,7 @@ import tritonclient.grpc.aio as grpcaio
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from gateway.triton import ensemble_inputs  # noqa: E402
 from local_triton.gateway_process import GatewayProcess  # noqa: E402
 from local_triton.server import LocalTriton, Ports, free_port, http_ok  # noqa: E402
 from triton_steps.audio import load  # noqa: E402
@@ -58,9 +59,7 @@ async def served(triton: LocalTriton, gateway: str, model: str, audio: bytes, re
     async with grpcaio.InferenceServerClient(triton.grpc_url) as grpc, httpx.AsyncClient(timeout=60) as http:
 
         async def direct() -> None:
-            tensor = grpcaio.InferInput("AUDIO", [1, 1], "BYTES")
-            tensor.set_data_from_numpy(np.array([[audio]], dtype=np.object_))
-            await grpc.infer(model, [tensor])
+            await grpc.infer(model, ensemble_inputs(audio))
 
         async def through_gateway() -> None:
             (await http.post(f"{gateway}/models/{model}", content=audio)).raise_for_status()

@@ -18,9 +18,9 @@ from export import checkpoint as ckpt
 from export import memory_budget, model_configs, onnx_graph, repository
 from export.checkpoint import ExportError
 from model_store.location import Location
-from triton_steps import long_audio
+from triton_steps import contract, long_audio
 from triton_steps.features import FeatureExtractor, UnsupportedExtractorError, extractor_from_config
-from triton_steps.metadata import EXTRACTOR_FILE, LABELS_FILE, METADATA_FILE, ModelMetadata
+from triton_steps.metadata import ModelMetadata
 
 
 @dataclass(frozen=True)
@@ -119,7 +119,7 @@ def export_model(
     step(1, f"loading {source}")
     checkpoint = ckpt.load(source, options.revision, options.token)
     name = options.name or ckpt.default_name(source)
-    names = model_configs.StepNames(name)
+    names = contract.StepNames(name)
     try:
         extractor = extractor_from_config(checkpoint.extractor_config)
     except UnsupportedExtractorError as error:
@@ -132,7 +132,7 @@ def export_model(
 
     workdir = Path(tempfile.mkdtemp(prefix=".export-onnx-"))
     try:
-        onnx_path = workdir / "model.onnx"
+        onnx_path = workdir / contract.NETWORK_FILE
         step(2, "exporting the network to ONNX")
         specs = onnx_graph.export(checkpoint, extractor, onnx_path)
         step(3, "checking onnxruntime against torch, and the features against transformers")
@@ -178,17 +178,17 @@ def export_model(
         step(4, f"writing {', '.join(names.all())} into {target}")
         mbs = options.max_batch_size
         preprocess_params = {
-            "min_samples": str(shortest),
-            "max_seconds": "" if max_seconds is None else str(max_seconds),
+            contract.MIN_SAMPLES: str(shortest),
+            contract.MAX_SECONDS: "" if max_seconds is None else str(max_seconds),
         }
         num_labels = len(checkpoint.labels)
         if chunking is not None:
             preprocess_params |= {
-                "long_audio": "chunk",
-                "window_samples": str(chunking.window_samples),
-                "hop_samples": str(chunking.hop_samples),
-                "network": names.network,
-                "network_inputs": json.dumps({spec.name: spec.data_type for spec in specs}),
+                contract.LONG_AUDIO: "chunk",
+                contract.WINDOW_SAMPLES: str(chunking.window_samples),
+                contract.HOP_SAMPLES: str(chunking.hop_samples),
+                contract.NETWORK: names.network,
+                contract.NETWORK_INPUTS: json.dumps({spec.name: spec.data_type for spec in specs}),
             }
         chunk_labels = None if chunking is None else num_labels
         models = {
@@ -196,25 +196,25 @@ def export_model(
                 model_configs.preprocess_config(
                     names, mbs, specs, options.preprocess_instances, preprocess_params, chunk_labels
                 ),
-                files={EXTRACTOR_FILE: json.dumps(checkpoint.extractor_config, indent=2, sort_keys=True)},
+                files={contract.EXTRACTOR_FILE: json.dumps(checkpoint.extractor_config, indent=2, sort_keys=True)},
                 version_files={"model.py": _shim("triton_steps.preprocess_model")},
             ),
             names.network: repository.ModelDir(
                 model_configs.network_config(names, mbs, specs, num_labels, options.tensorrt, options.onnx_threads),
-                version_files={"model.onnx": onnx_path},
+                version_files={contract.NETWORK_FILE: onnx_path},
             ),
             names.postprocess: repository.ModelDir(
                 model_configs.postprocess_config(
                     names, mbs, num_labels, checkpoint.function_to_apply, chunked=chunking is not None
                 ),
-                files={LABELS_FILE: json.dumps(checkpoint.labels, indent=2, ensure_ascii=False)},
+                files={contract.LABELS_FILE: json.dumps(checkpoint.labels, indent=2, ensure_ascii=False)},
                 version_files={"model.py": _shim("triton_steps.postprocess_model")},
             ),
             names.ensemble: repository.ModelDir(
                 model_configs.ensemble_config(
                     names, mbs, specs, metadata.to_json(indent=None), chunked=chunking is not None
                 ),
-                files={METADATA_FILE: metadata.to_json()},
+                files={contract.METADATA_FILE: metadata.to_json()},
                 # Triton needs the ensemble's (empty) version folder; git keeps no empty folder.
                 version_files={".gitkeep": ""},
             ),
@@ -223,5 +223,6 @@ def export_model(
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     seconds = time.monotonic() - start
-    log(f"done in {seconds:.1f}s: ensemble {name!r} (inputs AUDIO, TOP_K, FUNCTION_TO_APPLY), revision {revision}")
+    inputs = ", ".join(spec.name for spec in (contract.AUDIO, *contract.OPTIONAL_INPUTS))
+    log(f"done in {seconds:.1f}s: ensemble {name!r} (inputs {inputs}), revision {revision}")
     return ExportResult(metadata, parity, seconds)

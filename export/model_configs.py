@@ -1,61 +1,28 @@
 """The config.pbtxt of each model in an exported repository, built as Triton ``ModelConfig`` protobufs.
 
 Building the messages (rather than formatting text) means every config we write is one Triton can parse.
-The ensemble contract (see README, "The ensemble contract") lives in ``ensemble_config``.
+The names they use (the ensemble contract) come from ``triton_steps.contract``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2 as mc
 
-from triton_steps.metadata import METADATA_PARAMETER
-
-
-@dataclass(frozen=True)
-class TensorSpec:
-    """One tensor of a model, without the batch axis (-1 for a variable axis)."""
-
-    name: str
-    data_type: str  # a Triton type name, e.g. "TYPE_FP32"
-    dims: tuple[int, ...]
-
-
-@dataclass(frozen=True)
-class StepNames:
-    """The four models that make up one exported model NAME."""
-
-    ensemble: str
-
-    @property
-    def preprocess(self) -> str:
-        return f"{self.ensemble}_preprocess"
-
-    @property
-    def network(self) -> str:
-        return f"{self.ensemble}_onnx"
-
-    @property
-    def postprocess(self) -> str:
-        return f"{self.ensemble}_postprocess"
-
-    def all(self) -> list[str]:
-        return [self.preprocess, self.network, self.postprocess, self.ensemble]
-
-
-AUDIO = TensorSpec("AUDIO", "TYPE_STRING", (1,))
-TOP_K = TensorSpec("TOP_K", "TYPE_INT32", (1,))
-FUNCTION_TO_APPLY = TensorSpec("FUNCTION_TO_APPLY", "TYPE_STRING", (1,))
-LABELS = TensorSpec("LABELS", "TYPE_STRING", (-1,))
-SCORES = TensorSpec("SCORES", "TYPE_FP32", (-1,))
-OPTIONAL_INPUTS = (TOP_K, FUNCTION_TO_APPLY)
-
-
-def logits_spec(num_labels: int, windows: bool = False) -> TensorSpec:
-    """The network's logits; with ``windows``, every window's logits of a chunked clip."""
-    return TensorSpec("logits", "TYPE_FP32", (-1, num_labels) if windows else (num_labels,))
+from triton_steps.contract import (
+    AUDIO,
+    FUNCTION_TO_APPLY_DEFAULT,
+    INTER_OP_THREADS,
+    INTRA_OP_THREADS,
+    LABELS,
+    LOGITS,
+    METADATA_PARAMETER,
+    OPTIONAL_INPUTS,
+    SCORES,
+    StepNames,
+    TensorSpec,
+    logits_spec,
+)
 
 
 def _input(spec: TensorSpec, optional: bool = False) -> mc.ModelInput:
@@ -130,7 +97,7 @@ def network_config(
         accelerator.name = "tensorrt"
         accelerator.parameters["precision_mode"] = "FP32"
     # Measured on 2 CPU cores: one intra-op thread per instance beats onnxruntime's default.
-    _set_parameters(config, {"intra_op_thread_count": str(threads), "inter_op_thread_count": "1"})
+    _set_parameters(config, {INTRA_OP_THREADS: str(threads), INTER_OP_THREADS: "1"})
     return config
 
 
@@ -147,7 +114,7 @@ def postprocess_config(
         dynamic_batching=mc.ModelDynamicBatching(),
         instance_group=_cpu_instances(1),
     )
-    _set_parameters(config, {"function_to_apply": function_to_apply})
+    _set_parameters(config, {FUNCTION_TO_APPLY_DEFAULT: function_to_apply})
     return config
 
 
@@ -161,22 +128,22 @@ def ensemble_config(
     identity = {f.name: f.name for f in features}
     network = [
         mc.ModelEnsembling.Step(
-            model_name=names.network, model_version=-1, input_map=identity, output_map={"logits": "logits"}
+            model_name=names.network, model_version=-1, input_map=identity, output_map={LOGITS: LOGITS}
         )
     ]
     steps = [
         mc.ModelEnsembling.Step(
             model_name=names.preprocess,
             model_version=-1,
-            input_map={"AUDIO": "AUDIO"},
-            output_map={"logits": "logits"} if chunked else identity,
+            input_map={AUDIO.name: AUDIO.name},
+            output_map={LOGITS: LOGITS} if chunked else identity,
         ),
         *([] if chunked else network),
         mc.ModelEnsembling.Step(
             model_name=names.postprocess,
             model_version=-1,
-            input_map={"logits": "logits", **{s.name: s.name for s in OPTIONAL_INPUTS}},
-            output_map={"LABELS": "LABELS", "SCORES": "SCORES"},
+            input_map={LOGITS: LOGITS, **{s.name: s.name for s in OPTIONAL_INPUTS}},
+            output_map={LABELS.name: LABELS.name, SCORES.name: SCORES.name},
         ),
     ]
     config = mc.ModelConfig(

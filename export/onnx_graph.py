@@ -16,7 +16,7 @@ import torch
 from tqdm import tqdm
 
 from export.checkpoint import Checkpoint, ExportError
-from export.model_configs import TensorSpec
+from triton_steps.contract import LOGITS, TensorSpec
 from triton_steps.features import FeatureExtractor, ModelInputs, Wav2Vec2Features
 
 OPSET = 17
@@ -106,7 +106,7 @@ def export(checkpoint: Checkpoint, extractor: FeatureExtractor, path: Path) -> l
     samples = _trace_samples(checkpoint)
     example = _batch([extractor(rng.standard_normal(samples).astype(np.float32) * 0.1) for _ in range(2)])
     dynamic_axes = {s.name: {0: "batch", **{i + 1: "frames" for i, d in enumerate(s.dims) if d == -1}} for s in specs}
-    dynamic_axes["logits"] = {0: "batch"}
+    dynamic_axes[LOGITS] = {0: "batch"}
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # tracer warnings about python control flow: parity decides
         # eval() on the wrapper too: export restores the wrapper's mode, recursively, when it is done.
@@ -115,7 +115,7 @@ def export(checkpoint: Checkpoint, extractor: FeatureExtractor, path: Path) -> l
             tuple(torch.from_numpy(example[n]) for n in names),
             str(path),
             input_names=names,
-            output_names=["logits"],
+            output_names=[LOGITS],
             dynamic_axes=dynamic_axes,
             opset_version=OPSET,
             dynamo=False,
@@ -156,7 +156,7 @@ def verify(
         inputs = _batch(ours)
         with torch.no_grad():
             expected = checkpoint.model(**{k: torch.from_numpy(v) for k, v in inputs.items()}).logits.numpy()
-        actual = session.run(["logits"], inputs)[0]
+        actual = session.run([LOGITS], inputs)[0]
         # Relative to the logits' scale: float32 rounding grows with it (torch's own SDPA and eager
         # attention differ by ~1e-5 of the largest logit on AST).
         diff = float(np.abs(actual - expected).max()) / max(1.0, float(np.abs(expected).max()))

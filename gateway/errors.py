@@ -1,6 +1,13 @@
-"""The one error type of the gateway: an HTTP status and the message the client reads."""
+"""The one error type of the gateway, and how every error reaches the client: JSON ``{"error": ...}``."""
 
 from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+MAX_HEADER_MESSAGE = 500
 
 
 class GatewayError(Exception):
@@ -10,3 +17,29 @@ class GatewayError(Exception):
         super().__init__(message)
         self.status = status
         self.message = message
+
+
+def error_response(status: int, message: str, retry_after_s: int | None = None) -> JSONResponse:
+    """``{"error": message}``, the message also in ``X-Error-Message`` as huggingface_hub reads it."""
+    # Headers must be one line of ASCII: a multi-line message (onnxruntime's) would make uvicorn drop the answer.
+    one_line = " ".join(message.split())
+    headers = {"X-Error-Message": one_line.encode("ascii", "replace").decode()[:MAX_HEADER_MESSAGE]}
+    if retry_after_s is not None:
+        headers["Retry-After"] = str(retry_after_s)
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
+
+
+def install(app: FastAPI, retry_after_s: int) -> None:
+    """Answer every error as JSON: ours, Starlette's (404 route, 405), and validation errors as 400, not 422."""
+
+    @app.exception_handler(GatewayError)
+    async def gateway_error(_: Request, error: GatewayError) -> JSONResponse:
+        return error_response(error.status, error.message, retry_after_s if error.status == 503 else None)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, error: StarletteHTTPException) -> JSONResponse:
+        return error_response(error.status_code, str(error.detail))
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_: Request, error: RequestValidationError) -> JSONResponse:
+        return error_response(400, "; ".join(str(e.get("msg")) for e in error.errors()))

@@ -19,6 +19,8 @@ ALLOWED_PARAMETERS = ", ".join(Parameters.model_fields)
 ALLOWED_OPTIONS = ", ".join(Options.model_fields)
 CLIENT_CLOSED_REQUEST = 499
 
+Reserve = Callable[[int], None]  # holds more body bytes against the in-flight budget, or refuses (503)
+
 
 @dataclass(frozen=True)
 class ClassifyRequest:
@@ -27,7 +29,7 @@ class ClassifyRequest:
     options: Options
 
 
-async def read_limited(request: Request, limit: int, reserve: Callable[[int], None]) -> bytes:
+async def read_limited(request: Request, limit: int, reserve: Reserve) -> bytes:
     """The body, refused with 413 as soon as it is known to exceed ``limit`` (from Content-Length, unread);
     each chunk is first reserved with ``reserve`` (which may refuse it: the gateway's in-flight budget)."""
     declared = request.headers.get("content-length")

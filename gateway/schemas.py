@@ -6,6 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from triton_steps.metadata import ModelMetadata
+
 
 class Parameters(BaseModel):
     """The parameters huggingface_hub sends; anything else is refused."""
@@ -43,13 +45,35 @@ class ErrorBody(BaseModel):
 
 
 class ModelInfo(BaseModel):
+    """A served model; or one that failed to load (``ready`` false, ``error`` says why, the rest empty)."""
+
     id: str
     name: str
-    architecture: str
-    labels: list[str]
-    sampling_rate: int
-    function_to_apply: str
-    max_seconds: float | None
-    min_samples: int
-    long_audio: dict[str, Any] | None = Field(None, description="chunk mode's window, hop and aggregation")
     ready: bool
+    error: str | None = Field(None, description="why Triton could not load the model")
+    architecture: str | None = None
+    labels: list[str] | None = None
+    sampling_rate: int | None = None
+    function_to_apply: str | None = None
+    max_seconds: float | None = None
+    min_samples: int | None = None
+    long_audio: dict[str, Any] | None = Field(None, description="chunk mode's window, hop and aggregation")
+
+    @classmethod
+    def served(cls, metadata: ModelMetadata) -> ModelInfo:
+        return cls(
+            id=metadata.model_id,
+            name=metadata.name,
+            ready=True,
+            architecture=metadata.architecture,
+            labels=metadata.labels,
+            sampling_rate=metadata.sampling_rate,
+            function_to_apply=metadata.function_to_apply,
+            max_seconds=metadata.max_seconds,
+            min_samples=metadata.min_samples,
+            long_audio=metadata.long_audio,
+        )
+
+    @classmethod
+    def failed(cls, name: str, reason: str) -> ModelInfo:
+        return cls(id=name, name=name, ready=False, error=reason)

@@ -1,7 +1,8 @@
-"""Talking to Triton: the served models (read from each ensemble's metadata) and one classify call.
+"""The one room of the gateway that talks to Triton: readiness, the served models, and classify.
 
-Uses tritonclient's asyncio gRPC client, so that concurrent HTTP requests reach Triton concurrently and its
-dynamic batcher can group them.
+``Triton`` owns tritonclient's asyncio gRPC client (so concurrent HTTP requests reach Triton concurrently
+and its dynamic batcher can group them); nothing else in the gateway imports tritonclient. Triton's errors
+become ``GatewayError`` with the HTTP status the client gets.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import asyncio
 import json
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import tritonclient.grpc.aio as grpcclient
@@ -18,11 +19,35 @@ from tritonclient.utils import InferenceServerException
 
 from gateway.errors import GatewayError
 from gateway.schemas import Prediction
-from triton_steps.metadata import METADATA_PARAMETER, ModelMetadata
+from triton_steps import contract
+from triton_steps.metadata import ModelMetadata
 from triton_steps.stub_health import dead_instance, model_of, with_reload_marker
 
+# A miss (an unknown model id) re-reads Triton's model list, but at most this often: a flood of made-up ids
+# costs Triton one listing per second, not one per request.
+MIN_FORCED_REFRESH_S = 1.0
 
-def connect(url: str, lb_policy: str) -> grpcclient.InferenceServerClient:
+_ENSEMBLE_PREFIX = re.compile(r"^in ensemble '[^']*', ")
+
+
+def ensemble_inputs(audio: bytes, top_k: int | None = None, function: str | None = None) -> list[grpcclient.InferInput]:
+    """The ensemble's inputs for one clip (the optional ones only when given)."""
+
+    def tensor(spec: contract.TensorSpec, value: object, dtype: type) -> grpcclient.InferInput:
+        datatype = "BYTES" if dtype is np.object_ else "INT32"
+        infer_input = grpcclient.InferInput(spec.name, [1, 1], datatype)
+        infer_input.set_data_from_numpy(np.array([[value]], dtype=dtype))
+        return infer_input
+
+    inputs = [tensor(contract.AUDIO, audio, np.object_)]
+    if top_k is not None:
+        inputs.append(tensor(contract.TOP_K, top_k, np.int32))
+    if function is not None:
+        inputs.append(tensor(contract.FUNCTION_TO_APPLY, function.encode(), np.object_))
+    return inputs
+
+
+def _connect(url: str, lb_policy: str) -> grpcclient.InferenceServerClient:
     """The asyncio gRPC client; ``lb_policy`` round_robin spreads requests over every address ``url`` resolves to
     (gRPC keeps connections open, so a plain Service would pin each gateway to one Triton replica)."""
     keepalive = grpcclient.KeepAliveOptions()
@@ -38,19 +63,23 @@ def connect(url: str, lb_policy: str) -> grpcclient.InferenceServerClient:
     return grpcclient.InferenceServerClient(url, channel_args=channel_args)
 
 
-def _status(error: InferenceServerException) -> str:
-    return str(error.status() or "")
+def _unreachable(error: InferenceServerException) -> GatewayError:
+    return GatewayError(503, f"Triton is unreachable: {error.message()}")
 
 
-_ENSEMBLE_PREFIX = re.compile(r"^in ensemble '[^']*', ")
+@dataclass(frozen=True)
+class ModelList:
+    """What Triton serves: the audio-classification ensembles, and the models that failed to load (-> why)."""
+
+    served: dict[str, ModelMetadata] = field(default_factory=dict)  # Triton name -> its metadata
+    failed: dict[str, str] = field(default_factory=dict)
+
+    def ids(self) -> str:
+        """The served model ids, for error messages."""
+        return ", ".join(sorted(m.model_id for m in self.served.values())) or "none"
 
 
-def _clean(message: str) -> str:
-    """Triton prefixes a step's error with "in ensemble 'NAME', ": the client gets what the step said."""
-    return _ENSEMBLE_PREFIX.sub("", message)
-
-
-class StubRecovery:
+class _StubRecovery:
     """Reloads a model whose Python stub died (an OOM kill, a crash).
 
     tritonserver 2.51 (the pip wheel, and the NGC 24.10 image) never restarts a dead stub: the model stays
@@ -63,7 +92,6 @@ class StubRecovery:
         self.client = client
         self.recovering: dict[str, asyncio.Task[None]] = {}
         self.reloaded_at: dict[str, float] = {}  # model -> time.monotonic() its last reload finished
-        self.log: list[str] = []  # what was recovered, and how long it took (for the logs and the tests)
 
     async def _reload(self, model: str) -> None:
         started = time.monotonic()
@@ -71,12 +99,11 @@ class StubRecovery:
             config = with_reload_marker((await self.client.get_model_config(model, as_json=True))["config"])
             await self.client.load_model(model, config=json.dumps(config))
             self.reloaded_at[model] = time.monotonic()
-            self.log.append(f"reloaded {model} after its stub died, in {time.monotonic() - started:.2f}s")
+            print(f"reloaded {model} after its stub died, in {time.monotonic() - started:.2f}s", flush=True)
         except InferenceServerException as error:
-            self.log.append(f"could not reload {model}: {error.message()}")
+            print(f"could not reload {model}: {error.message()}", flush=True)
         finally:
             self.recovering.pop(model, None)
-        print(self.log[-1], flush=True)
 
     async def begin(self, instance: str, request_started: float) -> str:
         """Start reloading the model of a dead stub's ``instance`` (e.g. ``m_onnx_0_0``), once; its name.
@@ -92,106 +119,108 @@ class StubRecovery:
         return model
 
 
-@dataclass(frozen=True)
-class ServedModel:
-    metadata: ModelMetadata
-    ready: bool
+class Triton:
+    """Triton, as the gateway sees it. Create it inside the app's lifespan; ``close`` it at the end."""
 
-
-# A miss (an unknown model id) re-reads Triton's model list, but at most this often: a flood of made-up ids
-# costs Triton one listing per second, not one per request.
-MIN_FORCED_REFRESH_S = 1.0
-
-
-class TritonModels:
-    """The audio-classification ensembles Triton serves, refreshed at most every ``refresh_s`` seconds."""
-
-    def __init__(self, client: grpcclient.InferenceServerClient, refresh_s: float) -> None:
-        self.client = client
-        self.refresh_s = refresh_s
-        self._models: dict[str, ServedModel] = {}
-        self.failed: dict[str, str] = {}  # models Triton could not load -> why (the others are served)
+    def __init__(self, url: str, lb_policy: str, refresh_s: float) -> None:
+        self._client = _connect(url, lb_policy)
+        self._recovery = _StubRecovery(self._client)
+        self._refresh_s = refresh_s
+        self._models = ModelList()
         self._loaded_at = -float("inf")
         self._lock = asyncio.Lock()
 
-    async def refresh(self, force: bool = False) -> dict[str, ServedModel]:
-        async with self._lock:
-            age = time.monotonic() - self._loaded_at
-            if age < (MIN_FORCED_REFRESH_S if force else self.refresh_s):
-                return self._models
-            index = await self.client.get_model_repository_index(as_json=True)
-            models, failed = {}, {}
-            for entry in index.get("models", []):
-                ready = entry.get("state") == "READY"
-                if entry.get("state") == "UNAVAILABLE" and entry.get("reason"):
-                    failed[entry["name"]] = entry["reason"]
-                if not ready:
-                    continue
-                config = (await self.client.get_model_config(entry["name"], as_json=True))["config"]
-                text = config.get("parameters", {}).get(METADATA_PARAMETER, {}).get("string_value")
-                if config.get("platform") == "ensemble" and text:
-                    models[entry["name"]] = ServedModel(ModelMetadata.from_json(text), ready)
-            self._models, self.failed = models, failed
-            self._loaded_at = time.monotonic()
-            return models
+    async def close(self) -> None:
+        await self._client.close()
 
-    async def all(self, force: bool = False) -> dict[str, ServedModel]:
+    async def models(self, force: bool = False) -> ModelList:
+        """The served models, re-read from Triton every ``refresh_s`` (``force``: unless read within a second)."""
         try:
-            return await self.refresh(force)
+            async with self._lock:
+                if time.monotonic() - self._loaded_at >= (MIN_FORCED_REFRESH_S if force else self._refresh_s):
+                    self._models = await self._read_models()
+                    self._loaded_at = time.monotonic()
+                return self._models
         except InferenceServerException as error:
-            raise GatewayError(503, f"Triton is unreachable: {error.message()}") from None
+            raise _unreachable(error) from None
 
-    async def find(self, model_id: str) -> ModelMetadata:
-        """The model whose Triton name or model id is ``model_id``, re-reading Triton once on a miss."""
+    async def _read_models(self) -> ModelList:
+        index = await self._client.get_model_repository_index(as_json=True)
+        served, failed = {}, {}
+        for entry in index.get("models", []):
+            if entry.get("state") == "UNAVAILABLE" and entry.get("reason"):
+                failed[entry["name"]] = entry["reason"]
+            if entry.get("state") != "READY":
+                continue
+            config = (await self._client.get_model_config(entry["name"], as_json=True))["config"]
+            text = config.get("parameters", {}).get(contract.METADATA_PARAMETER, {}).get("string_value")
+            if config.get("platform") == "ensemble" and text:
+                served[entry["name"]] = ModelMetadata.from_json(text)
+        return ModelList(served, failed)
+
+    async def ready(self) -> ModelList:
+        """The model list when Triton and every served model are ready; else ``GatewayError`` 503 saying why."""
+        try:
+            live = await self._client.is_server_ready()
+        except InferenceServerException as error:
+            raise _unreachable(error) from None
+        if not live:
+            raise GatewayError(503, "Triton is not ready")
+        models = await self.models(force=True)
+        if not models.served:
+            raise GatewayError(503, "Triton serves no audio-classification model")
+        if self._recovery.recovering:
+            raise GatewayError(503, f"models restarting after a crash: {', '.join(sorted(self._recovery.recovering))}")
+        not_ready = [name for name in models.served if not await self._client.is_model_ready(name)]
+        if not_ready:
+            raise GatewayError(503, f"models not ready: {', '.join(not_ready)}")
+        return models
+
+    async def resolve(self, model_id: str | None, default_model: str) -> ModelMetadata:
+        """The model a request names (its Triton name or model id), or the default one: ``default_model``, or
+        the only served model. Re-reads Triton once on a miss; 404 naming the served models."""
+        wanted = model_id or default_model
         for force in (False, True):
-            models = await self.all(force)
-            for model in models.values():
-                if model_id in (model.metadata.name, model.metadata.model_id):
-                    return model.metadata
-        served = ", ".join(sorted(m.metadata.model_id for m in models.values())) or "none"
-        raise GatewayError(404, f"model {model_id!r} is not served; served models: {served}")
+            models = await self.models(force)
+            if not wanted:
+                if len(models.served) == 1:
+                    return next(iter(models.served.values()))
+                raise GatewayError(
+                    404, f"no default model: set GATEWAY_DEFAULT_MODEL, or use /models/<id>; served: {models.ids()}"
+                )
+            for model in models.served.values():
+                if wanted in (model.name, model.model_id):
+                    return model
+        raise GatewayError(404, f"model {wanted!r} is not served; served models: {models.ids()}")
 
+    async def classify(
+        self, model: str, audio: bytes, top_k: int | None, function_to_apply: str | None, timeout_s: float
+    ) -> list[Prediction]:
+        """One inference through the ensemble ``model``."""
+        started = time.monotonic()
+        try:
+            inputs = ensemble_inputs(audio, top_k, function_to_apply)
+            result = await self._client.infer(model, inputs, client_timeout=timeout_s)
+        except InferenceServerException as error:
+            raise await self._error(model, error, started, timeout_s) from None
+        labels = result.as_numpy(contract.LABELS.name)[0]
+        scores = result.as_numpy(contract.SCORES.name)[0]
+        return [Prediction(label=lab.decode(), score=float(score)) for lab, score in zip(labels, scores, strict=True)]
 
-def _bytes_input(name: str, value: bytes) -> grpcclient.InferInput:
-    tensor = grpcclient.InferInput(name, [1, 1], "BYTES")
-    tensor.set_data_from_numpy(np.array([[value]], dtype=np.object_))
-    return tensor
-
-
-async def classify(
-    client: grpcclient.InferenceServerClient,
-    recovery: StubRecovery,
-    model: str,
-    audio: bytes,
-    top_k: int | None,
-    function_to_apply: str | None,
-    timeout_s: float,
-) -> list[Prediction]:
-    """One inference through the ensemble; Triton's errors become ``GatewayError`` with an HTTP status."""
-    started = time.monotonic()
-    inputs = [_bytes_input("AUDIO", audio)]
-    if top_k is not None:
-        top = grpcclient.InferInput("TOP_K", [1, 1], "INT32")
-        top.set_data_from_numpy(np.array([[top_k]], dtype=np.int32))
-        inputs.append(top)
-    if function_to_apply is not None:
-        inputs.append(_bytes_input("FUNCTION_TO_APPLY", function_to_apply.encode()))
-    try:
-        result = await client.infer(model, inputs, client_timeout=timeout_s)
-    except InferenceServerException as error:
-        status = _status(error)
-        message = _clean(error.message() or str(error))
+    async def _error(
+        self, model: str, error: InferenceServerException, started: float, timeout_s: float
+    ) -> GatewayError:
+        status = str(error.status() or "")
+        # Triton prefixes a step's error with "in ensemble 'NAME', ": the client gets what the step said.
+        message = _ENSEMBLE_PREFIX.sub("", error.message() or str(error))
         instance = dead_instance(message)
         if instance:
-            step = await recovery.begin(instance, started)
-            raise GatewayError(503, f"model {model!r} is restarting: the process of its step {step!r} died") from None
+            step = await self._recovery.begin(instance, started)
+            return GatewayError(503, f"model {model!r} is restarting: the process of its step {step!r} died")
         if "INVALID_ARGUMENT" in status:
-            raise GatewayError(400, message) from None
+            return GatewayError(400, message)
         if "DEADLINE_EXCEEDED" in status or "Deadline Exceeded" in message:
-            raise GatewayError(504, f"inference timed out after {timeout_s:g}s") from None
+            return GatewayError(504, f"inference timed out after {timeout_s:g}s")
         if "UNAVAILABLE" in status or "NOT_FOUND" in status or "not ready" in message or "unknown model" in message:
-            raise GatewayError(503, f"model {model!r} is not available: {message}") from None
-        raise GatewayError(502, f"Triton failed: {message}") from None
-    labels = result.as_numpy("LABELS")[0]
-    scores = result.as_numpy("SCORES")[0]
-    return [Prediction(label=label.decode(), score=float(score)) for label, score in zip(labels, scores, strict=True)]
+            return GatewayError(503, f"model {model!r} is not available: {message}")
+        return GatewayError(502, f"Triton failed: {message}")

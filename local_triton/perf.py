@@ -18,6 +18,7 @@ import zipfile
 from pathlib import Path
 
 from local_triton.server import wheel_dir
+from triton_steps.contract import AUDIO
 
 PERF_WHEEL = "tritonclient==2.50.0"
 
@@ -51,7 +52,7 @@ def input_data(audio: Path, target: Path) -> Path:
     """perf_analyzer's --input-data file for one BYTES element: base64 of <uint32 LE length> + bytes."""
     data = audio.read_bytes()
     encoded = base64.b64encode(struct.pack("<I", len(data)) + data).decode()
-    target.write_text(json.dumps({"data": [{"AUDIO": {"b64": encoded, "shape": [1]}}]}))
+    target.write_text(json.dumps({"data": [{AUDIO.name: {"b64": encoded, "shape": [1]}}]}))
     return target
 
 

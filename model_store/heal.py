@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import soundfile
 
-from triton_steps.metadata import METADATA_PARAMETER, ModelMetadata
+from triton_steps.contract import METADATA_PARAMETER
+from triton_steps.metadata import ModelMetadata
 from triton_steps.stub_health import dead_instance, model_of
 
 if TYPE_CHECKING:

@@ -21,6 +21,7 @@ from model_store import manifest
 from model_store.heal import StubHealer
 from model_store.location import Location
 from model_store.s3 import StorageError
+from triton_steps.contract import AUDIO, SCORES
 from triton_steps.stub_health import with_reload_marker
 
 
@@ -61,9 +62,9 @@ class TritonRepository:
         worked, else Triton's error message."""
         element = struct.pack("<I", len(audio)) + audio
         header = json.dumps({
-            "inputs": [{"name": "AUDIO", "shape": [1, 1], "datatype": "BYTES",
+            "inputs": [{"name": AUDIO.name, "shape": [1, 1], "datatype": "BYTES",
                         "parameters": {"binary_data_size": len(element)}}],
-            "outputs": [{"name": "SCORES", "parameters": {"binary_data": False}}],
+            "outputs": [{"name": SCORES.name, "parameters": {"binary_data": False}}],
         }).encode()  # fmt: skip
         request = urllib.request.Request(f"{self.base}/v2/models/{model}/infer", data=header + element, method="POST")
         request.add_header("Inference-Header-Content-Length", str(len(header)))

@@ -1,16 +1,11 @@
-"""What the exporter records about a served model: written as ``metadata.json`` next to the ensemble and
-embedded in the ensemble's config (parameter ``metadata``), so the gateway can read it through Triton."""
+"""What the exporter records about a served model: written as ``contract.METADATA_FILE`` next to the ensemble
+and embedded in the ensemble's config (``contract.METADATA_PARAMETER``), so the gateway reads it through Triton."""
 
 from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
-
-METADATA_FILE = "metadata.json"  # in the ensemble's directory
-EXTRACTOR_FILE = "preprocessor_config.json"  # in the preprocess step's directory
-LABELS_FILE = "labels.json"  # in the postprocess step's directory
-METADATA_PARAMETER = "metadata"
 
 
 @dataclass(frozen=True)

@@ -2,8 +2,8 @@
 
 Only for the tritonserver of the ``nvidia-pytriton`` wheel, which has no onnxruntime backend: the local
 launcher installs it as a Python-based backend named ``onnxruntime`` (see ``local_triton.server``), so it
-runs every ``onnxruntime_onnx`` step. It reads the same model file and the same ``intra_op_thread_count``
-parameter as Triton's native onnxruntime backend.
+runs every ``onnxruntime_onnx`` step. It reads the same model file and the same thread parameters
+(``contract.INTRA_OP_THREADS``, ``contract.INTER_OP_THREADS``) as Triton's native onnxruntime backend.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import numpy as np
 import onnxruntime
 import triton_python_backend_utils as pb_utils
 
-from triton_steps import triton_io
+from triton_steps import contract, triton_io
 
 
 class TritonPythonModel:
@@ -24,9 +24,9 @@ class TritonPythonModel:
         params = triton_io.parameters(args)
         config = triton_io.model_config(args)
         options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = int(params.get("intra_op_thread_count", "1"))
-        options.inter_op_num_threads = 1
-        path = triton_io.model_dir(args) / args["model_version"] / "model.onnx"
+        options.intra_op_num_threads = int(params.get(contract.INTRA_OP_THREADS, "0"))  # 0: onnxruntime picks
+        options.inter_op_num_threads = int(params.get(contract.INTER_OP_THREADS, "0"))
+        path = triton_io.model_dir(args) / args["model_version"] / contract.NETWORK_FILE
         self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self.inputs = {i["name"]: triton_io.numpy_dtype(i["data_type"]) for i in config["input"]}
         self.outputs = [o["name"] for o in config["output"]]

@@ -8,19 +8,22 @@ from typing import Any
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
-from triton_steps import scores, triton_io
-from triton_steps.metadata import LABELS_FILE
+from triton_steps import contract, scores, triton_io
 
 
 class TritonPythonModel:
     def initialize(self, args: dict[str, str]) -> None:
-        self.labels: list[str] = json.loads((triton_io.model_dir(args) / LABELS_FILE).read_text(encoding="utf-8"))
-        self.default_function = scores.check_function(triton_io.parameters(args)["function_to_apply"])
+        self.labels: list[str] = json.loads(
+            (triton_io.model_dir(args) / contract.LABELS_FILE).read_text(encoding="utf-8")
+        )
+        self.default_function = scores.check_function(triton_io.parameters(args)[contract.FUNCTION_TO_APPLY_DEFAULT])
 
     def _rank(self, request: Any) -> Any:
-        logits = pb_utils.get_input_tensor_by_name(request, "logits").as_numpy()[0]  # (labels,) or (windows, labels)
-        top_k = triton_io.optional_scalar(request, "TOP_K")
-        function = triton_io.optional_scalar(request, "FUNCTION_TO_APPLY")
+        logits = pb_utils.get_input_tensor_by_name(request, contract.LOGITS).as_numpy()[
+            0
+        ]  # (labels,) or (windows, labels)
+        top_k = triton_io.optional_scalar(request, contract.TOP_K.name)
+        function = triton_io.optional_scalar(request, contract.FUNCTION_TO_APPLY.name)
         if isinstance(function, bytes):
             function = function.decode("utf-8", errors="replace")
         labels, values = scores.rank(
@@ -31,8 +34,10 @@ class TritonPythonModel:
         )
         return pb_utils.InferenceResponse(
             output_tensors=[
-                pb_utils.Tensor("LABELS", np.array([[label.encode() for label in labels]], dtype=np.object_)),
-                pb_utils.Tensor("SCORES", values[None]),
+                pb_utils.Tensor(
+                    contract.LABELS.name, np.array([[label.encode() for label in labels]], dtype=np.object_)
+                ),
+                pb_utils.Tensor(contract.SCORES.name, values[None]),
             ]
         )
 

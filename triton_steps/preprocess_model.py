@@ -13,9 +13,8 @@ from typing import Any
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
-from triton_steps import audio, long_audio, triton_io
+from triton_steps import audio, contract, long_audio, triton_io
 from triton_steps.features import extractor_from_config
-from triton_steps.metadata import EXTRACTOR_FILE
 
 
 class NetworkError(RuntimeError):
@@ -25,17 +24,19 @@ class NetworkError(RuntimeError):
 class TritonPythonModel:
     def initialize(self, args: dict[str, str]) -> None:
         params = triton_io.parameters(args)
-        config = json.loads((triton_io.model_dir(args) / EXTRACTOR_FILE).read_text(encoding="utf-8"))
-        self.extractor = extractor_from_config(config, min_length=int(params.get("min_samples", "1")))
-        self.max_seconds = float(params["max_seconds"]) if params.get("max_seconds") else None
+        config = json.loads((triton_io.model_dir(args) / contract.EXTRACTOR_FILE).read_text(encoding="utf-8"))
+        self.extractor = extractor_from_config(config, min_length=int(params.get(contract.MIN_SAMPLES, "1")))
+        self.max_seconds = float(params[contract.MAX_SECONDS]) if params.get(contract.MAX_SECONDS) else None
         self.outputs = {
             out["name"]: triton_io.numpy_dtype(out["data_type"]) for out in triton_io.model_config(args)["output"]
         }
         self.chunking = None
-        if params.get("long_audio") == "chunk":
-            self.chunking = long_audio.Chunking(int(params["window_samples"]), int(params["hop_samples"]))
-            self.network = params["network"]
-            self.network_inputs = {n: triton_io.numpy_dtype(t) for n, t in json.loads(params["network_inputs"]).items()}
+        if params.get(contract.LONG_AUDIO) == "chunk":
+            self.chunking = long_audio.Chunking(int(params[contract.WINDOW_SAMPLES]), int(params[contract.HOP_SAMPLES]))
+            self.network = params[contract.NETWORK]
+            self.network_inputs = {
+                n: triton_io.numpy_dtype(t) for n, t in json.loads(params[contract.NETWORK_INPUTS]).items()
+            }
             self.batch = max(1, int(triton_io.model_config(args).get("max_batch_size", 1)))
 
     def _window_logits(self, waveform: np.ndarray) -> np.ndarray:
@@ -49,20 +50,20 @@ class TritonPythonModel:
                 for name, dtype in self.network_inputs.items()
             ]
             request = pb_utils.InferenceRequest(
-                model_name=self.network, requested_output_names=["logits"], inputs=inputs
+                model_name=self.network, requested_output_names=[contract.LOGITS], inputs=inputs
             )
             response = request.exec()
             if response.has_error():
                 raise NetworkError(response.error().message())
-            logits.append(pb_utils.get_output_tensor_by_name(response, "logits").as_numpy())
+            logits.append(pb_utils.get_output_tensor_by_name(response, contract.LOGITS).as_numpy())
         return np.concatenate(logits)
 
     def _features(self, request: Any) -> Any:
-        data = pb_utils.get_input_tensor_by_name(request, "AUDIO").as_numpy().reshape(-1)[0]
+        data = pb_utils.get_input_tensor_by_name(request, contract.AUDIO.name).as_numpy().reshape(-1)[0]
         waveform = audio.load(bytes(data), self.extractor.sampling_rate, self.extractor.min_samples(), self.max_seconds)
         if self.chunking is not None:
             return pb_utils.InferenceResponse(
-                output_tensors=[pb_utils.Tensor("logits", self._window_logits(waveform)[None])]
+                output_tensors=[pb_utils.Tensor(contract.LOGITS, self._window_logits(waveform)[None])]
             )
         inputs = self.extractor(waveform)
         tensors = [pb_utils.Tensor(name, inputs[name][None].astype(dtype)) for name, dtype in self.outputs.items()]

@@ -23,11 +23,11 @@ from audio_formats import ffmpeg_encode
 from conftest import free_port, running_gateway
 
 from export.exporter import ExportOptions, export_model
-from export.model_configs import StepNames
 from keyword_spotter import LABELS
 from keyword_spotter.samples import FORMATS
 from keyword_spotter.train import held_out_set
 from local_triton.server import LocalTriton, Ports
+from triton_steps.contract import StepNames
 
 ROOT = Path(__file__).resolve().parents[2]
 NAME = "keyword-spotter"

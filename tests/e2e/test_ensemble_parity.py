@@ -18,30 +18,21 @@ from tiny_checkpoints import ARCHITECTURES
 from transformers import pipeline
 from tritonclient.utils import InferenceServerException
 
+from gateway.triton import ensemble_inputs
+from triton_steps.contract import LABELS, SCORES
+
 TOLERANCE = 1e-4
 ALL_MODELS = [model_name(a) for a in ARCHITECTURES] + list(PROBLEM_TYPES)
 
 
-def _inputs(audio: bytes, top_k: int | None = None, function: str | None = None) -> list[grpcclient.InferInput]:
-    inputs = [grpcclient.InferInput("AUDIO", [1, 1], "BYTES")]
-    inputs[0].set_data_from_numpy(np.array([[audio]], dtype=np.object_))
-    if top_k is not None:
-        inputs.append(grpcclient.InferInput("TOP_K", [1, 1], "INT32"))
-        inputs[-1].set_data_from_numpy(np.array([[top_k]], dtype=np.int32))
-    if function is not None:
-        inputs.append(grpcclient.InferInput("FUNCTION_TO_APPLY", [1, 1], "BYTES"))
-        inputs[-1].set_data_from_numpy(np.array([[function.encode()]], dtype=np.object_))
-    return inputs
-
-
 def _answer(result: grpcclient.InferResult) -> list[tuple[str, float]]:
-    labels = [label.decode() for label in result.as_numpy("LABELS")[0]]
-    return list(zip(labels, result.as_numpy("SCORES")[0].tolist(), strict=True))
+    labels = [label.decode() for label in result.as_numpy(LABELS.name)[0]]
+    return list(zip(labels, result.as_numpy(SCORES.name)[0].tolist(), strict=True))
 
 
 def classify(url: str, model: str, audio: bytes, **parameters: object) -> list[tuple[str, float]]:
     with grpcclient.InferenceServerClient(url) as client:
-        return _answer(client.infer(model, _inputs(audio, **parameters)))
+        return _answer(client.infer(model, ensemble_inputs(audio, **parameters)))
 
 
 def assert_same(served: list[tuple[str, float]], reference: list[dict]) -> None:
@@ -114,7 +105,7 @@ def test_bad_audio_does_not_fail_the_rest_of_its_batch(name: str, triton, wavefo
 
     async def send_all() -> list[object]:
         async with grpcaio.InferenceServerClient(triton.grpc_url) as client:
-            calls = [client.infer(name, _inputs(audio)) for audio, _ in requests]
+            calls = [client.infer(name, ensemble_inputs(audio)) for audio, _ in requests]
             return await asyncio.gather(*calls, return_exceptions=True)
 
     answers = asyncio.run(send_all())

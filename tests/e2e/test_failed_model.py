@@ -1,5 +1,5 @@
 """One model that cannot load beside a good one: Triton starts with the good one, the gateway serves it, and
-/ready names the failed model with Triton's reason."""
+/ready and GET /models name the failed model with Triton's reason."""
 
 from __future__ import annotations
 
@@ -36,3 +36,6 @@ def test_a_model_that_cannot_load_leaves_the_others_served(checkpoints, tmp_path
         ready = httpx.get(f"{gateway}/ready")
         assert ready.status_code == 200 and ready.json()["models"] == ["good"]
         assert "weights are missing" in ready.json()["failed"]["broken"]
+        listed = {m["id"]: m for m in httpx.get(f"{gateway}/models").json()}
+        assert listed["good"]["ready"] and listed["good"]["error"] is None and listed["good"]["labels"]
+        assert not listed["broken"]["ready"] and "weights are missing" in listed["broken"]["error"]

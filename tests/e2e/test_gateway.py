@@ -14,7 +14,7 @@ from conftest import make_waveform, running_gateway, wav_bytes
 from huggingface_hub import InferenceClient
 from transformers import pipeline
 
-from gateway.app import _error
+from gateway.errors import error_response
 
 TOLERANCE = 1e-4
 
@@ -199,7 +199,7 @@ def test_unknown_model_ids_and_disconnects_keep_metrics_bounded(gateway: str) ->
 
 def test_error_headers_are_one_bounded_line() -> None:
 
-    answer = _error(502, "onnxruntime failed:\n  at node 12\n\tout of memory " + "x" * 2000)
+    answer = error_response(502, "onnxruntime failed:\n  at node 12\n\tout of memory " + "x" * 2000)
     header = answer.headers["x-error-message"]
     assert "\n" not in header and "\t" not in header and len(header) <= 500
     assert header.startswith("onnxruntime failed: at node 12 out of memory")

@@ -9,13 +9,8 @@ import pytest
 from tritonclient.grpc import model_config_pb2 as mc
 
 from export import model_configs
-from triton_steps.metadata import (
-    EXTRACTOR_FILE,
-    LABELS_FILE,
-    METADATA_FILE,
-    METADATA_PARAMETER,
-    ModelMetadata,
-)
+from triton_steps.contract import EXTRACTOR_FILE, LABELS_FILE, METADATA_FILE, METADATA_PARAMETER
+from triton_steps.metadata import ModelMetadata
 
 TYPE = mc.DataType.Name
 

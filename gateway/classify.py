@@ -1,0 +1,81 @@
+"""One classify request, start to end: admission, the body (bounded in size, bytes held and time), parsing,
+the model, Triton, and the metrics that explain it."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from fastapi import Request
+from starlette.concurrency import run_in_threadpool
+
+from gateway import request_body
+from gateway.dependencies import Services
+from gateway.errors import GatewayError
+from gateway.schemas import Prediction
+
+INLINE_PARSE_BYTES = 256 * 1024  # larger bodies (JSON + base64 of megabytes) are parsed off the event loop
+UNKNOWN_MODEL_LABEL = "unknown"  # metrics are labelled by served models only: ids from clients are unbounded
+WAIT_FOR_MODEL_POLL_S = 1.0
+
+
+async def _read_body(request: Request, services: Services, reserve: request_body.Reserve) -> bytes:
+    settings = services.settings
+    try:
+        return await asyncio.wait_for(
+            request_body.read_limited(request, settings.max_body_bytes, reserve), settings.body_timeout_s
+        )
+    except asyncio.TimeoutError:  # noqa: UP041 - Python 3.10's is not the builtin
+        raise GatewayError(408, f"the body did not arrive within {settings.body_timeout_s:g} s") from None
+
+
+async def classify(request: Request, services: Services, model_id: str | None) -> list[Prediction]:
+    """Classify the request's audio with ``model_id`` (None: the default model)."""
+    settings, metrics, triton = services.settings, services.metrics, services.triton
+    start = time.perf_counter()
+    label, status = UNKNOWN_MODEL_LABEL, 500
+    admitted, reserved = False, 0
+
+    def reserve(size: int) -> None:
+        nonlocal reserved
+        services.admission.reserve(size)
+        reserved += size
+
+    metrics.in_flight.inc()
+    try:
+        services.admission.enter()
+        admitted = True
+        body = await _read_body(request, services, reserve)
+        content_type, query = request.headers.get("content-type"), dict(request.query_params)
+        if len(body) > INLINE_PARSE_BYTES:
+            parsed = await run_in_threadpool(request_body.parse, body, content_type, query)
+        else:
+            parsed = request_body.parse(body, content_type, query)
+        deadline = start + settings.timeout_s
+        while True:
+            try:
+                model = await triton.resolve(model_id, settings.default_model)
+                label = model.model_id  # a served model: a bounded label
+                remaining = max(0.001, deadline - time.perf_counter())
+                parameters = parsed.parameters
+                answer = await triton.classify(
+                    model.name, parsed.audio, parameters.top_k, parameters.function_to_apply, remaining
+                )
+                break
+            except GatewayError as error:
+                # options.wait_for_model: a model that is loading is waited for, up to the timeout
+                waiting = parsed.options.wait_for_model and error.status == 503
+                if not waiting or time.perf_counter() + WAIT_FOR_MODEL_POLL_S > deadline:
+                    raise
+                await asyncio.sleep(WAIT_FOR_MODEL_POLL_S)
+        status = 200
+        return answer
+    except GatewayError as error:
+        status = error.status
+        raise
+    finally:
+        if admitted:
+            services.admission.leave(reserved)
+        metrics.in_flight.dec()
+        metrics.requests.labels(label, str(status)).inc()
+        metrics.latency.labels(label).observe(time.perf_counter() - start)

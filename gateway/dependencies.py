@@ -1,0 +1,51 @@
+"""What route handlers get injected: the app's lifetime objects, and the API-token check."""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from gateway.admission import Admission
+from gateway.errors import GatewayError
+from gateway.metrics import Metrics
+from gateway.settings import Settings
+from gateway.triton import Triton
+
+
+@dataclass
+class Services:
+    """What the app holds for its lifetime (created by ``create_app``'s lifespan)."""
+
+    settings: Settings
+    triton: Triton
+    metrics: Metrics
+    admission: Admission
+
+    @property
+    def token_required(self) -> bool:
+        token = self.settings.api_token
+        return token is not None and bool(token.get_secret_value())  # set empty (as docker-compose does): off
+
+
+def get_services(request: Request) -> Services:
+    return request.app.state.services
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+
+
+def check_token(request: Request, services: ServicesDep) -> None:
+    """401 unless the configured API token is presented as ``Authorization: Bearer <token>``."""
+    if not services.token_required:
+        return
+    expected = services.settings.api_token.get_secret_value().encode()  # type: ignore[union-attr]
+    scheme, _, presented = request.headers.get("authorization", "").partition(" ")
+    # "Bearer: <token>" is how the HF API docs write it; "Bearer <token>" is the standard.
+    if scheme.rstrip(":").lower() != "bearer" or not hmac.compare_digest(presented.strip().encode(), expected):
+        raise GatewayError(401, "missing or invalid API token: send 'Authorization: Bearer <token>'")
+
+
+Authorized = Depends(check_token)

@@ -1,0 +1,71 @@
+"""The HTTP routes: the HF Inference API's classify calls, and what operators probe (health, ready, models,
+metrics). Thin: the work happens in ``gateway.classify`` and ``gateway.triton``."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from gateway import openapi
+from gateway.classify import classify
+from gateway.dependencies import Authorized, ServicesDep
+from gateway.schemas import ModelInfo, Prediction
+
+router = APIRouter()
+
+_CLASSIFY = {
+    "response_model": list[Prediction],
+    "responses": openapi.ERRORS,
+    "openapi_extra": openapi.AUDIO_BODY,
+    "dependencies": [Authorized],
+}
+
+
+@router.post(
+    "/models/{model_id:path}",
+    summary="Classify audio with a model (its id, e.g. org/name, or its Triton name)",
+    **_CLASSIFY,
+)
+async def classify_with(model_id: str, request: Request, services: ServicesDep) -> list[Prediction]:
+    return await classify(request, services, model_id.rstrip("/") or None)  # a trailing slash: the same model
+
+
+@router.post("/", summary="Classify audio with the default model", **_CLASSIFY)
+async def classify_default(request: Request, services: ServicesDep) -> list[Prediction]:
+    return await classify(request, services, None)
+
+
+@router.get("/health", summary="Liveness")
+async def health() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get(
+    "/ready",
+    summary="Triton and every served model ready (models that failed to load are listed under 'failed')",
+    responses={503: openapi.ERRORS[503]},
+)
+async def ready(services: ServicesDep) -> dict[str, object]:
+    models = await services.triton.ready()
+    if services.token_required:
+        return {"status": "ready"}  # with a token, which models exist is for authenticated clients
+    # Models that failed to load are named, with Triton's reason; the others are served regardless.
+    return {"status": "ready", "models": sorted(m.model_id for m in models.served.values()), "failed": models.failed}
+
+
+@router.get(
+    "/models",
+    response_model=list[ModelInfo],
+    dependencies=[Authorized],
+    summary="Served models, then those that failed to load (ready false, with the reason)",
+)
+async def models(services: ServicesDep) -> list[ModelInfo]:
+    listing = await services.triton.models(force=True)
+    served = [ModelInfo.served(m) for m in sorted(listing.served.values(), key=lambda m: m.model_id)]
+    return served + [ModelInfo.failed(name, reason) for name, reason in sorted(listing.failed.items())]
+
+
+@router.get("/metrics", summary="Prometheus metrics")
+async def metrics(services: ServicesDep) -> Response:
+    return Response(generate_latest(services.metrics.registry), media_type=CONTENT_TYPE_LATEST)
