@@ -1,10 +1,15 @@
-"""Prometheus metrics of one app instance (its own registry: no process-global state)."""
+"""Prometheus metrics of one app instance (its own registry: no process-global state).
+
+With several workers (``GATEWAY_WORKERS``, which sets ``PROMETHEUS_MULTIPROC_DIR``) each process writes its
+values to files there, and ``/metrics``, whichever worker answers it, reports the sum over all of them.
+"""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
 
 
 @dataclass
@@ -25,4 +30,17 @@ class Metrics:
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
             registry=self.registry,
         )
-        self.in_flight = Gauge("gateway_in_flight", "Classification requests in progress", registry=self.registry)
+        self.in_flight = Gauge(
+            "gateway_in_flight",
+            "Classification requests in progress",
+            registry=self.registry,
+            multiprocess_mode="livesum",  # summed over the live workers
+        )
+
+    def exposition(self) -> bytes:
+        """The text format: this process's metrics, or every worker's summed in multiprocess mode."""
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry)
+            return generate_latest(registry)
+        return generate_latest(self.registry)

@@ -22,13 +22,21 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(25 * 1024 * 1024, description="larger request bodies are refused with 413")
     timeout_s: float = Field(30.0, description="per-request inference timeout; 504 past it")
     body_timeout_s: float = Field(30.0, description="the whole body must arrive within this; 408 past it")
-    max_concurrent_requests: int = Field(256, description="classify requests in progress at once; 503 beyond")
-    max_inflight_body_bytes: int = Field(
-        256 * 1024 * 1024, description="request body bytes held at once, over all requests; 503 beyond"
+    header_timeout_s: float = Field(
+        10.0, description="a request's headers must arrive within this of connecting (or of the previous answer)"
     )
-    max_connections: int = Field(1024, description="open connections (uvicorn's limit_concurrency); 503 beyond")
+    max_concurrent_requests: int = Field(
+        256, description="classify requests in progress at once, per worker; 503 beyond"
+    )
+    max_inflight_body_bytes: int = Field(
+        256 * 1024 * 1024, description="request body bytes held at once, over all requests of a worker; 503 beyond"
+    )
+    max_connections: int = Field(
+        1024, description="open connections per worker (uvicorn's limit_concurrency); 503 beyond"
+    )
     keep_alive_s: float = Field(5.0, description="idle keep-alive connections are closed after this")
     host: str = Field("127.0.0.1", description="address the gateway listens on")
     port: int = Field(8080, description="port the gateway listens on")
+    workers: int = Field(1, ge=1, description="gateway processes sharing the port (metrics are summed over them)")
     retry_after_s: int = Field(5, description="Retry-After sent with 503 answers")
     models_refresh_s: float = Field(10.0, description="how often, at most, the model list is re-read from Triton")

@@ -237,3 +237,52 @@ def test_beyond_the_request_and_body_caps_is_503_with_retry_after(triton, wavefo
             assert answer.status_code == 503 and "request bodies in progress" in answer.json()["error"]
         time.sleep(0.5)
         assert httpx.post(f"{url}/models/ast", content=audio).status_code == 200
+
+
+def test_headers_that_do_not_arrive_in_time_are_408_and_idle_connections_are_closed(triton) -> None:
+    with running_gateway(triton.grpc_url, header_timeout_s="1", keep_alive_s="30") as url:
+        host, port = url.removeprefix("http://").split(":")
+        with (
+            socket.create_connection((host, int(port))) as trickle,
+            socket.create_connection((host, int(port))) as idle,
+        ):
+            trickle.sendall(b"POST /models/ast HTTP/1.1\r\nHost: x\r\n")  # and never the end of the headers
+            trickle.settimeout(10)
+            idle.settimeout(10)
+            started = time.monotonic()
+            answer = trickle.recv(4096).decode()
+            assert answer.startswith("HTTP/1.1 408") and "headers did not arrive in time" in answer
+            assert trickle.recv(4096) == b""  # closed
+            assert idle.recv(4096) == b""  # nothing sent: closed without an answer
+            assert time.monotonic() - started < 5
+
+
+def test_a_connection_flood_is_refused_in_json_and_locks_no_one_out_for_long(triton, waveform) -> None:
+    audio = wav_bytes(waveform)
+    with running_gateway(triton.grpc_url, max_connections="20", header_timeout_s="2") as url:
+        host, port = url.removeprefix("http://").split(":")
+        flood = [socket.create_connection((host, int(port))) for _ in range(200)]
+        try:
+            for client in flood:
+                client.sendall(b"GET /health HTTP/1.1\r\n")  # a request that never completes
+            refused = httpx.post(f"{url}/models/ast", content=audio, timeout=10)
+            assert refused.status_code == 503 and refused.headers["Retry-After"]
+            assert "limit of 20 connections" in refused.json()["error"]
+            deadline = time.monotonic() + 15  # the header timeout drops the flood; then everyone is served
+            while (answer := httpx.post(f"{url}/models/ast", content=audio, timeout=10)).status_code != 200:
+                assert time.monotonic() < deadline, answer.text
+                time.sleep(0.2)
+            assert httpx.get(f"{url}/health").status_code == 200
+        finally:
+            for client in flood:
+                client.close()
+
+
+def test_several_workers_serve_and_their_metrics_are_summed(triton, waveform) -> None:
+    audio = wav_bytes(waveform)
+    with running_gateway(triton.grpc_url, workers="2") as url:
+        for _ in range(40):  # a new connection each: the kernel spreads them over the workers
+            assert httpx.post(f"{url}/models/ast", content=audio).status_code == 200
+        for _ in range(5):  # whichever worker answers /metrics reports both
+            metrics = httpx.get(f"{url}/metrics").text
+            assert 'gateway_requests_total{model="ast",status="200"} 40.0' in metrics

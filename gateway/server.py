@@ -1,0 +1,121 @@
+"""Running the app: uvicorn, with the limits a public HTTP server needs, and optionally several workers.
+
+uvicorn bounds idle keep-alive connections, but not the time a client may take to send its request headers:
+a client trickling one byte a second holds its connection forever, and enough of them lock everyone out.
+``GatewayProtocol`` closes a connection whose request headers are not complete ``GATEWAY_HEADER_TIMEOUT_S``
+after it opened or after its previous answer, and answers requests beyond ``GATEWAY_MAX_CONNECTIONS`` open
+connections with 503 + Retry-After in the gateway's JSON (uvicorn's own ``limit_concurrency`` answers plain
+text, without Retry-After, and logs a warning per refusal).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import os
+import tempfile
+from typing import Any
+
+import uvicorn
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from gateway.errors import error_response
+from gateway.settings import Settings
+
+_TIMEOUT_BODY = b'{"error": "the request headers did not arrive in time"}'
+_TIMEOUT_ANSWER = (
+    b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\nconnection: close\r\n"
+    b"content-length: %d\r\n\r\n%s" % (len(_TIMEOUT_BODY), _TIMEOUT_BODY)
+)
+
+
+@functools.cache
+def _settings() -> Settings:
+    # Read once per process from the environment: uvicorn builds the protocol itself (by import path, so that
+    # worker processes can too), without a way to hand it settings.
+    return Settings()
+
+
+async def _over_capacity(scope: Any, receive: Any, send: Any) -> None:
+    settings = _settings()
+    answer = error_response(
+        503, f"the gateway is at its limit of {settings.max_connections} connections", settings.retry_after_s
+    )
+    answer.headers["connection"] = "close"
+    await answer(scope, receive, send)
+
+
+class GatewayProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol, plus a deadline for each request's headers (408, then closed) and a
+    connection cap answered in JSON."""
+
+    _header_timer: asyncio.TimerHandle | None = None
+    _partial = False  # bytes of a request arrived, its headers not complete yet
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm()
+
+    def data_received(self, data: bytes) -> None:
+        if self._awaiting_headers():
+            self._partial = True
+        super().data_received(data)
+
+    def on_headers_complete(self) -> None:
+        self._partial = False
+        self._disarm()
+        cap = _settings().max_connections
+        if len(self.connections) <= cap and len(self.tasks) < cap:
+            super().on_headers_complete()
+            return
+        self.app, app = _over_capacity, self.app  # the app this one request runs
+        try:
+            super().on_headers_complete()
+        finally:
+            self.app = app
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        self._arm()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def _awaiting_headers(self) -> bool:
+        return (self.cycle is None or self.cycle.response_complete) and not self.pipeline
+
+    def _arm(self) -> None:
+        self._disarm()
+        self._header_timer = self.loop.call_later(_settings().header_timeout_s, self._timed_out)
+
+    def _disarm(self) -> None:
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+            self._header_timer = None
+
+    def _timed_out(self) -> None:
+        self._header_timer = None
+        if self.transport.is_closing() or not self._awaiting_headers():
+            return
+        if self._partial:  # an idle keep-alive connection is just closed; a half-sent request is told why
+            self.transport.write(_TIMEOUT_ANSWER)
+        self.transport.close()
+
+
+def serve(settings: Settings) -> None:
+    """Serve ``gateway.app:create_app`` on ``settings.host:settings.port`` until stopped."""
+    if settings.workers > 1 and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+        # Each worker writes its metrics here; /metrics (in any worker) sums them (gateway.metrics).
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="gateway-metrics-")
+    uvicorn.run(
+        "gateway.app:create_app",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        http=f"{__name__}:{GatewayProtocol.__name__}",
+        log_level="info",
+        access_log=False,
+        timeout_keep_alive=settings.keep_alive_s,
+    )
