@@ -16,6 +16,15 @@ def _number_or_none(value: str) -> float | None:
     return None if value.lower() in ("0", "none") else float(value)
 
 
+def _count_or_auto(value: str) -> int | None:
+    if value == "auto":
+        return None
+    count = int(value)
+    if count < 1:
+        raise argparse.ArgumentTypeError("must be auto or a positive count")
+    return count
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     defaults = ExportOptions()
     parser = argparse.ArgumentParser(
@@ -64,10 +73,36 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="CPU instances of the preprocess step (default: %(default)s)",
     )
     parser.add_argument(
-        "--onnx-threads",
-        type=int,
-        default=defaults.onnx_threads,
-        help="onnxruntime intra-op threads per instance (default: %(default)s)",
+        "--cpu-threads",
+        type=_count_or_auto,
+        default="auto",
+        help="onnxruntime threads per network instance; auto: 1 for a model under 10M parameters, else every "
+        "CPU available here (export on the serving machine, or give its count) (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--instances",
+        type=_count_or_auto,
+        default="auto",
+        help="network instances (per GPU on a GPU machine); auto: 1 (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--quantize",
+        choices=["fp32", "int8"],
+        default=defaults.quantize,
+        help="int8: dynamic int8 MatMul/Gemm, faster on CPU; its scores are not transformers' within 1e-4 but "
+        "must pass the gate below against the fp32 model (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--quantized-tolerance",
+        type=float,
+        default=defaults.quantized_tolerance,
+        help="int8: largest |score - fp32 score| allowed on the gate's 48 clips (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--quantized-min-agreement",
+        type=float,
+        default=defaults.quantized_min_agreement,
+        help="int8: smallest fraction of the gate's clips whose top label must equal fp32's (default: %(default)s)",
     )
     parser.add_argument(
         "--memory-budget",
@@ -110,7 +145,11 @@ def main(argv: list[str] | None = None) -> int:
         tolerance=args.tolerance,
         feature_tolerance=args.feature_tolerance,
         preprocess_instances=args.preprocess_instances,
-        onnx_threads=args.onnx_threads,
+        cpu_threads=args.cpu_threads,
+        instances=args.instances,
+        quantize=args.quantize,
+        quantized_tolerance=args.quantized_tolerance,
+        quantized_min_agreement=args.quantized_min_agreement,
         tensorrt=args.tensorrt,
         long_audio=args.long_audio,
         chunk_seconds=args.chunk_seconds,

@@ -15,7 +15,7 @@ import torch
 import transformers
 
 from export import checkpoint as ckpt
-from export import memory_budget, model_configs, onnx_graph, repository
+from export import cpu_plan, memory_budget, model_configs, onnx_graph, quantize, repository
 from export.checkpoint import ExportError
 from model_store.location import Location
 from triton_steps import contract, long_audio
@@ -35,7 +35,11 @@ class ExportOptions:
     tolerance: float = 1e-4  # ONNX vs torch: max |diff| of logits / max(1, max |logit|)
     feature_tolerance: float = 1e-4  # our extractor vs transformers'
     preprocess_instances: int = 2
-    onnx_threads: int = 1
+    cpu_threads: int | None = cpu_plan.AUTO  # onnxruntime threads per network instance (see export.cpu_plan)
+    instances: int | None = cpu_plan.AUTO  # network instances (per GPU on GPU machines)
+    quantize: str = "fp32"  # int8: dynamic int8 MatMul/Gemm, gated by the two thresholds below
+    quantized_tolerance: float = 0.05  # int8: max |score - fp32 score| on the gate's clips
+    quantized_min_agreement: float = 0.95  # int8: min fraction of gate clips with fp32's top-1 label
     tensorrt: bool = False
     long_audio: str = "none"  # "chunk": sliding windows up to max_seconds (not transformers' behaviour)
     chunk_seconds: float | None = None  # window (default: the model's own, see triton_steps.long_audio)
@@ -146,6 +150,30 @@ def export_model(
             options.feature_tolerance,
             log,
         )
+        quantization = None
+        if options.quantize not in quantize.PRECISIONS:
+            raise ExportError(f"--quantize must be one of {', '.join(quantize.PRECISIONS)}; got {options.quantize!r}")
+        if options.quantize == "int8" and options.tensorrt:
+            raise ExportError("--quantize int8 is for CPU serving; with --tensorrt export in fp32")
+        if options.quantize == "int8":
+            log("    quantizing MatMul/Gemm to int8, then checking it against the fp32 torch model")
+            served_onnx = workdir / f"int8-{contract.NETWORK_FILE}"
+            quantize.quantize_int8(onnx_path, served_onnx)
+            quantization = quantize.check(
+                checkpoint,
+                extractor,
+                served_onnx,
+                shortest,
+                options.quantized_tolerance,
+                options.quantized_min_agreement,
+                log,
+            ).as_metadata()
+        else:
+            served_onnx = onnx_path
+        parameters = sum(p.numel() for p in checkpoint.model.parameters())
+        threads = cpu_plan.network_threads(options.cpu_threads, parameters)
+        instances = cpu_plan.network_instances(options.instances)
+        log(f"    {parameters / 1e6:.1f}M parameters: {instances} network instance(s), {threads} onnxruntime thread(s)")
         metadata = ModelMetadata(
             name=name,
             model_id=options.model_id or checkpoint.model_id or name,
@@ -174,6 +202,8 @@ def export_model(
                 "onnxruntime": onnxruntime.__version__,
                 "onnx_opset": str(onnx_graph.OPSET),
             },
+            precision=options.quantize,
+            quantization=quantization,
         )
         step(4, f"writing {', '.join(names.all())} into {target}")
         mbs = options.max_batch_size
@@ -200,8 +230,8 @@ def export_model(
                 version_files={"model.py": _shim("triton_steps.preprocess_model")},
             ),
             names.network: repository.ModelDir(
-                model_configs.network_config(names, mbs, specs, num_labels, options.tensorrt, options.onnx_threads),
-                version_files={contract.NETWORK_FILE: onnx_path},
+                model_configs.network_config(names, mbs, specs, num_labels, options.tensorrt, threads, instances),
+                version_files={contract.NETWORK_FILE: served_onnx},
             ),
             names.postprocess: repository.ModelDir(
                 model_configs.postprocess_config(

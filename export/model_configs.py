@@ -75,6 +75,7 @@ def network_config(
     num_labels: int,
     tensorrt: bool,
     threads: int,
+    instances: int = 1,
 ) -> mc.ModelConfig:
     """The ONNX network on Triton's native onnxruntime backend (GPU when there is one, else CPU).
 
@@ -88,15 +89,14 @@ def network_config(
         input=[_input(f) for f in features],
         output=[_output(logits_spec(num_labels))],
         dynamic_batching=mc.ModelDynamicBatching(),
-        # KIND_AUTO: one instance per GPU where there are GPUs, else one on the CPU (Triton's own CPU default
-        # is two, which with onnxruntime's threads oversubscribes a small machine).
-        instance_group=[mc.ModelInstanceGroup(count=1)],
+        # KIND_AUTO: ``instances`` per GPU where there are GPUs, else on the CPU (export.cpu_plan says why one
+        # instance by default: Triton's own CPU default of two, with onnxruntime's threads, oversubscribes).
+        instance_group=[mc.ModelInstanceGroup(count=instances)],
     )
     if tensorrt:
         accelerator = config.optimization.execution_accelerators.gpu_execution_accelerator.add()
         accelerator.name = "tensorrt"
         accelerator.parameters["precision_mode"] = "FP32"
-    # Measured on 2 CPU cores: one intra-op thread per instance beats onnxruntime's default.
     _set_parameters(config, {INTRA_OP_THREADS: str(threads), INTER_OP_THREADS: "1"})
     return config
 
