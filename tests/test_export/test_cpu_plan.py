@@ -1,0 +1,42 @@
+"""The network step's CPU plan: auto threads by model size and available CPUs, explicit values kept, and
+both written into the network's config."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from export import cpu_plan, model_configs
+from export.__main__ import parse_args
+from export.exporter import ExportOptions, export_model
+from triton_steps.contract import INTRA_OP_THREADS
+
+
+def test_auto_threads_are_one_for_a_small_model_and_every_cpu_for_a_large_one(monkeypatch) -> None:
+    monkeypatch.setattr(cpu_plan, "available_cpus", lambda: 6)
+    assert cpu_plan.network_threads(None, 600_000) == 1
+    assert cpu_plan.network_threads(None, 95_000_000) == 6
+    assert cpu_plan.network_threads(3, 95_000_000) == 3
+    assert cpu_plan.network_instances(None) == 1 and cpu_plan.network_instances(4) == 4
+
+
+def test_available_cpus_is_within_the_affinity() -> None:
+    import os
+
+    assert 1 <= cpu_plan.available_cpus() <= len(os.sched_getaffinity(0))
+
+
+def test_threads_and_instances_reach_the_network_config(checkpoints, tmp_path: Path) -> None:
+    options = ExportOptions(name="m", cpu_threads=3, instances=2)
+    export_model(str(checkpoints["hubert"]), tmp_path, options, log=lambda _: None)
+    config = model_configs.parse((tmp_path / "m_onnx" / "config.pbtxt").read_text())
+    assert config.parameters[INTRA_OP_THREADS].string_value == "3"
+    assert [group.count for group in config.instance_group] == [2]
+
+
+def test_the_cli_takes_auto_or_a_count() -> None:
+    assert parse_args(["x"]).cpu_threads is None and parse_args(["x"]).instances is None
+    assert parse_args(["x", "--cpu-threads", "4", "--instances", "2"]).cpu_threads == 4
+    with pytest.raises(SystemExit):
+        parse_args(["x", "--cpu-threads", "0"])
