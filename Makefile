@@ -17,7 +17,7 @@ PERF_MODEL ?= $(DEFAULT_MODEL)
 PERF_AUDIO ?=
 PERF_CONCURRENCY ?= 1:4
 
-.PHONY: help install test lint export serve perf soak clean
+.PHONY: help install test lint export serve perf soak bench clean
 
 help:
 	@echo "make test                 install everything (.venv) and run the test suite"
@@ -25,6 +25,7 @@ help:
 	@echo "make serve                tritonserver (pip wheel) + gateway on 127.0.0.1:$(GATEWAY_PORT), until Ctrl-C"
 	@echo "make perf PERF_MODEL=<name> PERF_AUDIO=<file>   perf_analyzer against a running 'make serve'"
 	@echo "make soak                 10,000 requests at concurrency 64 through gateway -> Triton: none lost or wrong"
+	@echo "make bench                real-size models (wav2vec2, HuBERT, AST, Whisper): served vs transformers' pipeline"
 	@echo "make lint                 ruff"
 	@echo "make clean                remove .venv and run state"
 
@@ -64,6 +65,12 @@ perf: install
 
 soak: install
 	$(BIN)/python benchmarks/soak.py $(if $(SOAK_REQUESTS),--requests $(SOAK_REQUESTS))
+
+# Real-size models side by side with transformers' pipeline (about 25 min on 2 cores), then the gateway's
+# overhead and workers with the default model; results in benchmarks/results/.
+bench: install
+	$(BIN)/python benchmarks/real_size.py $(if $(BENCH_MODELS),--models $(BENCH_MODELS))
+	$(BIN)/python benchmarks/serving_latency.py
 
 clean:
 	rm -rf $(VENV) .run

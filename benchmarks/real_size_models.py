@@ -51,8 +51,14 @@ MODELS: dict[str, RealSize] = {
     "whisper-base": RealSize(
         "openai/whisper-base's encoder (20M) with a classification head (WhisperForAudioClassification)",
         lambda: tf.WhisperConfig(
-            d_model=512, encoder_layers=6, encoder_attention_heads=8, encoder_ffn_dim=2048,
-            decoder_layers=6, decoder_attention_heads=8, decoder_ffn_dim=2048, num_mel_bins=80,
+            d_model=512,
+            encoder_layers=6,
+            encoder_attention_heads=8,
+            encoder_ffn_dim=2048,
+            decoder_layers=6,
+            decoder_attention_heads=8,
+            decoder_ffn_dim=2048,
+            num_mel_bins=80,
         ),  # fmt: skip
         tf.WhisperForAudioClassification,
         lambda: tf.WhisperFeatureExtractor(feature_size=80),

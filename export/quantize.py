@@ -45,7 +45,7 @@ def quantize_int8(fp32_path: Path, int8_path: Path) -> None:
     quantize_dynamic(fp32_path, int8_path, op_types_to_quantize=["MatMul", "Gemm"], weight_type=QuantType.QInt8)
 
 
-def _voice_like(samples: int, rate: int, rng: np.random.Generator) -> np.ndarray:
+def voice_like(samples: int, rate: int, rng: np.random.Generator) -> np.ndarray:
     """A vowel-like signal: harmonics of a gliding pitch under syllable-rate loudness, plus a little noise."""
     t = np.arange(samples) / rate
     pitch = rng.uniform(90, 250) * (1 + 0.1 * np.sin(2 * np.pi * rng.uniform(0.5, 3) * t))
@@ -63,7 +63,7 @@ def gate_clips(rate: int, shortest: int, seed: int = 0) -> list[np.ndarray]:
         even = max(shortest, int(seconds * rate)) // 2 * 2
         for samples in (even, even + 1):
             for _ in range(CLIPS_PER_KIND):
-                clips.append(_voice_like(samples, rate, rng))
+                clips.append(voice_like(samples, rate, rng))
                 clips.append((rng.uniform(0.01, 0.3) * rng.standard_normal(samples)).astype(np.float32))
     return clips
 

@@ -1,0 +1,265 @@
+"""The real-size benchmark (``make bench``): served throughput and latency against transformers' pipeline.
+
+For random-weight models with the real configs of wav2vec2-base, HuBERT-base, AST base (527 labels) and a
+Whisper-base encoder classifier (``real_size_models``), on 1, 10 and 30 s clips, in ONE run:
+  pipeline      transformers' pipeline("audio-classification") in this process, torch on every CPU;
+  preprocess    our decode + feature extraction alone (triton_steps), what the served path adds;
+  forward       onnxruntime on the exported model.onnx alone, every CPU: the limit of this hardware;
+  triton cN     Triton over gRPC (ensemble: decode, features, network, scores), N concurrent clients;
+  gateway cN    the gateway over HTTP (aiohttp client), in front of the same Triton.
+It prints a table with the ratios to the pipeline and to the forward-only limit, checks the targets of the
+README's "Performance" section, and writes ``real_size.json`` and ``real_size.png`` into ``--results``.
+
+    .venv/bin/python benchmarks/real_size.py [--models wav2vec2-base,ast-base] [--seconds 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+import aiohttp
+import numpy as np
+import onnxruntime
+import soundfile
+import torch
+import tritonclient.grpc.aio as grpcaio
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import measure  # noqa: E402
+import real_size_models  # noqa: E402
+from serving_latency import http_post  # noqa: E402
+
+from export.cpu_plan import available_cpus  # noqa: E402
+from export.exporter import ExportOptions, export_model  # noqa: E402
+from export.quantize import voice_like  # noqa: E402
+from gateway.triton import ensemble_inputs  # noqa: E402
+from local_triton.gateway_process import GatewayProcess  # noqa: E402
+from local_triton.server import LocalTriton, Ports, free_port, http_ok  # noqa: E402
+from triton_steps import audio as audio_io  # noqa: E402
+from triton_steps import contract  # noqa: E402
+from triton_steps.features import extractor_from_config  # noqa: E402
+from triton_steps.metadata import ModelMetadata  # noqa: E402
+
+RATE = 16000
+SERVED = ("triton", "gateway")
+
+
+def wav(seconds: float, seed: int = 0) -> bytes:
+    buffer = io.BytesIO()
+    soundfile.write(buffer, voice_like(int(seconds * RATE), RATE, np.random.default_rng(seed)), RATE, format="WAV")
+    return buffer.getvalue()
+
+
+def served_name(model: str, precision: str) -> str:
+    return model if precision == "fp32" else f"{model}-{precision}"
+
+
+def in_process(
+    checkpoint: Path, repository: Path, name: str, clips: dict[float, bytes], budget: tuple[int, float], baseline: bool
+) -> dict:
+    """Per clip length, in this process: forward-only (the exported network), and with ``baseline`` the
+    pipeline and our preprocessing."""
+    names = contract.StepNames(name)
+    metadata = ModelMetadata.from_json((repository / name / contract.METADATA_FILE).read_text())
+    config = json.loads((repository / names.preprocess / contract.EXTRACTOR_FILE).read_text())
+    extractor = extractor_from_config(config, min_length=metadata.min_samples)
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads, options.inter_op_num_threads = available_cpus(), 1
+    network = repository / names.network / "1" / contract.NETWORK_FILE
+    session = onnxruntime.InferenceSession(str(network), options, providers=["CPUExecutionProvider"])
+    classifier = None
+    if baseline:
+        from transformers import pipeline
+
+        classifier = pipeline("audio-classification", model=str(checkpoint), device="cpu")
+    results = {}
+    for seconds, data in clips.items():
+        waveform = audio_io.load(data, RATE)
+        inputs = {key: value[None] for key, value in extractor(waveform).items()}
+        results[seconds] = {"forward": measure.serial(lambda x=inputs: session.run([contract.LOGITS], x), *budget)}
+        if classifier is not None:
+            results[seconds]["pipeline"] = measure.serial(lambda w=waveform: classifier(w.copy()), *budget)
+            results[seconds]["preprocess"] = measure.serial(lambda d=data: extractor(audio_io.load(d, RATE)), *budget)
+        for key, result in results[seconds].items():
+            print(f"    {seconds:4g} s  {key:<12} {result.line()}", flush=True)
+    return results
+
+
+async def served(
+    triton_url: str, gateway_url: str, model: str, data: bytes, concurrency: int, budget: tuple[int, float]
+) -> dict:
+    results = {}
+    timeout = aiohttp.ClientTimeout(total=600)
+    async with grpcaio.InferenceServerClient(triton_url) as grpc, aiohttp.ClientSession(timeout=timeout) as http:
+
+        async def direct() -> None:
+            await grpc.infer(model, ensemble_inputs(data), client_timeout=600)
+
+        async def through_gateway() -> None:
+            await http_post(http, f"{gateway_url}/models/{model}", data)
+
+        for path, call in (("triton", direct), ("gateway", through_gateway)):
+            for clients in sorted({1, concurrency}):
+                results[f"{path} c{clients}"] = result = await measure.under_load(call, clients, *budget)
+                print(f"           {path} c{clients:<5} {result.line()}", flush=True)
+    return results
+
+
+def ratios(row: dict) -> dict[str, float]:
+    best = max((v for k, v in row.items() if k.startswith("gateway")), key=lambda r: r.clips_per_s)
+    best_triton = max((v for k, v in row.items() if k.startswith("triton")), key=lambda r: r.clips_per_s)
+    return {
+        "served_vs_pipeline": best.clips_per_s / row["pipeline"].clips_per_s,
+        "served_vs_forward": best.clips_per_s / row["forward"].clips_per_s,
+        "triton_vs_pipeline": best_triton.clips_per_s / row["pipeline"].clips_per_s,
+        "p50_c1_vs_forward_plus_preprocess": row["gateway c1"].p50_ms
+        / (row["forward"].p50_ms + row["preprocess"].p50_ms),
+        "gateway_overhead_c1_ms": row["gateway c1"].p50_ms - row["triton c1"].p50_ms,
+    }
+
+
+def print_table(rows: list[dict], concurrency: int) -> None:
+    columns = ["pipeline", "forward", "triton c1", f"triton c{concurrency}", "gateway c1", f"gateway c{concurrency}"]
+    print("\nclips/s (p50 ms)")
+    print(f"{'model':<22}{'clip':>6}  " + "".join(f"{c:>20}" for c in columns) + "   served/pipeline  served/forward")
+    for row in rows:
+        cells = "".join(f"{row['results'][c].clips_per_s:>10.2f} ({row['results'][c].p50_ms:>6.0f})" for c in columns)
+        r = row["ratios"]
+        print(
+            f"{row['label']:<22}{row['seconds']:>5g}s  {cells}   {r['served_vs_pipeline']:>14.2f}x"
+            f"  {r['served_vs_forward']:>13.0%}"
+        )
+
+
+# (row, ratio, predicate, how it is shown): the README's targets
+TARGETS = [
+    (("wav2vec2-base", 1.0), "served_vs_pipeline", lambda v: v >= 1.3, "served/pipeline {:.2f}x (>= 1.3x)"),
+    (("wav2vec2-base", 1.0), "served_vs_forward", lambda v: v >= 0.9, "served/forward-only {:.0%} (>= 90%)"),
+    (("wav2vec2-base", 1.0), "p50_c1_vs_forward_plus_preprocess", lambda v: v <= 1.15,
+     "p50 at c1 / (forward + preprocess p50) {:.2f} (<= 1.15)"),
+    (("wav2vec2-base", 1.0), "gateway_overhead_c1_ms", lambda v: v <= 2, "gateway - Triton p50, c1 {:+.1f} ms (<= 2)"),
+    (("ast-base", 10.0), "served_vs_pipeline", lambda v: v >= 1.0, "served/pipeline {:.2f}x (>= 1.0x)"),
+    (("wav2vec2-base-int8", 1.0), "served_vs_pipeline", lambda v: v >= 2.0, "served/pipeline {:.2f}x (>= 2x)"),
+]  # fmt: skip
+
+
+def check_targets(rows: list[dict]) -> list[str]:
+    """The README's targets, as measured in this run (those whose rows were measured)."""
+    found = {(row["label"], row["seconds"]): row["ratios"] for row in rows}
+    checks = []
+    for key, ratio, ok, shown in TARGETS:
+        if key in found:
+            value = found[key][ratio]
+            checks.append(f"{'met   ' if ok(value) else 'MISSED'} {key[0]} {key[1]:g} s: {shown.format(value)}")
+    return checks
+
+
+def plot(rows: list[dict], path: Path, machine: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = [f"{row['label']}\n{row['seconds']:g} s" for row in rows]
+    series = {
+        "onnxruntime forward only": [r["results"]["forward"].clips_per_s / r["results"]["pipeline"].clips_per_s
+                                     for r in rows],
+        "Triton (gRPC), best": [r["ratios"]["triton_vs_pipeline"] for r in rows],
+        "gateway (HTTP), best": [r["ratios"]["served_vs_pipeline"] for r in rows],
+    }  # fmt: skip
+    x = np.arange(len(rows))
+    figure, axes = plt.subplots(figsize=(max(8, 1.3 * len(rows)), 4.5))
+    for i, (name, values) in enumerate(series.items()):
+        axes.bar(x + (i - 1) * 0.27, values, 0.27, label=name)
+    axes.axhline(1.0, color="black", linewidth=0.8, linestyle="--")
+    axes.set_xticks(x, labels, fontsize=8)
+    axes.set_ylabel("throughput / transformers pipeline")
+    axes.set_title(f"Real-size models, random weights: {machine}", fontsize=10)
+    axes.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+
+
+def main() -> None:
+    cpus = available_cpus()
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", default=",".join(real_size_models.MODELS))
+    parser.add_argument("--int8", default="wav2vec2-base", help="models also served in int8 (comma-separated)")
+    parser.add_argument("--clips", default="", help="only these clip lengths, in seconds (comma-separated)")
+    parser.add_argument("--seconds", type=float, default=8.0, help="time budget per measurement")
+    parser.add_argument("--min-requests", type=int, default=8, help="requests per measurement, at least")
+    parser.add_argument("--concurrency", type=int, default=2 * cpus, help="the saturating concurrency")
+    parser.add_argument("--workdir", type=Path, default=ROOT / ".run" / "bench")
+    parser.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "results")
+    args = parser.parse_args()
+    budget = (args.min_requests, args.seconds)
+    torch.set_num_threads(cpus)  # the pipeline gets the same CPUs as the served network
+    machine = f"{platform.processor() or platform.machine()}, {cpus} CPUs, onnxruntime {onnxruntime.__version__}"
+    print(f"machine: {machine}; torch threads {torch.get_num_threads()}", flush=True)
+    models = [m for m in args.models.split(",") if m]
+    int8 = {m for m in args.int8.split(",") if m} & set(models)
+    repository = args.workdir / "repository"
+    only = {float(s) for s in args.clips.split(",") if s}
+    started = time.monotonic()
+    plans: list[tuple[str, str, Path, dict[float, bytes]]] = []
+    for model in models:
+        checkpoint = real_size_models.build(model, args.workdir / "checkpoints" / model)
+        lengths = real_size_models.MODELS[model].clip_seconds
+        clips = {s: wav(s) for s in lengths if not only or s in only}
+        for precision in ("fp32", *(["int8"] if model in int8 else [])):
+            name = served_name(model, precision)
+            print(f"exporting {name} ...", flush=True)
+            export_model(str(checkpoint), repository, ExportOptions(name=name, quantize=precision), log=lambda _: None)
+            plans.append((model, precision, checkpoint, clips))
+    rows: list[dict] = []
+    for model, precision, checkpoint, clips in plans:
+        name = served_name(model, precision)
+        print(f"{name}: in process", flush=True)
+        figures = in_process(checkpoint, repository, name, clips, budget, baseline=precision == "fp32")
+        for seconds, results in figures.items():
+            if precision != "fp32":  # the competitor is still the fp32 pipeline; the preprocessing is the same
+                fp32 = next(r for r in rows if r["model"] == model and r["seconds"] == seconds)["results"]
+                results |= {key: fp32[key] for key in ("pipeline", "preprocess")}
+            rows.append({"label": name, "model": model, "precision": precision, "seconds": seconds, "results": results})
+    workdir = args.workdir / "serve"
+    with (
+        LocalTriton(repository, workdir, Ports(free_port(), free_port(), free_port())) as triton,
+        GatewayProcess(triton.grpc_url, free_port(), workdir / "gateway.log", timeout_s="600") as gateway,
+    ):
+        while not http_ok(f"{gateway.url}/ready"):
+            time.sleep(0.5)
+        for row in rows:
+            print(f"{row['label']} {row['seconds']:g} s: served", flush=True)
+            data = wav(row["seconds"])
+            row["results"] |= asyncio.run(
+                served(triton.grpc_url, gateway.url, row["label"], data, args.concurrency, budget)
+            )
+    for row in rows:
+        row["ratios"] = ratios(row["results"])
+    print_table(rows, args.concurrency)
+    checks = check_targets(rows)
+    print("\ntargets:\n  " + "\n  ".join(checks))
+    args.results.mkdir(parents=True, exist_ok=True)
+    report = {
+        "machine": machine,
+        "concurrency": args.concurrency,
+        "minutes": round((time.monotonic() - started) / 60, 1),
+        "targets": checks,
+        "rows": [{**row, "results": {k: v.as_dict() for k, v in row["results"].items()}} for row in rows],
+    }
+    (args.results / "real_size.json").write_text(json.dumps(report, indent=2))
+    plot(rows, args.results / "real_size.png", machine)
+    print(f"\nwrote {args.results / 'real_size.json'} and real_size.png ({report['minutes']} min)")
+
+
+if __name__ == "__main__":
+    main()
