@@ -30,14 +30,14 @@ class Services:
         return token is not None and bool(token.get_secret_value())  # set empty (as docker-compose does): off
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:  # async: sync dependencies cost a thread hop
     return request.app.state.services
 
 
 ServicesDep = Annotated[Services, Depends(get_services)]
 
 
-def check_token(request: Request, services: ServicesDep) -> None:
+async def check_token(request: Request, services: ServicesDep) -> None:
     """401 unless the configured API token is presented as ``Authorization: Bearer <token>``."""
     if not services.token_required:
         return
