@@ -148,7 +148,8 @@ class Triton:
         index = await self._client.get_model_repository_index(as_json=True)
         served, failed = {}, {}
         for entry in index.get("models", []):
-            if entry.get("state") == "UNAVAILABLE" and entry.get("reason"):
+            # Triton lists a model unloaded on purpose (by the sync, or an operator) as UNAVAILABLE "unloaded"
+            if entry.get("state") == "UNAVAILABLE" and entry.get("reason") not in (None, "", "unloaded"):
                 failed[entry["name"]] = entry["reason"]
             if entry.get("state") != "READY":
                 continue

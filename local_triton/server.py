@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import os
+import re
 import shutil
 import signal
 import socket
@@ -19,6 +20,11 @@ from pathlib import Path
 from model_store.location import Location
 
 EXIT_TIMEOUT_S = 5
+SHM = Path("/dev/shm")
+# Each Python-backend instance's region, named by its backend: triton_python_backend_shm_region_<uuid>, and
+# triton_onnxruntime_backend_shm_region_<uuid> for the local network step.
+SHM_REGION = re.compile(r"^triton_\w+_backend_shm_region_[0-9a-f-]+$")
+ORPHAN_MIN_AGE_S = 1.0  # a region is mapped by the server that creates it within microseconds of creating it
 
 
 class TritonStartError(RuntimeError):
@@ -113,6 +119,32 @@ def http_ok(url: str, timeout: float = 2.0) -> bool:
 
 
 STUB = "triton_python_backend_stub"
+
+
+def remove_orphaned_regions(min_age_s: float = ORPHAN_MIN_AGE_S) -> list[str]:
+    """Remove this user's Python-backend regions in /dev/shm that no process maps any more; their names.
+
+    A stub that died (kill -9, the OOM killer) leaves its region behind: tritonserver keeps it mapped after
+    reloading the model and never unlinks it, so without this each crash would keep 1 MiB (more, once grown)
+    of memory until reboot. Only regions older than ``min_age_s`` are considered: the server creating one maps
+    it at once, so an older region that nobody maps is an orphan."""
+    now, uid = time.time(), os.getuid()
+    candidates = {}
+    for path in SHM.iterdir() if SHM.is_dir() else []:
+        with contextlib.suppress(OSError):
+            stat = path.stat()
+            if SHM_REGION.match(path.name) and stat.st_uid == uid and now - stat.st_mtime >= min_age_s:
+                candidates[path.name] = path
+    if not candidates:
+        return []
+    for maps in Path("/proc").glob("[0-9]*/maps"):  # this user's processes are all readable
+        with contextlib.suppress(OSError):
+            for line in maps.read_text().splitlines():
+                if f"{SHM}/triton_" in line:
+                    candidates.pop(line.rsplit("/", 1)[-1].split(" ")[0], None)
+    for path in candidates.values():
+        path.unlink(missing_ok=True)
+    return sorted(candidates)
 
 
 def _group_commands(group: int) -> list[list[str]]:
@@ -219,8 +251,8 @@ class LocalTriton:
         while _group_commands(group) and time.monotonic() < deadline:
             time.sleep(0.05)
         for region in regions:
-            Path("/dev/shm", region).unlink(missing_ok=True)
-        return regions
+            (SHM / region).unlink(missing_ok=True)
+        return regions + remove_orphaned_regions()
 
     def log_tail(self, lines: int = 40) -> str:
         return log_tail(self.log_path, lines)

@@ -163,7 +163,7 @@ def test_an_unloaded_model_leaves_the_gateway(served) -> None:
     triton, gateway = served
     _wait_for(lambda: "hubert" in _listed(gateway))
     TritonRepository(triton.http_url).unload("hubert")
-    _wait_for(lambda: "hubert" not in _listed(gateway))
+    _wait_for(lambda: "hubert" not in _listed(gateway))  # not served, and not listed as failed either
     answer = httpx.post(f"{gateway}/models/hubert", content=wav_bytes(make_waveform(1.0)), timeout=60)
     assert answer.status_code == 404 and "not served" in answer.json()["error"]
 
@@ -194,4 +194,4 @@ def test_make_serve_serves_straight_from_s3(served, tmp_path: Path) -> None:
         assert answer.status_code == 200 and len(answer.json()) > 1
     finally:
         os.killpg(serve.pid, signal.SIGTERM)
-        serve.wait(60)
+        serve.communicate(timeout=60)  # until make serve, not just make, has exited: it stops its children

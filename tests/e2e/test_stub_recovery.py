@@ -1,6 +1,6 @@
 """A Python stub killed (kill -9, what the OOM killer does) on a real tritonserver: under load the gateway
 reloads that model, answers 503 + Retry-After meanwhile, /ready says so, and afterwards every answer is
-right; without traffic the sync running beside Triton finds the dead stub by probing and reloads it."""
+right, and the dead stub's shared memory is removed when the server stops; without traffic the sync running beside Triton finds the dead stub by probing and reloads it."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import httpx
 import pytest
 from conftest import free_port, running_gateway
 
-from local_triton.server import LocalTriton, Ports
+from local_triton.server import LocalTriton, Ports, remove_orphaned_regions
 from model_store import location
 from model_store.sync import Sync, TritonRepository
 
@@ -42,6 +42,7 @@ def test_a_killed_stub_is_reloaded_and_nothing_is_answered_wrong(step: str, tmp_
     with triton, running_gateway(triton.grpc_url) as gateway:
         expected = httpx.post(f"{gateway}/", content=CLIP, timeout=30).json()
         (victim, *_) = stub_pids(workdir, step)
+        victim_region = Path(f"/proc/{victim}/cmdline").read_bytes().split(b"\0")[2].decode()
 
         async def scenario() -> tuple[list[tuple[float, int, list]], list[tuple[float, int]], float]:
             answers: list[tuple[float, int, list]] = []
@@ -80,6 +81,10 @@ def test_a_killed_stub_is_reloaded_and_nothing_is_answered_wrong(step: str, tmp_
             return answers, readiness, killed_at
 
         answers, readiness, killed_at = asyncio.run(scenario())
+        # tritonserver keeps the dead stub's shared memory mapped until it exits ...
+        assert (Path("/dev/shm") / victim_region).exists()
+        assert victim_region not in remove_orphaned_regions(min_age_s=0)  # ... so it must stay while it runs
+    assert not (Path("/dev/shm") / victim_region).exists()  # ... and goes when the server is stopped
 
     statuses = [status for _, status, _ in answers]
     assert set(statuses) <= {200, 503}, [a for a in answers if a[1] not in (200, 503)][:3]
