@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from local_triton.gateway_process import GatewayError, GatewayProcess
-from local_triton.server import LocalTriton, Ports, TritonStartError, http_ok, remove_orphaned_regions
+from local_triton.server import LocalTriton, Ports, TritonStartError, http_ok
 from model_store import location
 from model_store.sync import Sync, TritonRepository
 
@@ -24,7 +24,6 @@ def _example(url: str) -> str:
 
 DEFAULT_CHECKPOINT = Path("keyword_spotter/checkpoint")
 RESTART_BACKOFF_S = (1.0, 30.0)  # first and longest wait before restarting a tritonserver that died
-SWEEP_INTERVAL_S = 30.0  # how often the shared-memory regions of dead stubs are looked for
 DEFAULT_NAME = "keyword-spotter"
 
 
@@ -73,7 +72,7 @@ def serve(args: argparse.Namespace) -> int:
         print(f"ready: {url}  (docs: {url}/docs, Triton log: {triton.log_path})", flush=True)
         print(f"try:   {_example(url)}", flush=True)
         print("Ctrl-C stops both.", flush=True)
-        backoff, next_sweep = RESTART_BACKOFF_S[0], time.monotonic() + SWEEP_INTERVAL_S
+        backoff = RESTART_BACKOFF_S[0]
         while gateway.running():
             if triton.process is not None and triton.process.poll() is not None:
                 # The gateway answers 503 + Retry-After meanwhile, and reconnects by itself.
@@ -89,11 +88,6 @@ def serve(args: argparse.Namespace) -> int:
                 except (TritonStartError, GatewayError) as error:
                     print(f"restart failed: {error}", file=sys.stderr, flush=True)
                     backoff = min(backoff * 2, RESTART_BACKOFF_S[1])
-            if time.monotonic() >= next_sweep:  # the regions of stubs that died and were reloaded since
-                removed = remove_orphaned_regions()
-                if removed:
-                    print(f"removed {len(removed)} shared-memory regions of dead stubs", file=sys.stderr, flush=True)
-                next_sweep = time.monotonic() + SWEEP_INTERVAL_S
             time.sleep(0.5)
         print(f"the gateway exited on its own; see {workdir / 'gateway.log'}; stopping", file=sys.stderr)
         return 1

@@ -1,6 +1,7 @@
 """A Python stub killed (kill -9, what the OOM killer does) on a real tritonserver: under load the gateway
 reloads that model, answers 503 + Retry-After meanwhile, /ready says so, and afterwards every answer is
-right, and the dead stub's shared memory is removed when the server stops; without traffic the sync running beside Triton finds the dead stub by probing and reloads it."""
+right, and the dead stub's shared memory is removed when the server stops; without traffic the sync running
+beside Triton finds the dead stub by probing and reloads it."""
 
 from __future__ import annotations
 
