@@ -70,7 +70,7 @@ soak: install
 # overhead and workers with the default model; results in benchmarks/results/.
 bench: install
 	$(BIN)/python benchmarks/real_size.py $(if $(BENCH_MODELS),--models $(BENCH_MODELS))
-	$(BIN)/python benchmarks/serving_latency.py
+	$(BIN)/python benchmarks/serving_latency.py | tee benchmarks/results/serving_latency.txt
 
 clean:
 	rm -rf $(VENV) .run
