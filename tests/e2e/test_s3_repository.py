@@ -23,6 +23,7 @@ from export.exporter import ExportOptions, export_model
 from local_triton.server import LocalTriton, Ports, http_ok
 from model_store import location, manifest
 from model_store.sync import Sync, TritonRepository
+from triton_steps.contract import NETWORK_FILE, StepNames
 
 ROOT = Path(__file__).resolve().parents[2]
 BUCKET = "models"
@@ -93,11 +94,11 @@ def _wait_for(condition, timeout: float = 60.0) -> None:
 
 def test_the_export_lands_in_the_bucket_steps_then_ensemble_then_manifest(served) -> None:
     keys = {o["Key"] for o in boto3.client("s3").list_objects_v2(Bucket=BUCKET)["Contents"]}
-    for model in ("ast", "ast_preprocess", "ast_onnx", "ast_postprocess"):
+    for model in StepNames("ast").all():
         assert f"triton/repo/{model}/config.pbtxt" in keys
-    assert "triton/repo/ast_onnx/1/model.onnx" in keys
+    assert f"triton/repo/{StepNames('ast').network}/1/{NETWORK_FILE}" in keys
     entry = manifest.read(location.parse(REPOSITORY))["ast"]
-    assert entry.models == ["ast_preprocess", "ast_onnx", "ast_postprocess", "ast"] and len(entry.revision) == 16
+    assert entry.models == StepNames("ast").all() and len(entry.revision) == 16
 
 
 def test_scores_from_s3_equal_the_local_folder_repository(served, gateway: str) -> None:

@@ -18,9 +18,11 @@ from conftest import free_port, running_gateway
 from local_triton.server import LocalTriton, Ports, remove_orphaned_regions
 from model_store import location
 from model_store.sync import Sync, TritonRepository
+from triton_steps.contract import StepNames
 
 ROOT = Path(__file__).resolve().parents[2]
 CLIP = (ROOT / "samples" / "yes.wav").read_bytes()
+DEFAULT = StepNames("keyword-spotter")  # the committed default model
 
 
 def stub_pids(workdir: Path, model: str) -> list[int]:
@@ -36,7 +38,7 @@ def stub_pids(workdir: Path, model: str) -> list[int]:
     return pids
 
 
-@pytest.mark.parametrize("step", ["keyword-spotter_onnx", "keyword-spotter_preprocess"])
+@pytest.mark.parametrize("step", [DEFAULT.network, DEFAULT.preprocess])
 def test_a_killed_stub_is_reloaded_and_nothing_is_answered_wrong(step: str, tmp_path: Path) -> None:
     workdir = tmp_path / "run"
     triton = LocalTriton(ROOT / "model_repository", workdir, Ports(free_port(), free_port(), free_port()))
@@ -111,11 +113,11 @@ def test_the_sync_beside_triton_heals_a_dead_stub_without_any_traffic(tmp_path: 
         sync = Sync(location.parse(ROOT / "model_repository"), TritonRepository(triton.http_url), 0.5, logs.append)
         sync.start()
         try:
-            (victim,) = stub_pids(workdir, "keyword-spotter_onnx")
+            (victim,) = stub_pids(workdir, DEFAULT.network)
             os.kill(victim, signal.SIGKILL)
             killed = time.monotonic()
             deadline = killed + 60
-            while not any("reloaded keyword-spotter_onnx" in line for line in logs):
+            while not any(f"reloaded {DEFAULT.network}" in line for line in logs):
                 assert time.monotonic() < deadline, logs
                 time.sleep(0.2)
             print(
@@ -123,7 +125,7 @@ def test_the_sync_beside_triton_heals_a_dead_stub_without_any_traffic(tmp_path: 
             )
         finally:
             sync.stop()
-        assert stub_pids(workdir, "keyword-spotter_onnx") != [victim]
+        assert stub_pids(workdir, DEFAULT.network) != [victim]
         with running_gateway(triton.grpc_url) as gateway:  # the first request after the heal is answered
             answer = httpx.post(f"{gateway}/", content=CLIP, timeout=30)
             assert answer.status_code == 200 and answer.json()[0]["label"] == "yes"
