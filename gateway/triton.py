@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import tritonclient.grpc.aio as grpcclient
-from tritonclient.utils import InferenceServerException
+from tritonclient.utils import InferenceServerException, triton_to_np_dtype
 
 from gateway.errors import GatewayError
 from gateway.schemas import Prediction
@@ -30,20 +30,21 @@ MIN_FORCED_REFRESH_S = 1.0
 _ENSEMBLE_PREFIX = re.compile(r"^in ensemble '[^']*', ")
 
 
+def _tensor(spec: contract.TensorSpec, value: object) -> grpcclient.InferInput:
+    """One element of ``spec``'s type, shaped [1, 1] (the batch of one)."""
+    datatype = "BYTES" if spec.data_type == "TYPE_STRING" else spec.data_type.removeprefix("TYPE_")
+    tensor = grpcclient.InferInput(spec.name, [1, 1], datatype)
+    tensor.set_data_from_numpy(np.array([[value]], dtype=triton_to_np_dtype(datatype)))
+    return tensor
+
+
 def ensemble_inputs(audio: bytes, top_k: int | None = None, function: str | None = None) -> list[grpcclient.InferInput]:
     """The ensemble's inputs for one clip (the optional ones only when given)."""
-
-    def tensor(spec: contract.TensorSpec, value: object, dtype: type) -> grpcclient.InferInput:
-        datatype = "BYTES" if dtype is np.object_ else "INT32"
-        infer_input = grpcclient.InferInput(spec.name, [1, 1], datatype)
-        infer_input.set_data_from_numpy(np.array([[value]], dtype=dtype))
-        return infer_input
-
-    inputs = [tensor(contract.AUDIO, audio, np.object_)]
+    inputs = [_tensor(contract.AUDIO, audio)]
     if top_k is not None:
-        inputs.append(tensor(contract.TOP_K, top_k, np.int32))
+        inputs.append(_tensor(contract.TOP_K, top_k))
     if function is not None:
-        inputs.append(tensor(contract.FUNCTION_TO_APPLY, function.encode(), np.object_))
+        inputs.append(_tensor(contract.FUNCTION_TO_APPLY, function.encode()))
     return inputs
 
 

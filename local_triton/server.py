@@ -250,9 +250,9 @@ class LocalTriton:
         deadline = time.monotonic() + 10
         while _group_commands(group) and time.monotonic() < deadline:
             time.sleep(0.05)
-        for region in regions:
+        for region in regions:  # by name: a region in use was just written, too young for the orphan sweep
             (SHM / region).unlink(missing_ok=True)
-        return regions + remove_orphaned_regions()
+        return regions + remove_orphaned_regions()  # and those of stubs that died earlier
 
     def log_tail(self, lines: int = 40) -> str:
         return log_tail(self.log_path, lines)
