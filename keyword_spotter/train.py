@@ -2,9 +2,9 @@
 
 Seeded and CPU-only (under 30 minutes on 2 cores): real recordings in the Speech Commands layout (minus a
 speaker-disjoint validation split that is never trained on) together with espeak-ng speech, augmented (speed,
-placement, reverberation, band-limiting, recorded background noise, gain), through the same AST feature
-extraction the Triton step runs, into a small ``ASTForAudioClassification``. Writes a ``save_pretrained``
-checkpoint with its model card, metrics and confusion matrix.
+placement, reverberation, band-limiting, recorded background noise, gain), through the same Whisper log-mel
+features the Triton step computes, into a small ``WhisperForAudioClassification``. Writes a
+``save_pretrained`` checkpoint with its model card, metrics and confusion matrix.
 """
 
 from __future__ import annotations
@@ -26,11 +26,11 @@ import transformers as tf
 
 from keyword_spotter import KEYWORDS, LABELS, SAMPLING_RATE, augment, model_card, real_speech, synthesize
 from triton_steps.audio import resample
-from triton_steps.features import ASTFeatures, extractor_from_config
+from triton_steps.features import FeatureExtractor, extractor_from_config
 
 NUM_MEL_BINS = 64
-MAX_FRAMES = 128  # 1.28 s: clips are padded or cut to this many 10 ms frames
-CLIP_SECONDS = (0.9, 1.28)  # augmented clips' length range (Speech Commands clips are 1 s)
+CHUNK_SECONDS = 1  # the feature extractor pads or cuts every clip to this (Speech Commands clips are 1 s)
+CLIP_SECONDS = (0.9, 1.0)  # augmented clips' length range
 
 # Background recordings for augmentation, set once per worker process by the pool's initializer.
 _worker_backgrounds: list[np.ndarray] = []
@@ -40,14 +40,21 @@ def _log(start: float, message: str) -> None:
     print(f"[{time.monotonic() - start:6.1f}s] {message}", flush=True)
 
 
+def feature_extractor() -> tf.WhisperFeatureExtractor:
+    """The checkpoint's feature extractor: Whisper's log-mel, each clip scaled by its own loudest bin."""
+    return tf.WhisperFeatureExtractor(
+        feature_size=NUM_MEL_BINS, chunk_length=CHUNK_SECONDS, sampling_rate=SAMPLING_RATE
+    )
+
+
 @functools.cache
-def _unnormalised_extractor() -> ASTFeatures:
-    return ASTFeatures(num_mel_bins=NUM_MEL_BINS, max_length=MAX_FRAMES, do_normalize=False)
+def _served_extractor() -> FeatureExtractor:
+    """Exactly what the Triton preprocessing step computes from the saved extractor."""
+    return extractor_from_config(feature_extractor().to_dict())
 
 
-def _raw_features(x: np.ndarray) -> np.ndarray:
-    """Log-mel fbank before normalisation (the statistics come from the training set)."""
-    return _unnormalised_extractor()(x)["input_values"]
+def _features(x: np.ndarray) -> np.ndarray:
+    return _served_extractor()(x)["input_features"]
 
 
 def _set_backgrounds(backgrounds: list[np.ndarray]) -> None:
@@ -57,7 +64,7 @@ def _set_backgrounds(backgrounds: list[np.ndarray]) -> None:
 def _augmented_features(job: tuple[np.ndarray, int]) -> np.ndarray:
     waveform, seed = job
     rng = np.random.default_rng(seed)
-    return _raw_features(augment.augment(waveform, rng, _worker_backgrounds, *CLIP_SECONDS))
+    return _features(augment.augment(waveform, rng, _worker_backgrounds, *CLIP_SECONDS))
 
 
 def _silence_features(job: tuple[int, int]) -> np.ndarray:
@@ -66,10 +73,10 @@ def _silence_features(job: tuple[int, int]) -> np.ndarray:
     rng = np.random.default_rng(seed)
     length = int(rng.uniform(*CLIP_SECONDS) * SAMPLING_RATE)
     if index < 0 or not _worker_backgrounds:
-        return _raw_features(synthesize.silence(rng, length / SAMPLING_RATE))
+        return _features(synthesize.silence(rng, length / SAMPLING_RATE))
     x = augment.crop(_worker_backgrounds[index], length, rng)
     gain = 10 ** rng.uniform(-3, 1.5) if rng.random() < 0.8 else 0.0
-    return _raw_features(np.clip(x * gain, -1, 1).astype(np.float32))
+    return _features(np.clip(x * gain, -1, 1).astype(np.float32))
 
 
 def _feature_maps(function, jobs: list, backgrounds: list[np.ndarray]) -> np.ndarray:
@@ -121,7 +128,7 @@ def held_out_set(seed: int, per_word: int) -> tuple[np.ndarray, np.ndarray, list
         waves.append(synthesize.silence(rng, 1.0))
         labels.append(LABELS.index("_silence_"))
     waves = [augment.place(w, np.random.default_rng(i), 1.0, 1.0) for i, w in enumerate(waves)]
-    return np.stack([_raw_features(w) for w in waves]), np.array(labels), waves
+    return np.stack([_features(w) for w in waves]), np.array(labels), waves
 
 
 def other_synthesizers() -> dict[str, list[tuple[int, np.ndarray]]]:
@@ -150,29 +157,33 @@ def other_synthesizers() -> dict[str, list[tuple[int, np.ndarray]]]:
     return sets
 
 
-def build_model(args: argparse.Namespace) -> tf.ASTForAudioClassification:
+def build_model(args: argparse.Namespace) -> tf.WhisperForAudioClassification:
+    """A small Whisper-style encoder: two convolutions over the log-mel frames, then transformer layers."""
     torch.manual_seed(args.seed)
-    config = tf.ASTConfig(
-        hidden_size=args.hidden_size,
-        num_hidden_layers=args.layers,
-        num_attention_heads=4,
-        intermediate_size=2 * args.hidden_size,
-        hidden_dropout_prob=args.dropout,
-        attention_probs_dropout_prob=0.0,
+    frames = CHUNK_SECONDS * SAMPLING_RATE // feature_extractor().hop_length
+    config = tf.WhisperConfig(
         num_mel_bins=NUM_MEL_BINS,
-        max_length=MAX_FRAMES,
-        frequency_stride=args.frequency_stride,  # 16 x 16 patches; 16 / 10: 4 x 12 of them, ~0.09 s per step
-        time_stride=args.time_stride,
+        d_model=args.hidden_size,
+        encoder_layers=args.layers,
+        encoder_attention_heads=4,
+        encoder_ffn_dim=4 * args.hidden_size,
+        max_source_positions=frames // 2,  # the second convolution halves the frame rate: one step per 20 ms
+        classifier_proj_size=args.hidden_size,
+        dropout=args.dropout,
+        # Only the encoder is built for classification; the decoder's sizes just keep the config small.
+        decoder_layers=1,
+        decoder_attention_heads=4,
+        decoder_ffn_dim=args.hidden_size,
         num_labels=len(LABELS),
         id2label=dict(enumerate(LABELS)),
         label2id={label: i for i, label in enumerate(LABELS)},
     )
-    return tf.ASTForAudioClassification(config)
+    return tf.WhisperForAudioClassification(config)
 
 
 def _spec_augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Per example, zero (the normalised mean) a random band of up to 11 bins and a span of up to 29 frames."""
-    batch, frames, bins = x.shape
+    """Per example, set a random band of up to 11 bins and a span of up to 29 frames to the example's mean."""
+    batch, bins, frames = x.shape
 
     def band(size: int, widest: int) -> torch.Tensor:
         width = torch.randint(0, widest, (batch, 1), generator=generator)
@@ -180,15 +191,15 @@ def _spec_augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         position = torch.arange(size)[None, :]
         return (position >= start) & (position < start + width)
 
-    keep = ~(band(frames, 30)[:, :, None] | band(bins, 12)[:, None, :])
-    return x * keep
+    masked = band(bins, 12)[:, :, None] | band(frames, 30)[:, None, :]
+    return torch.where(masked, x.mean(dim=(1, 2), keepdim=True), x)
 
 
 def predict(model: torch.nn.Module, features: np.ndarray) -> np.ndarray:
     model.eval()
     with torch.no_grad():
         return np.concatenate(
-            [model(input_values=torch.from_numpy(features[i : i + 256])).logits.argmax(-1).numpy()
+            [model(input_features=torch.from_numpy(features[i : i + 256])).logits.argmax(-1).numpy()
              for i in range(0, len(features), 256)]
         )  # fmt: skip
 
@@ -216,16 +227,10 @@ def train(args: argparse.Namespace) -> dict:
     synthetic_x, synthetic_y = synthetic_set(args, backgrounds, start)
     features, labels = np.concatenate([real_x, synthetic_x]), np.concatenate([real_y, synthetic_y])
     _log(start, f"{len(features)} augmented feature maps ({len(real_x)} real, {len(synthetic_x)} espeak-ng)")
-    mean, std = float(features.mean()), float(features.std())
-    features = (features - mean) / (2 * std)  # what ASTFeatureExtractor's normalisation does
-
-    extractor = tf.ASTFeatureExtractor(
-        num_mel_bins=NUM_MEL_BINS, max_length=MAX_FRAMES, mean=mean, std=std, sampling_rate=SAMPLING_RATE
-    )
-    served_features = extractor_from_config(extractor.to_dict())  # exactly what the Triton step computes
+    extractor = feature_extractor()
 
     def served(waves: list[np.ndarray]) -> np.ndarray:
-        return np.stack([served_features(w)["input_values"] for w in waves])
+        return np.stack([_features(w) for w in waves])
 
     validation_waves, validation_labels = real_validation_set(validation_clips)
     validation_x = served(validation_waves)
@@ -248,7 +253,7 @@ def train(args: argparse.Namespace) -> dict:
         running = 0.0
         for step in range(steps_per_epoch):
             index = order[step * args.batch_size : (step + 1) * args.batch_size]
-            logits = model(input_values=_spec_augment(x_all[index], generator)).logits
+            logits = model(input_features=_spec_augment(x_all[index], generator)).logits
             loss = loss_fn(logits, y_all[index])
             optimizer.zero_grad()
             loss.backward()
@@ -282,8 +287,7 @@ def train(args: argparse.Namespace) -> dict:
         "training_seconds": round(training_seconds, 1),
         "training_examples": len(x_all),
         "parameters": sum(p.numel() for p in model.parameters()),
-        "patches": f"{(model.config.num_mel_bins - 16) // model.config.frequency_stride + 1} x "
-        f"{(MAX_FRAMES - 16) // model.config.time_stride + 1}",
+        "encoder_steps": model.config.max_source_positions,
         "seed": args.seed,
         "settings": {k: v for k, v in vars(args).items() if k not in ("output", "real_speech")},
     }
@@ -316,9 +320,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--hidden-size", type=int, default=128)
     parser.add_argument("--layers", type=int, default=4)
     parser.add_argument("--dropout", type=float, default=0.1)
-    parser.add_argument("--frequency-stride", type=int, default=16)
-    parser.add_argument("--time-stride", type=int, default=10)
-    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--epochs", type=int, default=24)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--heldout-per-word", type=int, default=30)
