@@ -3,8 +3,9 @@
 ``auto`` (the default of ``--cpu-threads`` and ``--instances``) follows what was measured on 2 cores (README,
 "Performance"): a real-size network wants one instance using every core (wav2vec2-base, 1 s clips: p50 49.5 ms
 with 2 threads vs 87 ms with 1, and the same throughput under load as two one-thread instances), while a
-small one is fastest on one thread (the 0.6M-parameter keyword spotter: p50 2.7 ms vs 4.4-6.7 ms with 2 threads,
-where waking a second thread costs more than it saves). On GPU instances the thread count does not matter.
+small one is fastest on one thread, where waking a second thread costs more than it saves (the 0.6M-parameter
+AST keyword spotter, served: p50 2.7 ms vs 4.4-6.7 ms with 2 threads; the 0.9M Whisper one that replaced it,
+onnxruntime alone at batch 1: 0.60 vs 0.77 ms). On GPU instances the thread count does not matter.
 """
 
 from __future__ import annotations
