@@ -57,6 +57,11 @@ def _features(x: np.ndarray) -> np.ndarray:
     return _served_extractor()(x)["input_features"]
 
 
+def _feature_stack(waves: list[np.ndarray]) -> np.ndarray:
+    """Unaugmented clips' features, one row each (evaluation sets)."""
+    return np.stack([_features(w) for w in waves])
+
+
 def _set_backgrounds(backgrounds: list[np.ndarray]) -> None:
     _worker_backgrounds[:] = backgrounds
 
@@ -128,7 +133,7 @@ def held_out_set(seed: int, per_word: int) -> tuple[np.ndarray, np.ndarray, list
         waves.append(synthesize.silence(rng, 1.0))
         labels.append(LABELS.index("_silence_"))
     waves = [augment.place(w, np.random.default_rng(i), 1.0, 1.0) for i, w in enumerate(waves)]
-    return np.stack([_features(w) for w in waves]), np.array(labels), waves
+    return _feature_stack(waves), np.array(labels), waves
 
 
 def other_synthesizers() -> dict[str, list[tuple[int, np.ndarray]]]:
@@ -227,15 +232,9 @@ def train(args: argparse.Namespace) -> dict:
     synthetic_x, synthetic_y = synthetic_set(args, backgrounds, start)
     features, labels = np.concatenate([real_x, synthetic_x]), np.concatenate([real_y, synthetic_y])
     _log(start, f"{len(features)} augmented feature maps ({len(real_x)} real, {len(synthetic_x)} espeak-ng)")
-    extractor = feature_extractor()
-
-    def served(waves: list[np.ndarray]) -> np.ndarray:
-        return np.stack([_features(w) for w in waves])
-
     validation_waves, validation_labels = real_validation_set(validation_clips)
-    validation_x = served(validation_waves)
-    _, held_labels, held_waves = held_out_set(args.seed + 100, args.heldout_per_word)
-    held_x = served(held_waves)
+    validation_x = _feature_stack(validation_waves)
+    held_x, held_labels, _ = held_out_set(args.seed + 100, args.heldout_per_word)
 
     model = build_model(args)
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.05)
@@ -268,7 +267,7 @@ def train(args: argparse.Namespace) -> dict:
 
     other = {}
     for name, clips_of_voice in other_synthesizers().items():
-        x = served([w for _, w in clips_of_voice])
+        x = _feature_stack([w for _, w in clips_of_voice])
         other[name] = evaluate(model, x, np.array([label for label, _ in clips_of_voice]))
     matrix = confusion(validation_labels, predict(model, validation_x))
     metrics = {
@@ -294,7 +293,7 @@ def train(args: argparse.Namespace) -> dict:
     output = Path(args.output)
     model.eval()
     model.save_pretrained(output)
-    extractor.save_pretrained(output)
+    feature_extractor().save_pretrained(output)
     (output / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     (output / "validation_clips.json").write_text(
         json.dumps(sorted({c.path.relative_to(args.real_speech).as_posix() for c in validation_clips}), indent=0) + "\n"
