@@ -29,10 +29,11 @@ help:
 	@echo "make lint                 ruff"
 	@echo "make clean                remove .venv and run state"
 
-$(BIN)/.installed: pyproject.toml scripts/install-system-packages.sh
+$(BIN)/.installed: pyproject.toml scripts/install-system-packages.sh scripts/install-kubectl.sh
 	scripts/install-system-packages.sh
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
+	scripts/install-kubectl.sh $(BIN)
 	$(BIN)/pip install -q "$(TORCH)"
 	$(BIN)/pip install -q -e ".[local,gateway,export,test]"
 	# last, and without its dependencies: only its tritonserver binary is used

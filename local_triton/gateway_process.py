@@ -18,12 +18,22 @@ class GatewayError(RuntimeError):
 
 class GatewayProcess:
     """``python -m gateway`` on ``host:port`` in front of Triton's gRPC ``triton_url``; ``settings`` are
-    gateway settings by name (``default_model="x"`` becomes ``GATEWAY_DEFAULT_MODEL=x``), others unset."""
+    gateway settings by name (``default_model="x"`` becomes ``GATEWAY_DEFAULT_MODEL=x``). With ``inherit``
+    (what ``make serve`` does) the caller's own ``GATEWAY_*`` variables pass through, so that a token or a cap
+    set in the environment is enforced; without it (tests, benchmarks) every other setting is unset."""
 
-    def __init__(self, triton_url: str, port: int, log_path: Path, host: str = "127.0.0.1", **settings: str) -> None:
+    def __init__(
+        self,
+        triton_url: str,
+        port: int,
+        log_path: Path,
+        host: str = "127.0.0.1",
+        inherit: bool = False,
+        **settings: str,
+    ) -> None:
         self.url = f"http://{host}:{port}"
         self.log_path = log_path
-        self.env = {key: value for key, value in os.environ.items() if not key.startswith("GATEWAY_")}
+        self.env = {key: value for key, value in os.environ.items() if inherit or not key.startswith("GATEWAY_")}
         self.env.update(GATEWAY_TRITON_URL=triton_url, GATEWAY_HOST=host, GATEWAY_PORT=str(port))
         self.env.update({f"GATEWAY_{key.upper()}": value for key, value in settings.items() if value})
         self.process: subprocess.Popen[bytes] | None = None

@@ -41,6 +41,15 @@ def ensure_model(repository: Path | None) -> None:
     export_model(str(DEFAULT_CHECKPOINT), repository, ExportOptions(name=DEFAULT_NAME))
 
 
+def default_model(repository: Path | None, chosen: str) -> str:
+    """The model ``POST /`` uses: the one chosen, else the shipped keyword spotter where the repository holds
+    it (so that exporting a second model beside it keeps ``POST /`` working), else none (the gateway then
+    takes the only model served)."""
+    if chosen or repository is None or not (repository / DEFAULT_NAME / "config.pbtxt").is_file():
+        return chosen
+    return DEFAULT_NAME
+
+
 def serve(args: argparse.Namespace) -> int:
     repository = location.parse(args.repository)
     ensure_model(repository.path)
@@ -48,8 +57,9 @@ def serve(args: argparse.Namespace) -> int:
     workdir.mkdir(parents=True, exist_ok=True)
     triton = LocalTriton(repository, workdir, Ports(args.http_port, args.grpc_port, args.metrics_port))
     gateway = GatewayProcess(
-        triton.grpc_url, args.gateway_port, workdir / "gateway.log", triton.host, default_model=args.default_model
-    )
+        triton.grpc_url, args.gateway_port, workdir / "gateway.log", triton.host, inherit=True,
+        default_model=default_model(repository.path, args.default_model),
+    )  # fmt: skip
     sync: Sync | None = None
 
     def on_signal(signum: int, _frame: object) -> None:
@@ -129,6 +139,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--metrics-port", type=int, default=8002)
     parser.add_argument("--gateway-port", type=int, default=8080)
     parser.add_argument(
-        "--default-model", default=os.environ.get("GATEWAY_DEFAULT_MODEL", ""), help="the model POST / uses"
+        "--default-model",
+        default=os.environ.get("GATEWAY_DEFAULT_MODEL", ""),
+        help=f"the model POST / uses (env GATEWAY_DEFAULT_MODEL; default: {DEFAULT_NAME} if the repository "
+        "holds it, else the only model served)",
     )
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for readiness")

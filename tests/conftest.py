@@ -85,9 +85,10 @@ def triton(repository: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
 
 @contextlib.contextmanager
 def running_gateway(triton_grpc_url: str, **settings: str) -> Iterator[str]:
-    """A real gateway process (``python -m gateway``) on a free port, only these settings; yields its base URL."""
+    """A real gateway process (``python -m gateway``) on a free port, only these settings (none from the
+    environment); yields its base URL."""
     with tempfile.TemporaryDirectory() as logs:
-        process = GatewayProcess(triton_grpc_url, free_port(), Path(logs) / "gateway.log", inherit=False, **settings)
+        process = GatewayProcess(triton_grpc_url, free_port(), Path(logs) / "gateway.log", **settings)
         with process:
             yield process.url
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -23,9 +24,10 @@ OVERLAYS = ["cpu", "gpu"]
 
 
 def render(overlay: str) -> list[dict]:
-    kubectl = shutil.which("kubectl")
+    # The machine's kubectl, else the one `make install` puts in the venv (scripts/install-kubectl.sh).
+    kubectl = shutil.which("kubectl") or shutil.which("kubectl", path=str(Path(sys.executable).parent))
     if kubectl is None:
-        pytest.fail("kubectl is missing: scripts/install-system-packages.sh installs it")
+        pytest.skip("no kubectl: scripts/install-kubectl.sh installs one on x86_64 only")
     result = subprocess.run(
         [kubectl, "kustomize", str(ROOT / "deploy/k8s/overlays" / overlay)], capture_output=True, text=True
     )

@@ -1,0 +1,147 @@
+"""README.md's shell and Python blocks: each is run as written by a test, or says here why it cannot run on
+these machines and what runs instead. A new block without a tag listed here fails."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import soundfile
+import tiny_checkpoints
+from conftest import free_port, wav_bytes
+
+ROOT = Path(__file__).resolve().parents[1]
+BLOCK = re.compile(r"^```(bash|python|sh)\b *(\S*)\n(.*?)^```", re.S | re.M)
+
+RUN_BY = {  # the block's tag -> the test that runs it as written
+    "example": "tests/e2e/test_default_model.py: test_readme_curl_examples, test_readme_python_example",
+    "perf": "tests/e2e/test_default_model.py: test_readme_make_perf_command",
+    "export": "this file: test_readme_export_lines_then_make_serve_keeps_the_default_model",
+    "chunk": "this file: test_readme_export_lines_then_make_serve_keeps_the_default_model",
+}
+NOT_RUN_AS_WRITTEN = {  # the block's tag -> why, and what runs instead
+    "quickstart": "`make test` is this suite; `make serve` runs in tests/test_local_triton on free ports",
+    "s3": "needs AWS credentials; tests/e2e/test_s3_repository.py runs the same export and make serve on moto",
+    "compose": "no Docker engine here; tests/test_deploy/test_compose_and_images.py validates the files",
+    "k8s": "no cluster here; tests/test_deploy/test_kubernetes.py renders and validates the overlays",
+    "train": "about 26 minutes; tests/test_keyword_spotter/test_train.py runs the same script at toy size",
+}
+
+
+def readme_blocks() -> list[tuple[str, str]]:
+    """(tag, code) of every shell and Python block of the README."""
+    return [(tag, code) for _, tag, code in BLOCK.findall((ROOT / "README.md").read_text())]
+
+
+def test_every_readme_block_is_run_or_says_why_not() -> None:
+    blocks = readme_blocks()
+    assert len(blocks) >= 10
+    for tag, code in blocks:
+        assert tag in RUN_BY or tag in NOT_RUN_AS_WRITTEN, f"README block without a known tag:\n{code}"
+    assert {tag for tag, _ in blocks} == set(RUN_BY) | set(NOT_RUN_AS_WRITTEN)
+
+
+def _block(tag: str) -> list[str]:
+    """The commands of the README block ``tag``, without their trailing comments."""
+    (code,) = [code for t, code in readme_blocks() if t == tag]
+    return [line.split("  #")[0].strip() for line in code.splitlines() if line.strip()]
+
+
+def _hub_cache(root: Path, repo_id: str) -> Path:
+    """An HF cache laid out by hand, as ``snapshot_download`` leaves it, holding a tiny checkpoint as
+    ``repo_id``: the exporter loads it through the real Hub code path with ``HF_HUB_OFFLINE=1``."""
+    revision = "0123456789abcdef0123456789abcdef01234567"
+    model = root / "hub" / f"models--{repo_id.replace('/', '--')}"
+    tiny_checkpoints.build("wav2vec2-layer-norm", model / "snapshots" / revision)
+    (model / "refs").mkdir()
+    (model / "refs" / "main").write_text(revision)
+    return root
+
+
+def _run(command: str, cwd: Path, env: dict[str, str], venv: Path) -> subprocess.CompletedProcess[str]:
+    if command.startswith("make "):
+        command += f" VENV={venv}"  # the environment running the tests is the one `make install` made
+    return subprocess.run(["bash", "-c", command], cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+
+
+def _wait_ready(serve: subprocess.Popen[str], timeout: float) -> list[str]:
+    lines: list[str] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = serve.stdout.readline()
+        lines.append(line)
+        if line.startswith("ready: ") or not line:
+            break
+    assert lines[-1].startswith("ready: "), "".join(lines)
+    return lines
+
+
+def test_readme_export_lines_then_make_serve_keeps_the_default_model(tmp_path: Path) -> None:
+    """A new user's walk: in a checkout holding the shipped repository, the README's export lines as written
+    (a Hub id from an offline HF cache, a local folder, --help, the chunked keyword spotter), then `make
+    serve` with a token in the environment: the token is enforced, `POST /` is still the keyword spotter,
+    every exported model answers, and a long recording shows the 1 s window the README describes."""
+    venv = Path(sys.prefix)
+    (venv / "bin" / ".installed").touch(exist_ok=True)
+    for name in ("Makefile", "pyproject.toml", "scripts", "keyword_spotter", "samples"):
+        (tmp_path / name).symlink_to(ROOT / name)
+    (tmp_path / ".venv").symlink_to(venv)
+    shutil.copytree(ROOT / "model_repository", tmp_path / "model_repository", ignore=shutil.ignore_patterns("__py*"))
+    tiny_checkpoints.build("ast", tmp_path / "my-checkpoint")
+    env = {
+        **os.environ,
+        "HF_HOME": str(_hub_cache(tmp_path / "hf", "superb/wav2vec2-base-superb-ks")),
+        "HF_HUB_OFFLINE": "1",
+    }
+    for command in _block("export") + _block("chunk"):
+        result = _run(command, tmp_path, env, venv)
+        assert result.returncode == 0, f"{command}\n{result.stdout[-2000:]}{result.stderr[-2000:]}"
+        if "--help" in command:  # every flag of the README's table is one the exporter has
+            readme_flags = re.findall(r"^\| `(--[a-z-]+)`", (ROOT / "README.md").read_text(), re.M)
+            assert len(readme_flags) > 10 and all(flag in result.stdout for flag in readme_flags)
+
+    ports = {name: free_port() for name in ("HTTP_PORT", "GRPC_PORT", "METRICS_PORT", "GATEWAY_PORT")}
+    serve = subprocess.Popen(
+        ["make", "--no-print-directory", "serve", f"VENV={venv}", *(f"{k}={v}" for k, v in ports.items())],
+        cwd=tmp_path, env={**env, "GATEWAY_API_TOKEN": "secret"}, start_new_session=True,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        _wait_ready(serve, timeout=300)
+        url = f"http://127.0.0.1:{ports['GATEWAY_PORT']}"
+        yes = (ROOT / "samples" / "yes.wav").read_bytes()
+        refused = httpx.post(f"{url}/", content=yes)
+        assert refused.status_code == 401 and "error" in refused.json()  # GATEWAY_API_TOKEN reached the gateway
+        auth = {"Authorization": "Bearer secret"}
+        answer = httpx.post(f"{url}/", content=yes, headers=auth, timeout=60)
+        assert answer.status_code == 200 and answer.json()[0]["label"] == "yes", answer.text
+        for model_id in ("superb/wav2vec2-base-superb-ks", "kws"):
+            answer = httpx.post(f"{url}/models/{model_id}", content=yes, headers=auth, timeout=60)
+            assert answer.status_code == 200, answer.text
+            assert sorted(p["label"] for p in answer.json()) == sorted(tiny_checkpoints.LABELS)
+
+        # 100 s whose first second is "yes", then quiet noise: the default model hears only that second.
+        spoken, rate = soundfile.read(ROOT / "samples" / "yes.wav", dtype="float32")
+        assert rate == 16000
+        noise = np.random.default_rng(0).normal(0, 1e-3, 100 * rate).astype(np.float32)
+        noise[: len(spoken)] = spoken
+        long_clip = wav_bytes(noise)
+        answer = httpx.post(f"{url}/", content=long_clip, headers=auth, timeout=60)
+        assert answer.status_code == 200 and answer.json()[0]["label"] == "yes", answer.text
+        chunked = httpx.post(f"{url}/models/keyword-spotter-chunked", content=long_clip, headers=auth, timeout=60)
+        assert chunked.status_code == 200, chunked.text
+        assert chunked.json()[0]["label"] != "yes"  # 199 windows of quiet outvote the one with the word
+        os.killpg(serve.pid, signal.SIGINT)
+        output, _ = serve.communicate(timeout=60)
+        assert "stopped." in output
+    finally:
+        if serve.poll() is None:
+            os.killpg(serve.pid, signal.SIGKILL)
