@@ -17,7 +17,7 @@ PERF_MODEL ?= $(DEFAULT_MODEL)
 PERF_AUDIO ?=
 PERF_CONCURRENCY ?= 1:4
 
-.PHONY: help install test lint export serve perf soak bench clean
+.PHONY: help install test lint export serve perf soak bench bench-idle clean
 
 help:
 	@echo "make test                 install everything (.venv) and run the test suite"
@@ -26,6 +26,7 @@ help:
 	@echo "make perf PERF_MODEL=<name> PERF_AUDIO=<file>   perf_analyzer against a running 'make serve'"
 	@echo "make soak                 10,000 requests at concurrency 64 through gateway -> Triton: none lost or wrong"
 	@echo "make bench                real-size models (wav2vec2, HuBERT, AST, Whisper): served vs transformers' pipeline"
+	@echo "make bench-idle           CPU an idle 'make serve' uses with five real-size models (health checks included)"
 	@echo "make lint                 ruff"
 	@echo "make clean                remove .venv and run state"
 
@@ -72,6 +73,11 @@ soak: install
 bench: install
 	$(BIN)/python benchmarks/real_size.py $(if $(BENCH_MODELS),--models $(BENCH_MODELS))
 	$(BIN)/python benchmarks/serving_latency.py | tee benchmarks/results/serving_latency.txt
+
+# An idle `make serve` with five real-size models (exports kept in .run/idle-cost): its CPU share, and the
+# inferences its health machinery sends (none).
+bench-idle: install
+	$(BIN)/python benchmarks/idle_cost.py
 
 clean:
 	rm -rf $(VENV) .run

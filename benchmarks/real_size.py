@@ -7,6 +7,7 @@ Whisper-base encoder classifier (``real_size_models``), on 1, 10 and 30 s clips,
   forward       onnxruntime on the exported model.onnx alone, every CPU: the limit of this hardware;
   triton cN     Triton over gRPC (ensemble: decode, features, network, scores), N concurrent clients;
   gateway cN    the gateway over HTTP (aiohttp client), in front of the same Triton.
+The served stack runs as ``make serve`` runs it: Triton with the model sync and stub healer beside it.
 It prints a table with the ratios to the pipeline and to the forward-only limit, checks the targets of the
 README's "Performance" section, and writes ``real_size.json`` and ``real_size.png`` into ``--results``.
 
@@ -44,6 +45,8 @@ from export.quantize import voice_like  # noqa: E402
 from gateway.triton import ensemble_inputs  # noqa: E402
 from local_triton.gateway_process import GatewayProcess  # noqa: E402
 from local_triton.server import LocalTriton, Ports, free_port, http_ok  # noqa: E402
+from model_store import location  # noqa: E402
+from model_store.sync import Sync, TritonRepository  # noqa: E402
 from triton_steps import audio as audio_io  # noqa: E402
 from triton_steps import contract  # noqa: E402
 from triton_steps.features import extractor_from_config  # noqa: E402
@@ -235,14 +238,19 @@ def main() -> None:
         LocalTriton(repository, workdir, Ports(free_port(), free_port(), free_port())) as triton,
         GatewayProcess(triton.grpc_url, free_port(), workdir / "gateway.log", timeout_s="600") as gateway,
     ):
-        while not http_ok(f"{gateway.url}/ready"):
-            time.sleep(0.5)
-        for row in rows:
-            print(f"{row['label']} {row['seconds']:g} s: served", flush=True)
-            data = wav(row["seconds"])
-            row["results"] |= asyncio.run(
-                served(triton.grpc_url, gateway.url, row["label"], data, args.concurrency, budget)
-            )
+        # As `make serve` runs the stack: the model sync and its stub healer run beside Triton.
+        sync = Sync(location.parse(repository), TritonRepository(triton.http_url), log=lambda _: None).start()
+        try:
+            while not http_ok(f"{gateway.url}/ready"):
+                time.sleep(0.5)
+            for row in rows:
+                print(f"{row['label']} {row['seconds']:g} s: served", flush=True)
+                data = wav(row["seconds"])
+                row["results"] |= asyncio.run(
+                    served(triton.grpc_url, gateway.url, row["label"], data, args.concurrency, budget)
+                )
+        finally:
+            sync.stop()
     for row in rows:
         row["ratios"] = ratios(row["results"])
     print_table(rows, args.concurrency)

@@ -1,60 +1,85 @@
-"""Find Python stubs that died (an OOM kill, a crash) and reload their models.
+"""Find Python stubs that died (an OOM kill, a crash) and reload their models, without running any model.
 
 tritonserver 2.51 never restarts a dead stub: the model stays "ready" and fails every request with "Stub
-process '<model>_<group>_<index>' is not healthy". Each round, every served ensemble classifies a short
-silent clip; a step named in such an error is reloaded (fresh instances, swapped in when ready). This runs
-beside each Triton (in ``model_store.sync``), so it heals the right replica, traffic or not; the gateway also
-reloads on the first failing request, which is faster under traffic.
+process '<model>_<group>_<index>' is not healthy". Each round compares the instances every ready
+stub-backed model should have (from its config) with the stub processes alive (``model_store.stub_processes``)
+and reloads a model that lost one (fresh instances, swapped in when ready).
+
+Why processes, not probe requests: a probe runs the whole model (a full 1.4 s forward pass for AST base every
+round), competes with real requests, and cannot tell a slow answer from a dead stub. Reading ``/proc`` costs
+the same for any model size and never mistakes a busy or stopped stub for a dead one. This runs beside each
+Triton (in ``model_store.sync``), so it heals the right replica, traffic or not; where it cannot see Triton's
+processes it says so once and leaves healing to the gateway, which reloads on the first failing request.
 """
 
 from __future__ import annotations
 
-import io
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
+from urllib.parse import urlparse
 
-import numpy as np
-import soundfile
-
-from triton_steps.contract import METADATA_PARAMETER
-from triton_steps.metadata import ModelMetadata
-from triton_steps.stub_health import dead_instance, model_of
+from model_store import stub_processes
 
 if TYPE_CHECKING:
     from model_store.sync import TritonRepository
 
-PROBE_SECONDS = 1.0
-
-
-def probe_clip(metadata: ModelMetadata) -> bytes:
-    """A silent WAV the model accepts: at least its shortest input, at its sampling rate."""
-    samples = max(metadata.min_samples, int(PROBE_SECONDS * metadata.sampling_rate))
-    buffer = io.BytesIO()
-    soundfile.write(buffer, np.zeros(samples, np.float32), metadata.sampling_rate, format="WAV", subtype="PCM_16")
-    return buffer.getvalue()
+CONFIRM_AFTER_S = 0.2  # a missing stub is looked for again after this: a model unloaded meanwhile is not dead
 
 
 class StubHealer:
     def __init__(self, triton: TritonRepository, log: Callable[[str], None] = print) -> None:
         self.triton = triton
         self.log = log
-        self._clips: dict[str, bytes] = {}  # metadata (JSON) -> its probe clip: a re-export may change the rate
+        self.http_port = urlparse(triton.base).port or stub_processes.DEFAULT_HTTP_PORT
+        self._configs: dict[str, dict] = {}  # model -> its config while it stays ready
+        self._blind = False  # said once: Triton's processes are not visible from here
+
+    def forget(self, model: str) -> None:
+        """Drop what is cached of ``model`` (it was loaded again: its instances may differ)."""
+        self._configs.pop(model, None)
+
+    def _ready(self) -> set[str]:
+        ready = {e["name"] for e in self.triton.index() if e.get("state") == "READY"}
+        for model in set(self._configs) - ready:
+            del self._configs[model]
+        return ready
+
+    def _missing(self, ready: set[str], stubs: stub_processes.Stubs) -> dict[str, set[str]]:
+        """model -> the instances of it that have no live stub."""
+        missing = {}
+        for model in sorted(ready):
+            if model not in self._configs:
+                self._configs[model] = self.triton.config(model)
+            config = self._configs[model]
+            if stub_processes.runs_in_stubs(config, stubs):
+                lost = stub_processes.instance_names(config) - stubs.instances
+                if lost:
+                    missing[model] = lost
+        return missing
 
     def check(self) -> list[str]:
-        """Probe every served ensemble once; returns the models reloaded."""
-        ready = {e["name"] for e in self.triton.index() if e.get("state") == "READY"}
-        reloaded = []
-        for name in sorted(ready):
-            parameters = self.triton.config(name).get("parameters", {})
-            text = parameters.get(METADATA_PARAMETER, {}).get("string_value")
-            if not text:
-                continue  # not an exported ensemble
-            if text not in self._clips:
-                self._clips[text] = probe_clip(ModelMetadata.from_json(text))
-            instance = dead_instance(self.triton.infer_audio(name, self._clips[text]) or "")
-            model = model_of(instance, ready) if instance else None
-            if model is not None:
-                self.triton.reload(model)
-                self.log(f"reloaded {model}: its stub {instance} had died")
-                reloaded.append(model)
-        return reloaded
+        """Reload every ready model that lost a stub process; returns those reloaded."""
+        stubs = stub_processes.find(self.http_port)
+        if stubs is None:
+            if not self._blind:
+                self.log(
+                    f"stub health: no tritonserver on HTTP port {self.http_port} is visible from here (share its "
+                    "PID namespace); dead stubs are reloaded by the gateway on their next request instead"
+                )
+                self._blind = True
+            return []
+        self._blind = False
+        suspects = self._missing(self._ready(), stubs)
+        if not suspects:
+            return []
+        time.sleep(CONFIRM_AFTER_S)  # look again: an unload or reload in progress is not a death
+        stubs = stub_processes.find(self.http_port)
+        if stubs is None:
+            return []
+        confirmed = self._missing(self._ready() & set(suspects), stubs)
+        for model, lost in confirmed.items():
+            self.triton.reload(model)
+            self.forget(model)
+            self.log(f"reloaded {model}: its stub {', '.join(sorted(lost))} had died")
+        return sorted(confirmed)

@@ -3,7 +3,7 @@
 Every ``interval`` seconds: read ``published.json``; (re)load, through Triton's repository API, each model
 whose revision changed (its steps first, then the ensemble: Triton swaps a reloaded model in only once the
 new one is ready, so requests in flight finish on the old one); unload each ensemble that left the manifest;
-then probe every served model and reload a step whose Python stub died (``model_store.heal``).
+then reload a step whose Python stub process died (``model_store.heal``).
 ``make serve`` runs it in a thread, docker compose as a service, Kubernetes as a sidecar of each Triton pod:
 it always talks to its own Triton.
 """
@@ -11,7 +11,6 @@ it always talks to its own Triton.
 from __future__ import annotations
 
 import json
-import struct
 import threading
 import urllib.error
 import urllib.request
@@ -21,7 +20,6 @@ from model_store import manifest
 from model_store.heal import StubHealer
 from model_store.location import Location
 from model_store.s3 import StorageError
-from triton_steps.contract import AUDIO, SCORES
 from triton_steps.stub_health import with_reload_marker
 
 
@@ -56,24 +54,6 @@ class TritonRepository:
         treats loading an unchanged model as a no-op, which would keep a dead stub)."""
         config = with_reload_marker(self.config(model))
         self._post(f"/v2/repository/models/{model}/load", {"parameters": {"config": json.dumps(config)}})
-
-    def infer_audio(self, model: str, audio: bytes) -> str | None:
-        """Classify ``audio`` (one BYTES element, sent with the binary tensor extension); None when it
-        worked, else Triton's error message."""
-        element = struct.pack("<I", len(audio)) + audio
-        header = json.dumps({
-            "inputs": [{"name": AUDIO.name, "shape": [1, 1], "datatype": "BYTES",
-                        "parameters": {"binary_data_size": len(element)}}],
-            "outputs": [{"name": SCORES.name, "parameters": {"binary_data": False}}],
-        }).encode()  # fmt: skip
-        request = urllib.request.Request(f"{self.base}/v2/models/{model}/infer", data=header + element, method="POST")
-        request.add_header("Inference-Header-Content-Length", str(len(header)))
-        request.add_header("Content-Type", "application/octet-stream")
-        try:
-            with urllib.request.urlopen(request, timeout=60):
-                return None
-        except urllib.error.HTTPError as error:
-            return json.loads(error.read() or b"{}").get("error", f"HTTP {error.code}")
 
     def load(self, model: str) -> None:
         self._post(f"/v2/repository/models/{model}/load")
@@ -118,6 +98,7 @@ class Sync:
             try:
                 for model in entry.models:
                     self.triton.load(model)
+                    self.healer.forget(model)
                 self.log(f"loaded {name} (revision {entry.revision})")
             except (RuntimeError, OSError) as error:
                 self.log(f"could not load {name}: {error}")

@@ -87,6 +87,7 @@ def test_model_sync_service_loads_what_is_published(compose: dict) -> None:
     assert sync["image"] == compose["services"]["triton"]["image"]
     assert sync["command"][:4] == ["python3", "-m", "model_store", "sync"]
     assert "triton:8000" in sync["command"]
+    assert sync["pid"] == "service:triton"  # it finds dead stubs from Triton's processes
     assert any(v["target"] == "/models" for v in _volumes(sync))
     assert sync["depends_on"]["triton"]["condition"] == "service_healthy"
 

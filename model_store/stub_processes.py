@@ -1,0 +1,106 @@
+"""The Python-backend stub processes of one tritonserver, read from ``/proc``: which model instances have a
+live process.
+
+This sees Triton's processes where it shares their PID namespace: on the same machine (``make serve``), in a
+Kubernetes pod with ``shareProcessNamespace``, in compose with ``pid: service:triton``. python_backend starts
+each stub as ``triton_python_backend_stub MODEL_PATH SHM_REGION SHM_SIZE SHM_GROWTH PARENT_PID LIB_DIR
+IPC_HANDLE INSTANCE_NAME RUNTIME_DIR``, so a stub names its tritonserver, its model instance, and whether it
+runs a Python model (``DEFAULT``) or a Python-based backend (its folder, e.g. the local onnxruntime shim).
+A stopped, slow or busy stub is alive; only a process that is gone (or a zombie, which has no command line)
+is dead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+STUB_BINARY = "triton_python_backend_stub"
+SERVER_BINARY = "tritonserver"
+DEFAULT_HTTP_PORT = 8000  # tritonserver's own default for --http-port
+DEFAULT_BACKEND_DIRECTORY = "/opt/tritonserver/backends"  # and for --backend-directory
+PYTHON_MODEL_RUNTIME = "DEFAULT"  # the runtime argument of a stub that runs a model.py
+_PARENT, _INSTANCE, _RUNTIME = 5, 8, 9  # argument positions in a stub's command line
+
+
+@dataclass(frozen=True)
+class Stubs:
+    """One tritonserver's live stubs (instance names), and its Python-based backends (by name): those seen
+    running in stubs, and those whose folder holds a ``model.py`` (known even when all their stubs died)."""
+
+    server_pid: int
+    instances: frozenset[str]
+    python_based_backends: frozenset[str]
+
+
+def _processes() -> Iterator[list[str]]:
+    """The command line of every visible process with one (``argv[0]`` first) and its pid last."""
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            raw = cmdline.read_bytes()
+        except OSError:  # gone meanwhile
+            continue
+        if raw:  # zombies and kernel threads have an empty command line
+            yield [*raw.decode(errors="replace").rstrip("\0").split("\0"), cmdline.parent.name]
+
+
+def _flag(argv: list[str], name: str) -> str | None:
+    """The value of tritonserver's ``--name=value`` or ``--name value``."""
+    for index, argument in enumerate(argv):
+        if argument.startswith(f"{name}="):
+            return argument.split("=", 1)[1]
+        if argument == name and index + 1 < len(argv):
+            return argv[index + 1]
+    return None
+
+
+def _python_based_backends(server_pid: int, argv: list[str]) -> set[str]:
+    """The backends of the server's backend folder that are Python-based (a ``model.py``: the local
+    onnxruntime shim), read through ``/proc/<pid>/root`` or ``cwd`` so that its own view of the files counts;
+    empty where that is not readable."""
+    folder = _flag(argv, "--backend-directory") or DEFAULT_BACKEND_DIRECTORY
+    base = Path(f"/proc/{server_pid}/root" if folder.startswith("/") else f"/proc/{server_pid}/cwd")
+    try:
+        return {d.name for d in (base / folder.lstrip("/")).iterdir() if (d / "model.py").is_file()}
+    except OSError:
+        return set()
+
+
+def find(http_port: int) -> Stubs | None:
+    """The live stubs of the tritonserver listening for HTTP on ``http_port``; None when no single such
+    server is visible (another PID namespace, or not running)."""
+    processes = list(_processes())
+    servers = [
+        p for p in processes
+        if Path(p[0]).name == SERVER_BINARY and int(_flag(p[:-1], "--http-port") or DEFAULT_HTTP_PORT) == http_port
+    ]  # fmt: skip
+    if len(servers) != 1:
+        return None
+    server_pid = int(servers[0][-1])
+    stubs = [p for p in processes if p[0].endswith(STUB_BINARY) and len(p) > _RUNTIME + 1]
+    mine = [p for p in stubs if p[_PARENT] == str(server_pid)]
+    python_based = {Path(p[_RUNTIME]).name for p in mine if p[_RUNTIME] != PYTHON_MODEL_RUNTIME}
+    return Stubs(
+        server_pid,
+        frozenset(p[_INSTANCE] for p in mine),
+        frozenset(python_based | _python_based_backends(server_pid, servers[0][:-1])),
+    )
+
+
+def instance_names(config: dict) -> set[str]:
+    """The instance names Triton gives a model's instances (``<group name>_<index>``), from its config (JSON)."""
+    names = set()
+    for group in config.get("instance_group", []):
+        count = int(group.get("count", 1))
+        if group.get("kind") == "KIND_GPU":
+            count *= max(1, len(group.get("gpus", [])))
+        names.update(f"{group['name']}_{index}" for index in range(count))
+    return names
+
+
+def runs_in_stubs(config: dict, stubs: Stubs) -> bool:
+    """Whether a model's instances are stub processes: a Python model, or a backend that is Python-based here
+    (the local onnxruntime shim; Triton's native onnxruntime backend runs in-process and has none)."""
+    backend = config.get("backend", "")
+    return backend == "python" or backend in stubs.python_based_backends

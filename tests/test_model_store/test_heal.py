@@ -1,0 +1,122 @@
+"""Stub health on a real tritonserver serving the default model: dead stubs are found from their processes,
+a stopped (as slow as can be) stub is never taken for dead, and the health machinery runs no request
+through any model of an idle server (Triton's own statistics count them)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import free_port
+
+from local_triton.server import LocalTriton, Ports
+from model_store import location, stub_processes
+from model_store.heal import StubHealer
+from model_store.sync import Sync, TritonRepository
+from triton_steps.contract import StepNames
+
+ROOT = Path(__file__).resolve().parents[2]
+DEFAULT = StepNames("keyword-spotter")
+
+
+@pytest.fixture(scope="module")
+def triton(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalTriton]:
+    server = LocalTriton(
+        ROOT / "model_repository", tmp_path_factory.mktemp("heal"), Ports(free_port(), free_port(), free_port())
+    )
+    with server:
+        yield server
+
+
+def _pid_of(instance: str, server_pid: int) -> int:
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            argv = cmdline.read_bytes().decode(errors="replace").split("\0")
+        except OSError:
+            continue
+        if argv[0].endswith(stub_processes.STUB_BINARY) and argv[5] == str(server_pid) and argv[8] == instance:
+            return int(cmdline.parent.name)
+    raise LookupError(instance)
+
+
+def _inference_counts(triton: LocalTriton) -> dict[str, int]:
+    with urllib.request.urlopen(f"http://{triton.http_url}/v2/models/stats", timeout=10) as response:
+        return {m["name"]: m["inference_count"] for m in json.loads(response.read())["model_stats"]}
+
+
+def _wait_all_alive(healer: StubHealer, triton: LocalTriton, timeout: float = 60) -> stub_processes.Stubs:
+    deadline = time.monotonic() + timeout
+    while True:
+        stubs = stub_processes.find(triton.ports.http)
+        if stubs is not None and not healer._missing(healer._ready(), stubs):
+            return stubs
+        assert time.monotonic() < deadline, "the stubs did not come back"
+        time.sleep(0.2)
+
+
+def test_every_step_of_the_served_model_is_seen_as_its_stub_processes(triton: LocalTriton) -> None:
+    stubs = stub_processes.find(triton.ports.http)
+    assert stubs is not None and stubs.server_pid == triton.process.pid
+    repository = TritonRepository(triton.http_url)
+    expected = set()
+    for step in (DEFAULT.preprocess, DEFAULT.network, DEFAULT.postprocess):
+        config = repository.config(step)
+        assert stub_processes.runs_in_stubs(config, stubs)  # the network step too: the local onnxruntime shim
+        expected |= stub_processes.instance_names(config)
+    assert not stub_processes.runs_in_stubs(repository.config(DEFAULT.ensemble), stubs)
+    assert f"{DEFAULT.preprocess}_0_1" in expected  # two preprocess instances
+    assert expected <= stubs.instances
+    assert stub_processes.find(free_port()) is None  # no server there: nothing is guessed
+
+
+def test_an_idle_server_gets_no_request_from_the_health_machinery(triton: LocalTriton) -> None:
+    before = _inference_counts(triton)
+    sync = Sync(location.parse(ROOT / "model_repository"), TritonRepository(triton.http_url), 0.1, lambda _: None)
+    sync.start()
+    try:
+        time.sleep(3)  # about 30 rounds
+    finally:
+        sync.stop()
+    after = _inference_counts(triton)
+    assert after == before
+    assert after[DEFAULT.network] == 0
+
+
+def test_a_stopped_stub_is_not_dead_and_a_killed_one_is_reloaded(triton: LocalTriton) -> None:
+    logs: list[str] = []
+    healer = StubHealer(TritonRepository(triton.http_url), logs.append)
+    stubs = _wait_all_alive(healer, triton)
+    network = _pid_of(f"{DEFAULT.network}_0_0", stubs.server_pid)
+    os.kill(network, signal.SIGSTOP)  # the slowest answer there is: no answer at all, for seconds
+    try:
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline:
+            assert healer.check() == [], logs
+            time.sleep(0.1)
+    finally:
+        os.kill(network, signal.SIGCONT)
+    assert logs == []
+
+    # One of two preprocess instances; then the network step's only stub (its backend is still known to
+    # run in stubs: the local onnxruntime shim's folder holds a model.py).
+    for step, instance in ((DEFAULT.preprocess, "0_1"), (DEFAULT.network, "0_0")):
+        logs.clear()
+        victim = _pid_of(f"{step}_{instance}", stubs.server_pid)
+        os.kill(victim, signal.SIGKILL)
+        killed = time.monotonic()
+        deadline = killed + 10
+        while not (reloaded := healer.check()):
+            assert time.monotonic() < deadline, "the dead stub was not found"
+            time.sleep(0.1)
+        assert reloaded == [step]
+        assert logs == [f"reloaded {step}: its stub {step}_{instance} had died"]
+        stubs = _wait_all_alive(healer, triton)
+        assert _pid_of(f"{step}_{instance}", stubs.server_pid) != victim
+        print(f"killed {step} stub found and reloaded in {time.monotonic() - killed:.1f}s")
+        assert healer.check() == []
