@@ -74,6 +74,9 @@ def _ffmpeg_stream(data: bytes) -> Stream:
         container.close()
         raise AudioError(f"the file ({container.format.name}) holds no audio stream")
     stream = container.streams.audio[0]
+    if stream.codec_context is None:  # e.g. a WAV header claiming 0 or 255 bits per sample: no decoder
+        container.close()
+        raise AudioError(f"the file ({container.format.name}) holds audio in an encoding no decoder here reads")
     rate = int(stream.codec_context.sample_rate or 0)
     channels = int(stream.codec_context.channels or 0)
 

@@ -105,6 +105,13 @@ def test_load_stereo_44k_mp3_to_16k_mono() -> None:
     assert abs(len(waveform) - 16000) < 1200
 
 
+def _with_bits_per_sample(bits: int) -> bytes:
+    """A 16-bit PCM WAV whose header claims ``bits`` bits per sample."""
+    wav = bytearray(encode(np.zeros((1600, 1), np.float32), 16000, "WAV", "PCM_16"))
+    wav[34:36] = bits.to_bytes(2, "little")  # the fmt chunk's bits-per-sample field
+    return bytes(wav)
+
+
 @pytest.mark.parametrize(
     ("data", "message"),
     [
@@ -113,6 +120,8 @@ def test_load_stereo_44k_mp3_to_16k_mono() -> None:
         (bytes(range(256)) * 4, "could not decode"),
         (encode(np.zeros((0, 1), np.float32), 16000, "WAV", "PCM_16"), "no samples"),
         (encode(np.full((100, 1), np.nan, np.float32), 16000, "WAV", "FLOAT"), "NaN"),
+        (_with_bits_per_sample(0), "no decoder here reads"),  # a 502 with an AttributeError once
+        (_with_bits_per_sample(255), "no decoder here reads"),
     ],
 )
 def test_bad_audio_says_what_is_wrong(data: bytes, message: str) -> None:
