@@ -18,6 +18,11 @@ from gateway.schemas import JsonRequest, Options, Parameters
 ALLOWED_PARAMETERS = ", ".join(Parameters.model_fields)
 ALLOWED_OPTIONS = ", ".join(Options.model_fields)
 CLIENT_CLOSED_REQUEST = 499
+# A valid body has fewer than 20 ':' and ',' (8 keys; base64 holds neither): counting them bounds what
+# json.loads builds before it runs (1M keys or array items in a 12 MB body took 1.45 GB of Python objects).
+MAX_JSON_SEPARATORS = 100
+MAX_PROBLEMS_NAMED = 3  # an error names at most this many problems (it once echoed a million unknown keys)
+MAX_NAME_CHARS = 40  # and each unknown name at most this long
 
 Reserve = Callable[[int], None]  # holds more body bytes against the in-flight budget, or refuses (503)
 
@@ -56,22 +61,30 @@ def _is_json(body: bytes, content_type: str | None) -> bool:
     return body.lstrip()[:1] == b"{"
 
 
+def _name(field: object) -> str:
+    text = str(field)
+    return repr(text if len(text) <= MAX_NAME_CHARS else text[:MAX_NAME_CHARS] + "...")
+
+
 def _describe(error: ValidationError) -> str:
     problems = []
-    for item in error.errors():
-        where = ".".join(str(part) for part in item["loc"])
+    items = error.errors()
+    for item in items[:MAX_PROBLEMS_NAMED]:
+        where = ".".join(_name(part).strip("'") for part in item["loc"])
         if item["type"] == "extra_forbidden":
-            field = item["loc"][-1]
+            field = _name(item["loc"][-1])
             if len(item["loc"]) > 1 and item["loc"][0] == "parameters":
-                problems.append(f"unknown parameter {field!r}; allowed parameters: {ALLOWED_PARAMETERS}")
+                problems.append(f"unknown parameter {field}; allowed parameters: {ALLOWED_PARAMETERS}")
             elif len(item["loc"]) > 1 and item["loc"][0] == "options":
-                problems.append(f"unknown option {field!r}; allowed options: {ALLOWED_OPTIONS}")
+                problems.append(f"unknown option {field}; allowed options: {ALLOWED_OPTIONS}")
             else:
-                problems.append(f"unknown field {field!r}; allowed: inputs, parameters, options")
+                problems.append(f"unknown field {field}; allowed: inputs, parameters, options")
         elif item["type"] == "missing":
             problems.append(f"{where} is required")
         else:
             problems.append(f"{where}: {item['msg']}")
+    if len(items) > MAX_PROBLEMS_NAMED:
+        problems.append(f"and {len(items) - MAX_PROBLEMS_NAMED} more")
     return "; ".join(problems)
 
 
@@ -101,6 +114,12 @@ def parse(body: bytes, content_type: str | None, query: dict[str, str] | None = 
     if not _is_json(body, content_type):
         request = _validated({"inputs": "", "parameters": from_query})
         return ClassifyRequest(body, request.parameters or Parameters(), Options())
+    if body.count(b":") + body.count(b",") > MAX_JSON_SEPARATORS:
+        raise GatewayError(
+            400,
+            f"the JSON body has more than {MAX_JSON_SEPARATORS} keys and items; it takes inputs (base64), "
+            f"parameters ({ALLOWED_PARAMETERS}) and options ({ALLOWED_OPTIONS})",
+        )
     try:
         data = json.loads(body)
     except (ValueError, RecursionError) as error:  # also: integers over 4300 digits, absurd nesting

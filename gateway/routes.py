@@ -58,6 +58,7 @@ async def ready(services: ServicesDep) -> dict[str, object]:
     "/models",
     response_model=list[ModelInfo],
     dependencies=[Authorized],
+    responses={401: openapi.ERRORS[401]},
     summary="Served models, then those that failed to load (ready false, with the reason)",
 )
 async def models(services: ServicesDep) -> list[ModelInfo]:
@@ -66,6 +67,11 @@ async def models(services: ServicesDep) -> list[ModelInfo]:
     return served + [ModelInfo.failed(name, reason) for name, reason in sorted(listing.failed.items())]
 
 
-@router.get("/metrics", summary="Prometheus metrics")
+@router.get(
+    "/metrics",
+    dependencies=[Authorized],  # its labels name every served model: with a token, for authenticated scrapers
+    responses={401: openapi.ERRORS[401]},
+    summary="Prometheus metrics (needs the API token when one is set)",
+)
 async def metrics(services: ServicesDep) -> Response:
     return Response(services.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)

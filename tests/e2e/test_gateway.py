@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import re
 import socket
 import time
+from pathlib import Path
 
 import httpx
 import numpy as np
 import pytest
-from conftest import make_waveform, running_gateway, wav_bytes
+from conftest import free_port, make_waveform, running_gateway, wav_bytes
 from huggingface_hub import InferenceClient
 from transformers import pipeline
 
 from gateway.errors import error_response
+from local_triton.gateway_process import GatewayProcess
 
 TOLERANCE = 1e-4
 
@@ -172,13 +175,17 @@ def test_step_errors_reach_the_client_as_the_step_wrote_them(gateway: str) -> No
     assert answer.json()["error"].startswith("could not decode the audio (4 bytes)")  # no "in ensemble ..." prefix
 
 
-def test_bearer_colon_form_and_ready_without_model_ids_when_a_token_is_set(triton, waveform) -> None:
+def test_bearer_colon_form_and_no_model_ids_without_the_token_when_one_is_set(triton, waveform) -> None:
     with running_gateway(triton.grpc_url, api_token="s3cret") as url:
         for header in ("Bearer s3cret", "Bearer: s3cret", "bearer s3cret"):  # "Bearer:" as the HF docs write it
             answer = httpx.post(f"{url}/models/ast", content=wav_bytes(waveform), headers={"Authorization": header})
             assert answer.status_code == 200, header
         ready = httpx.get(f"{url}/ready")
         assert ready.status_code == 200 and ready.json() == {"status": "ready"}
+        # /metrics labels name the served models: behind the token too
+        assert httpx.get(f"{url}/metrics").status_code == 401
+        metrics = httpx.get(f"{url}/metrics", headers={"Authorization": "Bearer s3cret"})
+        assert metrics.status_code == 200 and 'model="ast"' in metrics.text
 
 
 def test_unknown_model_ids_and_disconnects_keep_metrics_bounded(gateway: str) -> None:
@@ -286,3 +293,27 @@ def test_several_workers_serve_and_their_metrics_are_summed(triton, waveform) ->
         for _ in range(5):  # whichever worker answers /metrics reports both
             metrics = httpx.get(f"{url}/metrics").text
             assert 'gateway_requests_total{model="ast",status="200"} 40.0' in metrics
+
+
+def _peak_rss_mb(pid: int) -> float:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(re.search(r"VmHWM:\s+(\d+) kB", status)[1]) / 1024
+
+
+# The gateway's peak memory may grow by at most this much on a 12 MB JSON bomb: the body read in chunks
+# and joined (about twice its size), nothing built from it.
+JSON_BOMB_PEAK_BUDGET_MB = 64
+
+
+def test_a_json_key_bomb_costs_its_body_and_gets_a_short_answer(triton, tmp_path: Path) -> None:
+    bomb = b'{"inputs": "", ' + b", ".join(b'"k%d": 0' % i for i in range(1_000_000)) + b"}"
+    assert 12_000_000 < len(bomb) < 25 * 1024 * 1024  # under the body limit
+    with GatewayProcess(triton.grpc_url, free_port(), tmp_path / "gateway.log") as gateway:
+        httpx.get(f"{gateway.url}/health")
+        before = _peak_rss_mb(gateway.process.pid)
+        answer = httpx.post(f"{gateway.url}/", content=bomb, headers={"Content-Type": "application/json"}, timeout=60)
+        growth = _peak_rss_mb(gateway.process.pid) - before
+    assert answer.status_code == 400 and "more than 100 keys" in answer.json()["error"]
+    assert len(answer.content) < 1000
+    print(f"1M-key JSON bomb ({len(bomb) / 1e6:.0f} MB): peak RSS +{growth:.0f} MB, answer {len(answer.content)} B")
+    assert growth < JSON_BOMB_PEAK_BUDGET_MB

@@ -88,3 +88,29 @@ def test_bad_query_parameters_are_400(query: dict[str, str], message: str) -> No
     with pytest.raises(GatewayError) as error:
         parse(AUDIO, None, query)
     assert error.value.status == 400 and message in error.value.message
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"inputs": "", ' + b", ".join(b'"k%d": 0' % i for i in range(1_000_000)) + b"}",  # 1M unknown keys
+        b'{"inputs": [' + b"0," * 1_000_000 + b"0]}",  # 1M array items
+    ],
+)
+def test_json_bombs_are_refused_before_parsing_with_a_short_message(body: bytes) -> None:
+    with pytest.raises(GatewayError) as error:
+        parse(body, "application/json")
+    assert error.value.status == 400 and "more than 100 keys and items" in error.value.message
+    assert len(error.value.message) < 300
+
+
+def test_errors_name_a_few_problems_and_cut_long_names() -> None:
+    body = _json(parameters={f"p{i}": 1 for i in range(20)} | {"x" * 10_000: 1})
+    with pytest.raises(GatewayError) as error:
+        parse(body, "application/json")
+    message = error.value.message
+    assert message.count("unknown parameter") == 3 and message.endswith("and 18 more")
+    assert len(message) < 500
+    with pytest.raises(GatewayError) as error:
+        parse(_json(parameters={"y" * 10_000: 1}), "application/json")
+    assert f"unknown parameter '{'y' * 40}...'" in error.value.message and len(error.value.message) < 200
