@@ -17,7 +17,7 @@ PERF_MODEL ?= $(DEFAULT_MODEL)
 PERF_AUDIO ?=
 PERF_CONCURRENCY ?= 1:4
 
-.PHONY: help install test lint export serve perf soak bench bench-idle clean
+.PHONY: help install test lint export serve perf soak bench bench-idle bench-streams clean
 
 help:
 	@echo "make test                 install everything (.venv) and run the test suite"
@@ -27,6 +27,7 @@ help:
 	@echo "make soak                 10,000 requests at concurrency 64 through gateway -> Triton: none lost or wrong"
 	@echo "make bench                real-size models (wav2vec2, HuBERT, AST, Whisper): served vs transformers' pipeline"
 	@echo "make bench-idle           CPU an idle 'make serve' uses with five real-size models (health checks included)"
+	@echo "make bench-streams        how many real-time live-audio streams hold, vs the same windows POSTed"
 	@echo "make lint                 ruff"
 	@echo "make clean                remove .venv and run state"
 
@@ -78,6 +79,11 @@ bench: install
 # inferences its health machinery sends (none).
 bench-idle: install
 	$(BIN)/python benchmarks/idle_cost.py
+
+# Real-time WebSocket streams (100 ms chunks, window 1 s / hop 0.5 s) against the default model and a
+# real-size wav2vec2-base, beside the same windows POSTed one request each.
+bench-streams: install
+	$(BIN)/python benchmarks/stream_load.py
 
 clean:
 	rm -rf $(VENV) .run

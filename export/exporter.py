@@ -196,6 +196,7 @@ def export_model(
                 "aggregate": "max of the windows' scores for sigmoid, their mean otherwise",
                 "exact": "equals transformers for clips up to one window; longer clips are aggregated windows",
             },
+            window_seconds=long_audio.default_window(extractor) / extractor.sampling_rate,
             versions={
                 "transformers": transformers.__version__,
                 "torch": torch.__version__.split("+")[0],

@@ -1,4 +1,4 @@
-"""Back-pressure: how many classify requests, and how many body bytes, the gateway holds at once.
+"""Back-pressure: how many classify requests, body bytes and live-audio streams the gateway holds at once.
 
 Beyond either cap a request is refused at once with 503 + Retry-After (as text-embeddings-inference refuses
 beyond its concurrency cap) rather than queued without bound: memory stays bounded under a flood of large
@@ -16,8 +16,10 @@ from gateway.errors import GatewayError
 class Admission:
     max_requests: int
     max_body_bytes: int
+    max_streams: int
     requests: int = 0
     body_bytes: int = 0
+    streams: int = 0
 
     def enter(self) -> None:
         """Admit one more classify request, or refuse it (503)."""
@@ -34,3 +36,12 @@ class Admission:
         if self.body_bytes + size > self.max_body_bytes:
             raise GatewayError(503, "the gateway holds its limit of request bodies in progress; retry shortly")
         self.body_bytes += size
+
+    def enter_stream(self) -> None:
+        """Admit one more live-audio stream, or refuse it (503: the stream is closed with 1013)."""
+        if self.streams >= self.max_streams:
+            raise GatewayError(503, f"the gateway is at its limit of {self.max_streams} streams")
+        self.streams += 1
+
+    def leave_stream(self) -> None:
+        self.streams -= 1

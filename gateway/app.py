@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 
 from gateway import errors, openapi
 from gateway.admission import Admission
@@ -24,7 +26,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         triton = Triton(settings.triton_url, settings.triton_lb_policy, settings.models_refresh_s)
-        admission = Admission(settings.max_concurrent_requests, settings.max_inflight_body_bytes)
+        admission = Admission(settings.max_concurrent_requests, settings.max_inflight_body_bytes, settings.max_streams)
         app.state.services = Services(settings, triton, Metrics(), admission)
         try:
             yield
@@ -41,4 +43,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     openapi.install(app)
     errors.install(app, settings.retry_after_s)
     app.include_router(router)
+    # The try-it page: static files, no build step, nothing fetched from elsewhere (it works offline).
+    app.mount("/ui", StaticFiles(directory=Path(__file__).parent / "static", html=True), name="ui")
     return app

@@ -37,14 +37,19 @@ async def get_services(request: Request) -> Services:  # async: sync dependencie
 ServicesDep = Annotated[Services, Depends(get_services)]
 
 
+def token_ok(services: Services, authorization: str) -> bool:
+    """Whether an ``Authorization`` value carries the configured API token (or none is configured)."""
+    if not services.token_required:
+        return True
+    expected = services.settings.api_token.get_secret_value().encode()  # type: ignore[union-attr]
+    scheme, _, presented = authorization.partition(" ")
+    # "Bearer: <token>" is how the HF API docs write it; "Bearer <token>" is the standard.
+    return scheme.rstrip(":").lower() == "bearer" and hmac.compare_digest(presented.strip().encode(), expected)
+
+
 async def check_token(request: Request, services: ServicesDep) -> None:
     """401 unless the configured API token is presented as ``Authorization: Bearer <token>``."""
-    if not services.token_required:
-        return
-    expected = services.settings.api_token.get_secret_value().encode()  # type: ignore[union-attr]
-    scheme, _, presented = request.headers.get("authorization", "").partition(" ")
-    # "Bearer: <token>" is how the HF API docs write it; "Bearer <token>" is the standard.
-    if scheme.rstrip(":").lower() != "bearer" or not hmac.compare_digest(presented.strip().encode(), expected):
+    if not token_ok(services, request.headers.get("authorization", "")):
         raise GatewayError(401, "missing or invalid API token: send 'Authorization: Bearer <token>'")
 
 

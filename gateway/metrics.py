@@ -36,6 +36,18 @@ class Metrics:
             registry=self.registry,
             multiprocess_mode="livesum",  # summed over the live workers
         )
+        self.streams = Gauge(
+            "gateway_streams",
+            "Live-audio WebSocket streams open",
+            registry=self.registry,
+            multiprocess_mode="livesum",
+        )
+        self.stream_windows = Counter(
+            "gateway_stream_windows",
+            "Windows of live-audio streams classified, by model",
+            ["model"],
+            registry=self.registry,
+        )
 
     def exposition(self) -> bytes:
         """The text format: this process's metrics, or every worker's summed in multiprocess mode."""

@@ -3,7 +3,7 @@ metrics). Thin: the work happens in ``gateway.classify`` and ``gateway.triton``.
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, WebSocket
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
@@ -11,6 +11,7 @@ from gateway import openapi
 from gateway.classify import classify
 from gateway.dependencies import Authorized, ServicesDep
 from gateway.schemas import ModelInfo, Prediction
+from gateway.streaming import serve_stream
 
 router = APIRouter()
 
@@ -29,6 +30,18 @@ _CLASSIFY = {
 )
 async def classify_with(model_id: str, request: Request, services: ServicesDep) -> list[Prediction]:
     return await classify(request, services, model_id.rstrip("/") or None)  # a trailing slash: the same model
+
+
+@router.websocket("/models/{model_id:path}/stream")
+async def stream_with(websocket: WebSocket, model_id: str, services: ServicesDep) -> None:
+    """Live audio classified window by window (protocol: ``gateway.streaming``)."""
+    await serve_stream(websocket, services, model_id)
+
+
+@router.websocket("/stream")
+async def stream_default(websocket: WebSocket, services: ServicesDep) -> None:
+    """Live audio with the default model."""
+    await serve_stream(websocket, services, None)
 
 
 @router.post("/", summary="Classify audio with the default model", **_CLASSIFY)

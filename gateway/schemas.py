@@ -58,6 +58,7 @@ class ModelInfo(BaseModel):
     max_seconds: float | None = None
     min_samples: int | None = None
     long_audio: dict[str, Any] | None = Field(None, description="chunk mode's window, hop and aggregation")
+    window_seconds: float | None = Field(None, description="the model's own window: a live stream's default")
     precision: str | None = Field(None, description="fp32 (scores as transformers'), or int8 (quantized)")
 
     @classmethod
@@ -73,6 +74,7 @@ class ModelInfo(BaseModel):
             max_seconds=metadata.max_seconds,
             min_samples=metadata.min_samples,
             long_audio=metadata.long_audio,
+            window_seconds=metadata.window_seconds,
             precision=metadata.precision,
         )
 

@@ -118,4 +118,6 @@ def serve(settings: Settings) -> None:
         log_level="info",
         access_log=False,
         timeout_keep_alive=settings.keep_alive_s,
+        # Messages up to twice a stream's limit get the gateway's JSON error; beyond, uvicorn closes with 1009.
+        ws_max_size=2 * settings.stream_max_message_bytes,
     )

@@ -35,6 +35,11 @@ class Settings(BaseSettings):
         1024, description="open connections per worker (uvicorn's limit_concurrency); 503 beyond"
     )
     keep_alive_s: float = Field(5.0, description="idle keep-alive connections are closed after this")
+    max_streams: int = Field(256, ge=0, description="live-audio WebSocket streams open at once, per worker")
+    stream_idle_s: float = Field(30.0, gt=0, description="a stream with no message for this long is closed")
+    stream_max_message_bytes: int = Field(
+        1024 * 1024, gt=0, description="largest message of a stream (10 s of 48 kHz 16-bit PCM is 960 kB)"
+    )
     host: str = Field("127.0.0.1", description="address the gateway listens on")
     port: int = Field(8080, description="port the gateway listens on")
     workers: int = Field(1, ge=1, description="gateway processes sharing the port (metrics are summed over them)")

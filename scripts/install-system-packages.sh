@@ -6,6 +6,7 @@
 #   espeak-ng       synthesizes the default model's held-out test speech (and its training data)
 #   flite, festival (+ the festvox-kallpc16k and festvox-us-slt-hts voices)
 #                   the default model's other-synthesizer figures (keyword_spotter.train, and its test)
+#   chromium, chromium-driver  the try-it page (/ui) tested in a real headless browser (Selenium)
 # kubectl is not here: Debian 12 has none recent enough (scripts/install-kubectl.sh takes it from PyPI).
 # A package the archive lacks is reported and skipped, so that one missing name never blocks the others;
 # whatever then needs it fails with a message naming it.
@@ -17,9 +18,10 @@ has_package() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install
 need=()
 has_lib "libpython${py}.so" || need+=("libpython${py}")
 has_lib "libb64.so.0d" || need+=("libb64-0d")
-for tool in docker-compose espeak-ng flite festival; do
+for tool in docker-compose espeak-ng flite festival chromium; do
   command -v "$tool" >/dev/null || need+=("$tool")
 done
+command -v chromedriver >/dev/null || need+=("chromium-driver")
 for voice in festvox-kallpc16k festvox-us-slt-hts; do
   has_package "$voice" || need+=("$voice")
 done

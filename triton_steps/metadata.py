@@ -23,6 +23,7 @@ class ModelMetadata:
     min_samples: int  # shortest accepted audio, in samples at sampling_rate
     max_seconds: float | None  # longest accepted audio (None: no limit)
     long_audio: dict[str, Any] | None = None  # chunk mode's window, hop and aggregation (None: as transformers)
+    window_seconds: float | None = None  # the model's own window (long_audio.default_window): live streams' default
     precision: str = "fp32"  # int8: quantized (--quantize), scores within the gate below, not within 1e-4
     quantization: dict[str, Any] | None = None  # int8: the export gate's top-1 agreement and max score diff
     versions: dict[str, str] = field(default_factory=dict)  # library versions used to export

@@ -1,0 +1,206 @@
+"""How many live-audio streams stay real-time (``make bench-streams``), side by side with the same windows
+POSTed one HTTP request each.
+
+N simulated microphones, each sending 100 ms chunks of real speech at real-time pace (16 kHz, 16-bit) over
+the WebSocket (window 1 s, hop 0.5 s). An event's latency runs from the moment the chunk holding the window's
+last sample was sent to the moment its event arrived. N holds if every window's event arrives and the p99
+latency is under 500 ms. The competitor: N clients each POSTing the same 1 s windows every 0.5 s, latency
+from the moment the window was complete. Both against the default model, and against a real-size
+wav2vec2-base (random weights), on the stack as ``make serve`` runs it (Triton, the model sync, the
+gateway). Writes ``stream_load.json`` and ``stream_load.png`` into ``--results``.
+
+    .venv/bin/python benchmarks/stream_load.py [--seconds 10] [--models keyword-spotter,wav2vec2-base]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import json
+import os
+import platform
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import aiohttp
+import numpy as np
+import soundfile
+from websockets.asyncio.client import connect
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import real_size_models  # noqa: E402
+
+from export.exporter import ExportOptions, export_model  # noqa: E402
+from local_triton.gateway_process import GatewayProcess  # noqa: E402
+from local_triton.server import LocalTriton, Ports, free_port, http_ok  # noqa: E402
+from model_store import location  # noqa: E402
+from model_store.sync import Sync, TritonRepository  # noqa: E402
+
+RATE = 16000
+CHUNK_S, WINDOW_S, HOP_S = 0.1, 1.0, 0.5
+P99_LIMIT_MS = 500.0
+STEPS = {"keyword-spotter": (50, 100, 150, 200, 250, 300), "wav2vec2-base": (2, 4, 6, 8, 12, 16)}
+
+
+def speech(seconds: float) -> np.ndarray:
+    """Real clips of the committed validation speakers, back to back, as int16."""
+    clips = sorted((ROOT / "tests" / "data" / "speech_commands_validation").glob("*/*.flac"))
+    parts = [soundfile.read(clip, dtype="int16")[0] for clip in clips[: int(seconds) + 1]]
+    return np.concatenate(parts)[: int(seconds * RATE)]
+
+
+def _summary(latencies: list[float], expected: int, got: int) -> dict:
+    ms = np.array(latencies) * 1000 if latencies else np.array([np.inf])
+    p99 = float(np.percentile(ms, 99))
+    return {"events": got, "expected": expected, "p50_ms": float(np.percentile(ms, 50)), "p99_ms": p99,
+            "real_time": got == expected and p99 < P99_LIMIT_MS}  # fmt: skip
+
+
+async def _one_stream(url: str, audio: np.ndarray, started: float, latencies: list[float]) -> int:
+    chunk = int(CHUNK_S * RATE)
+    sent_at: list[float] = []
+    received = 0
+    async with connect(url, max_size=None) as ws:
+        await ws.send(json.dumps({"window_s": WINDOW_S, "hop_s": HOP_S}))
+
+        async def reader() -> None:
+            nonlocal received
+            async for message in ws:
+                event = json.loads(message)
+                if "error" in event:
+                    raise RuntimeError(event["error"])
+                last_chunk = int(round(event["end_s"] / CHUNK_S)) - 1
+                latencies.append(time.perf_counter() - sent_at[last_chunk])
+                received += 1
+
+        reading = asyncio.create_task(reader())
+        for index in range(len(audio) // chunk):
+            await asyncio.sleep(max(0.0, started + index * CHUNK_S - time.perf_counter()))
+            sent_at.append(time.perf_counter())
+            await ws.send(audio[index * chunk : (index + 1) * chunk].tobytes())
+        await ws.send(json.dumps({"event": "end"}))
+        await reading
+    return received
+
+
+async def streams(gateway: str, model: str, n: int, seconds: float) -> dict:
+    audio = speech(seconds)
+    expected = int((seconds - WINDOW_S) / HOP_S) + 1
+    latencies: list[float] = []
+    url = gateway.replace("http://", "ws://") + f"/models/{model}/stream"
+    started = time.perf_counter() + 0.5
+    offsets = np.linspace(0, CHUNK_S, n, endpoint=False)  # microphones do not start in lockstep
+    counts = await asyncio.gather(
+        *(_one_stream(url, audio, started + o, latencies) for o in offsets), return_exceptions=True
+    )
+    got = sum(c for c in counts if isinstance(c, int))
+    return _summary(latencies, expected * n, got)
+
+
+async def posts(gateway: str, model: str, n: int, seconds: float) -> dict:
+    audio = speech(seconds)
+    windows = []
+    for start in np.arange(0, seconds - WINDOW_S + 1e-9, HOP_S):
+        buffer = io.BytesIO()
+        begin = int(start * RATE)
+        soundfile.write(buffer, audio[begin : begin + int(WINDOW_S * RATE)], RATE, format="WAV", subtype="PCM_16")
+        windows.append((start + WINDOW_S, buffer.getvalue()))
+    latencies: list[float] = []
+    started = time.perf_counter() + 0.5
+    connector = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def client(offset: float) -> int:
+            done = 0
+            for complete_at, data in windows:  # each window is POSTed once it is complete, in real time
+                due = started + offset + complete_at
+                await asyncio.sleep(max(0.0, due - time.perf_counter()))
+                async with session.post(f"{gateway}/models/{model}", data=data) as response:
+                    await response.read()
+                    if response.status == 200:
+                        latencies.append(time.perf_counter() - due)
+                        done += 1
+            return done
+
+        offsets = np.linspace(0, CHUNK_S, n, endpoint=False)
+        counts = await asyncio.gather(*(client(o) for o in offsets), return_exceptions=True)
+    return _summary(latencies, len(windows) * n, sum(c for c in counts if isinstance(c, int)))
+
+
+def plot(report: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(1, len(report["models"]), figsize=(6 * len(report["models"]), 4), squeeze=False)
+    for axis, (model, rows) in zip(axes[0], report["models"].items(), strict=True):
+        for way, style in (("websocket", "o-"), ("http_post", "s--")):
+            points = [(r["streams"], r[way]["p99_ms"]) for r in rows if np.isfinite(r[way]["p99_ms"])]
+            if points:
+                axis.plot(*zip(*points, strict=True), style, label=way.replace("_", " "))
+        axis.axhline(P99_LIMIT_MS, color="grey", linewidth=0.8)
+        axis.set(title=model, xlabel="concurrent real-time streams", ylabel="p99 event latency (ms)", yscale="log")
+        axis.legend()
+    figure.suptitle(report["machine"])
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", default=",".join(STEPS))
+    parser.add_argument("--seconds", type=float, default=10.0, help="length of each simulated stream")
+    parser.add_argument("--workdir", type=Path, default=ROOT / ".run" / "bench-streams")
+    parser.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "results")
+    args = parser.parse_args()
+    repository = args.workdir / "model_repository"
+    shutil.copytree(ROOT / "model_repository", repository, dirs_exist_ok=True)
+    models = args.models.split(",")
+    if "wav2vec2-base" in models and not (repository / "wav2vec2-base" / "config.pbtxt").exists():
+        print("exporting a real-size wav2vec2-base (random weights) ...", flush=True)
+        checkpoint = real_size_models.build("wav2vec2-base", args.workdir / "checkpoints" / "wav2vec2-base")
+        export_model(str(checkpoint), repository, ExportOptions(name="wav2vec2-base"), log=lambda _: None)
+    machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs"
+    report: dict = {"machine": machine, "p99_limit_ms": P99_LIMIT_MS, "models": {}}
+    serve = args.workdir / "serve"
+    with (
+        LocalTriton(repository, serve, Ports(free_port(), free_port(), free_port())) as triton,
+        GatewayProcess(triton.grpc_url, free_port(), serve / "gateway.log", max_streams="1000") as gateway,
+    ):
+        sync = Sync(location.parse(repository), TritonRepository(triton.http_url), log=lambda _: None).start()
+        try:
+            while not http_ok(f"{gateway.url}/ready"):
+                time.sleep(0.5)
+            for model in models:
+                rows = report["models"][model] = []
+                for n in STEPS[model]:
+                    row = {"streams": n}
+                    for way, run in (("websocket", streams), ("http_post", posts)):
+                        row[way] = asyncio.run(run(gateway.url, model, n, args.seconds))
+                        result = row[way]
+                        print(f"{model:16} {n:4} streams  {way:9}  events {result['events']:5}/{result['expected']:<5}"
+                              f"  p50 {result['p50_ms']:7.1f} ms  p99 {result['p99_ms']:7.1f} ms"
+                              f"  {'real-time' if result['real_time'] else 'NOT real-time'}", flush=True)  # fmt: skip
+                    rows.append(row)
+                    if not row["websocket"]["real_time"] and not row["http_post"]["real_time"]:
+                        break
+                for way in ("websocket", "http_post"):
+                    held = [r["streams"] for r in rows if r[way]["real_time"]]
+                    report.setdefault("most_real_time_streams", {})[f"{model} {way}"] = max(held, default=0)
+        finally:
+            sync.stop()
+    print(json.dumps(report["most_real_time_streams"], indent=2))
+    args.results.mkdir(parents=True, exist_ok=True)
+    (args.results / "stream_load.json").write_text(json.dumps(report, indent=2) + "\n")
+    plot(report, args.results / "stream_load.png")
+    print(f"wrote {args.results / 'stream_load.json'} and stream_load.png")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,282 @@
+"""Live audio over a WebSocket: raw PCM in, one classification per window out.
+
+The protocol (README, "Live audio"): the client's first message is JSON text (``StreamConfig``); then binary
+messages of raw PCM of any size; then ``{"event": "end"}``. For every complete window the server sends
+``{"start_s", "end_s", "predictions"}``. Each window is sent to Triton as a 16-bit WAV at the model's rate,
+exactly what POSTing that window's samples sends, so its scores are the same. Errors are ``{"error": ...}``
+and a close code (``CloseCode``).
+
+Bounded per stream: one message at a time is read, and its windows are scored before the next is read, so a
+client that sends faster than real time is slowed by TCP back-pressure and never buffered (at most a window
+and one message of audio are held); messages are capped in bytes; a silent client is closed after an idle
+timeout; the number of streams is capped. Windows of concurrent streams reach Triton concurrently, where
+the dynamic batcher groups them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import logging
+import wave
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from enum import IntEnum
+from typing import Literal
+
+import numpy as np
+import soxr
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from gateway.dependencies import Services, token_ok
+from gateway.errors import GatewayError
+from gateway.schemas import Parameters
+from triton_steps.metadata import ModelMetadata
+
+logger = logging.getLogger(__name__)
+
+MAX_RATE = 384_000  # Hz: as the decoder of uploaded files (triton_steps.audio.MAX_RATE)
+MIN_HOP_S = 0.05
+MAX_WINDOW_S = 30.0
+DEFAULT_HOP_FRACTION = 0.5  # hop_s defaults to half the window
+MIN_FINAL_S = 0.1  # the last, partial window is scored at the end if at least this long (and the model's minimum)
+PCM16_SCALE = 32768.0  # int16 <-> float: the convention of libsndfile, which decodes the WAV in Triton
+
+
+class CloseCode(IntEnum):
+    NORMAL = 1000
+    POLICY = 1008  # bad config, auth, protocol, idle
+    TOO_BIG = 1009
+    SERVER_ERROR = 1011
+    TRY_AGAIN = 1013  # overloaded, or the model is not ready
+
+
+class StreamConfig(BaseModel):
+    """The first message of a stream."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    sampling_rate: int = Field(16000, ge=1000, le=MAX_RATE, strict=True)
+    encoding: Literal["pcm_s16le", "pcm_f32le"] = "pcm_s16le"
+    window_s: float | None = Field(None, gt=0, le=MAX_WINDOW_S, description="default: the model's own window")
+    hop_s: float | None = Field(None, ge=MIN_HOP_S, description="default: half the window")
+    parameters: Parameters = Field(default_factory=Parameters)
+    token: str | None = Field(None, description="the API token, for browsers (which cannot set headers)")
+
+
+class StreamError(Exception):
+    """Ends a stream: ``{"error": message}``, then a close with ``code``."""
+
+    def __init__(self, code: CloseCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def to_pcm16(samples: np.ndarray) -> np.ndarray:
+    """Float samples in [-1, 1) as int16 (rounded, clipped)."""
+    return np.clip(np.rint(samples * PCM16_SCALE), -32768, 32767).astype(np.int16)
+
+
+def wav16(samples: np.ndarray, rate: int) -> bytes:
+    """A mono 16-bit PCM WAV of float ``samples``: what a stream sends Triton for each window."""
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes(to_pcm16(samples).astype("<i2").tobytes())
+    return buffer.getvalue()
+
+
+@dataclass
+class PcmDecoder:
+    """Raw little-endian PCM bytes, in messages cut anywhere, to float32 samples."""
+
+    encoding: str
+    _carry: bytes = b""
+
+    def decode(self, data: bytes) -> np.ndarray:
+        width = 2 if self.encoding == "pcm_s16le" else 4
+        data = self._carry + data
+        whole = len(data) - len(data) % width
+        self._carry = data[whole:]
+        if self.encoding == "pcm_s16le":
+            return np.frombuffer(data[:whole], "<i2").astype(np.float32) / np.float32(PCM16_SCALE)
+        samples = np.frombuffer(data[:whole], "<f4").astype(np.float32)
+        if not np.isfinite(samples).all():
+            raise StreamError(CloseCode.POLICY, "the audio contains NaN or infinite samples")
+        return samples
+
+
+@dataclass
+class Windower:
+    """Samples at the model's rate in; complete windows (start sample, samples) out, every ``hop`` samples.
+    Holds only the audio from the next window's start on."""
+
+    window: int
+    hop: int
+    _buffer: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
+    _offset: int = 0  # stream position of _buffer[0]
+    _next: int = 0  # start of the next window to score
+
+    def push(self, samples: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
+        """Add ``samples``; yield each window they complete, one at a time (scored before the next is cut)."""
+        self._buffer = np.concatenate([self._buffer, samples])
+        while self._next + self.window <= self._offset + len(self._buffer):
+            begin = self._next - self._offset
+            yield self._next, self._buffer[begin : begin + self.window].copy()
+            self._next += self.hop
+        drop = min(self._next - self._offset, len(self._buffer))
+        self._buffer, self._offset = self._buffer[drop:], self._offset + drop
+
+    def final(self, min_samples: int) -> tuple[int, np.ndarray] | None:
+        """At the end of the stream: the next window, partial, if it holds audio no window covered and is at
+        least ``min_samples`` long."""
+        end = self._offset + len(self._buffer)
+        covered = self._next - self.hop + self.window if self._next else 0
+        if end <= covered or end - self._next < min_samples:
+            return None
+        return self._next, self._buffer[self._next - self._offset :].copy()
+
+
+def _resolve_window(config: StreamConfig, metadata: ModelMetadata) -> tuple[int, int]:
+    rate = metadata.sampling_rate
+    window_s = config.window_s or metadata.window_seconds
+    if window_s is None:
+        raise StreamError(CloseCode.POLICY, f"model {metadata.model_id!r} records no window: set window_s")
+    hop_s = config.hop_s or window_s * DEFAULT_HOP_FRACTION
+    if hop_s > window_s:
+        raise StreamError(CloseCode.POLICY, f"hop_s ({hop_s:g}) must not exceed window_s ({window_s:g})")
+    window = round(window_s * rate)
+    if window < metadata.min_samples:
+        raise StreamError(CloseCode.POLICY, f"window_s must be at least {metadata.min_samples / rate:g} s")
+    return window, max(1, round(hop_s * rate))
+
+
+def _error_code(error: GatewayError) -> CloseCode:
+    if error.status in (401, 404, 400):
+        return CloseCode.POLICY
+    if error.status == 503:
+        return CloseCode.TRY_AGAIN
+    return CloseCode.SERVER_ERROR
+
+
+class Stream:
+    """One WebSocket stream, from its first message to its close."""
+
+    def __init__(self, websocket: WebSocket, services: Services, model_id: str | None) -> None:
+        self.websocket = websocket
+        self.services = services
+        self.model_id = model_id
+        self.settings = services.settings
+
+    async def _receive(self) -> dict:
+        try:
+            message = await asyncio.wait_for(self.websocket.receive(), self.settings.stream_idle_s)
+        except asyncio.TimeoutError:  # noqa: UP041 - Python 3.10's is not the builtin
+            raise StreamError(CloseCode.POLICY, f"nothing received for {self.settings.stream_idle_s:g} s") from None
+        if message["type"] == "websocket.disconnect":
+            raise WebSocketDisconnect(message.get("code", 1000))
+        size = len(message.get("bytes") or b"") + len((message.get("text") or "").encode())
+        if size > self.settings.stream_max_message_bytes:
+            limit = self.settings.stream_max_message_bytes
+            raise StreamError(CloseCode.TOO_BIG, f"a message of {size} bytes; the limit is {limit}")
+        return message
+
+    async def _configure(self) -> StreamConfig:
+        message = await self._receive()
+        if message.get("text") is None:
+            raise StreamError(CloseCode.POLICY, "the first message must be the JSON configuration (text)")
+        try:
+            config = StreamConfig.model_validate_json(message["text"])
+        except ValidationError as error:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors()[:3])
+            raise StreamError(CloseCode.POLICY, f"bad configuration: {problems}") from None
+        presented = self.websocket.headers.get("authorization") or (f"Bearer {config.token}" if config.token else "")
+        if not token_ok(self.services, presented):
+            raise StreamError(CloseCode.POLICY, "missing or invalid API token: send it as 'Authorization: "
+                              "Bearer <token>' or as \"token\" in the first message")  # fmt: skip
+        return config
+
+    async def _score(self, metadata: ModelMetadata, config: StreamConfig, start: int, samples: np.ndarray) -> None:
+        rate = metadata.sampling_rate
+        parameters = config.parameters
+        predictions = await self.services.triton.classify(
+            metadata.name, wav16(samples, rate), parameters.top_k, parameters.function_to_apply,
+            self.settings.timeout_s,
+        )  # fmt: skip
+        self.services.metrics.stream_windows.labels(metadata.model_id).inc()
+        event = {
+            "start_s": start / rate,
+            "end_s": (start + len(samples)) / rate,
+            "predictions": [p.model_dump() for p in predictions],
+        }
+        await self.websocket.send_text(json.dumps(event))
+
+    async def run(self) -> None:
+        config = await self._configure()
+        metadata = await self.services.triton.resolve(self.model_id, self.settings.default_model)
+        window, hop = _resolve_window(config, metadata)
+        rate = metadata.sampling_rate
+        decoder = PcmDecoder(config.encoding)
+        resampler = (
+            None
+            if config.sampling_rate == rate
+            else soxr.ResampleStream(config.sampling_rate, rate, 1, dtype="float32", quality="VHQ")
+        )
+        windower = Windower(window, hop)
+        while True:
+            message = await self._receive()
+            if message.get("bytes") is not None:
+                samples = decoder.decode(message["bytes"])
+                if resampler is not None:
+                    samples = resampler.resample_chunk(samples)
+                for start, chunk in windower.push(samples):
+                    await self._score(metadata, config, start, chunk)
+                continue
+            try:
+                event = json.loads(message["text"])
+            except ValueError:
+                event = None
+            if event != {"event": "end"}:
+                raise StreamError(CloseCode.POLICY, 'text messages after the first must be {"event": "end"}')
+            if resampler is not None:
+                for start, chunk in windower.push(resampler.resample_chunk(np.zeros(0, np.float32), last=True)):
+                    await self._score(metadata, config, start, chunk)
+            last = windower.final(max(metadata.min_samples, round(MIN_FINAL_S * rate)))
+            if last is not None:
+                await self._score(metadata, config, *last)
+            await self.websocket.close(CloseCode.NORMAL)
+            return
+
+
+async def serve_stream(websocket: WebSocket, services: Services, model_id: str | None) -> None:
+    """Accept ``websocket`` and run its stream to the end, whatever the client does; every error becomes
+    ``{"error"}`` and a close code, and the stream's slot is always given back."""
+    await websocket.accept()
+    admitted = False
+    try:
+        services.admission.enter_stream()
+        admitted = True
+        services.metrics.streams.inc()
+        await Stream(websocket, services, model_id).run()
+    except WebSocketDisconnect:
+        pass  # the client went away: nothing to answer
+    except Exception as error:  # noqa: BLE001 - every failure ends this stream alone, with a close code
+        if isinstance(error, GatewayError):
+            error = StreamError(_error_code(error), error.message)
+        elif not isinstance(error, StreamError):
+            logger.exception("stream failed")
+            error = StreamError(CloseCode.SERVER_ERROR, f"internal error: {type(error).__name__}")
+        try:
+            await websocket.send_text(json.dumps({"error": error.message}))
+            await websocket.close(error.code)
+        except (WebSocketDisconnect, RuntimeError, OSError):
+            pass  # gone meanwhile
+    finally:
+        if admitted:
+            services.admission.leave_stream()
+            services.metrics.streams.dec()

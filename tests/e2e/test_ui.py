@@ -1,0 +1,128 @@
+"""The try-it page (/ui) in a real browser: Debian's headless Chromium, driven by Selenium, with its fake
+microphone playing a real recording of "yes". A file upload, a recording and a live stream each show "yes"
+at the top, through the real gateway and tritonserver. ``UI_SCREENSHOT=path`` keeps a screenshot of the
+live view (the README's picture)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+from conftest import free_port, running_gateway
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
+
+from local_triton.server import LocalTriton, Ports
+
+ROOT = Path(__file__).resolve().parents[2]
+YES = sorted((ROOT / "tests" / "data" / "speech_commands_validation" / "yes").glob("*.flac"))[0]
+CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
+
+pytestmark = pytest.mark.skipif(
+    not (CHROMIUM and CHROMEDRIVER), reason="no chromium / chromedriver (scripts/install-system-packages.sh)"
+)
+
+
+@pytest.fixture(scope="module")
+def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    triton = LocalTriton(
+        ROOT / "model_repository", tmp_path_factory.mktemp("ui"), Ports(free_port(), free_port(), free_port())
+    )
+    with triton, running_gateway(triton.grpc_url) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def microphone(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """What the fake microphone plays, once: 0.5 s of quiet, a real "yes", 2.5 s of quiet."""
+    spoken, rate = soundfile.read(YES, dtype="float32")
+    quiet = np.random.default_rng(0).normal(0, 1e-4, int(0.5 * rate)).astype(np.float32)
+    path = tmp_path_factory.mktemp("mic") / "yes.wav"
+    soundfile.write(path, np.concatenate([quiet, spoken, np.tile(quiet, 5)]), rate, subtype="PCM_16")
+    return path
+
+
+@pytest.fixture
+def browser(microphone: Path, tmp_path: Path) -> Iterator[webdriver.Chrome]:
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in (
+        "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-quic",
+        "--window-size=1000,900", f"--user-data-dir={tmp_path / 'profile'}",
+        "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+        f"--use-file-for-fake-audio-capture={microphone}%noloop",
+    ):  # fmt: skip
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def _top_label(driver: webdriver.Chrome, title_starts: str, timeout: float = 30) -> str:
+    def shown(d: webdriver.Chrome) -> str | bool:
+        title = d.find_element(By.ID, "results-title").text
+        labels = d.find_elements(By.CSS_SELECTOR, "#bars li .label")
+        return labels[0].text if title.startswith(title_starts) and labels else False
+
+    return WebDriverWait(driver, timeout).until(shown)
+
+
+def _open(driver: webdriver.Chrome, gateway: str) -> None:
+    driver.get(f"{gateway}/ui")
+    WebDriverWait(driver, 30).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#model option"))
+    assert driver.find_element(By.ID, "model").get_attribute("value") == "keyword-spotter"
+
+
+def test_upload_a_file(browser: webdriver.Chrome, gateway: str) -> None:
+    _open(browser, gateway)
+    browser.find_element(By.ID, "file").send_keys(str(ROOT / "samples" / "yes.wav"))
+    assert _top_label(browser, "yes.wav") == "yes"
+    bars = browser.find_elements(By.CSS_SELECTOR, "#bars li")
+    assert len(bars) == 10  # twelve labels, the ten best shown as bars
+
+
+def test_a_bad_file_shows_the_gateways_error(browser: webdriver.Chrome, gateway: str, tmp_path: Path) -> None:
+    _open(browser, gateway)
+    junk = tmp_path / "junk.wav"
+    junk.write_bytes(b"not audio at all")
+    browser.find_element(By.ID, "file").send_keys(str(junk))
+    error = WebDriverWait(browser, 30).until(lambda d: d.find_element(By.ID, "error").text)
+    assert error.startswith("could not decode the audio (16 bytes)")
+
+
+def test_record_from_the_microphone(browser: webdriver.Chrome, gateway: str) -> None:
+    _open(browser, gateway)
+    browser.find_element(By.CSS_SELECTOR, '[data-tab="record"]').click()
+    browser.find_element(By.ID, "record").click()
+    WebDriverWait(browser, 10).until(lambda d: "Recording" in d.find_element(By.ID, "record-status").text)
+    time.sleep(2.0)  # the fake microphone says "yes" from 0.5 s to 1.5 s
+    browser.find_element(By.ID, "record").click()
+    assert _top_label(browser, "Recording") == "yes"
+
+
+def test_live_mode_streams_the_microphone(browser: webdriver.Chrome, gateway: str) -> None:
+    _open(browser, gateway)
+    browser.find_element(By.CSS_SELECTOR, '[data-tab="live"]').click()
+    browser.find_element(By.ID, "live").click()
+    WebDriverWait(browser, 30).until(
+        lambda d: any("yes" in item.text for item in d.find_elements(By.CSS_SELECTOR, "#timeline li"))
+    )
+    WebDriverWait(browser, 30).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#timeline li")) >= 6)
+    windows = [item.text for item in browser.find_elements(By.CSS_SELECTOR, "#timeline li")]
+    assert any(w.endswith(" yes") for w in windows), windows
+    if os.environ.get("UI_SCREENSHOT"):
+        browser.save_screenshot(os.environ["UI_SCREENSHOT"])
+    browser.find_element(By.ID, "live").click()  # stop: the page sends the end, the server closes with 1000
+    WebDriverWait(browser, 30).until(lambda d: "closed (1000)" in d.find_element(By.ID, "live-status").text)
+    assert browser.find_element(By.ID, "error").text == ""
