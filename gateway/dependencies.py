@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
+from starlette.requests import HTTPConnection
 
 from gateway.admission import Admission
 from gateway.errors import GatewayError
@@ -30,8 +31,8 @@ class Services:
         return token is not None and bool(token.get_secret_value())  # set empty (as docker-compose does): off
 
 
-async def get_services(request: Request) -> Services:  # async: sync dependencies cost a thread hop
-    return request.app.state.services
+async def get_services(connection: HTTPConnection) -> Services:  # async: sync dependencies cost a thread hop
+    return connection.app.state.services  # an HTTPConnection: HTTP requests and WebSockets alike
 
 
 ServicesDep = Annotated[Services, Depends(get_services)]

