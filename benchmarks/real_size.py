@@ -37,16 +37,13 @@ sys.path.insert(0, str(ROOT))
 
 import measure  # noqa: E402
 import real_size_models  # noqa: E402
+import stack  # noqa: E402
 from serving_latency import http_post  # noqa: E402
 
 from export.cpu_plan import available_cpus  # noqa: E402
 from export.exporter import ExportOptions, export_model  # noqa: E402
 from export.quantize import voice_like  # noqa: E402
 from gateway.triton import ensemble_inputs  # noqa: E402
-from local_triton.gateway_process import GatewayProcess  # noqa: E402
-from local_triton.server import LocalTriton, Ports, free_port, http_ok  # noqa: E402
-from model_store import location  # noqa: E402
-from model_store.sync import Sync, TritonRepository  # noqa: E402
 from triton_steps import audio as audio_io  # noqa: E402
 from triton_steps import contract  # noqa: E402
 from triton_steps.features import extractor_from_config  # noqa: E402
@@ -233,24 +230,13 @@ def main() -> None:
                 fp32 = next(r for r in rows if r["model"] == model and r["seconds"] == seconds)["results"]
                 results |= {key: fp32[key] for key in ("pipeline", "preprocess")}
             rows.append({"label": name, "model": model, "precision": precision, "seconds": seconds, "results": results})
-    workdir = args.workdir / "serve"
-    with (
-        LocalTriton(repository, workdir, Ports(free_port(), free_port(), free_port())) as triton,
-        GatewayProcess(triton.grpc_url, free_port(), workdir / "gateway.log", timeout_s="600") as gateway,
-    ):
-        # As `make serve` runs the stack: the model sync and its stub healer run beside Triton.
-        sync = Sync(location.parse(repository), TritonRepository(triton.http_url), log=lambda _: None).start()
-        try:
-            while not http_ok(f"{gateway.url}/ready"):
-                time.sleep(0.5)
-            for row in rows:
-                print(f"{row['label']} {row['seconds']:g} s: served", flush=True)
-                data = wav(row["seconds"])
-                row["results"] |= asyncio.run(
-                    served(triton.grpc_url, gateway.url, row["label"], data, args.concurrency, budget)
-                )
-        finally:
-            sync.stop()
+    with stack.served(repository, args.workdir / "serve", timeout_s="600") as (triton, gateway):
+        for row in rows:
+            print(f"{row['label']} {row['seconds']:g} s: served", flush=True)
+            data = wav(row["seconds"])
+            row["results"] |= asyncio.run(
+                served(triton.grpc_url, gateway.url, row["label"], data, args.concurrency, budget)
+            )
     for row in rows:
         row["ratios"] = ratios(row["results"])
     print_table(rows, args.concurrency)

@@ -34,12 +34,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import real_size_models  # noqa: E402
+import stack  # noqa: E402
 
 from export.exporter import ExportOptions, export_model  # noqa: E402
-from local_triton.gateway_process import GatewayProcess  # noqa: E402
-from local_triton.server import LocalTriton, Ports, free_port, http_ok  # noqa: E402
-from model_store import location  # noqa: E402
-from model_store.sync import Sync, TritonRepository  # noqa: E402
 
 RATE = 16000
 CHUNK_S, WINDOW_S, HOP_S = 0.1, 1.0, 0.5
@@ -174,41 +171,29 @@ def main() -> None:
         export_model(str(checkpoint), repository, ExportOptions(name="wav2vec2-base"), log=lambda _: None)
     machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs"
     report: dict = {"machine": machine, "p99_limit_ms": P99_LIMIT_MS, "models": {}}
-    serve = args.workdir / "serve"
-    with (
-        LocalTriton(repository, serve, Ports(free_port(), free_port(), free_port())) as triton,
-        GatewayProcess(triton.grpc_url, free_port(), serve / "gateway.log", max_streams="1000") as gateway,
-    ):
-        sync = Sync(location.parse(repository), TritonRepository(triton.http_url), log=lambda _: None).start()
-        try:
-            while not http_ok(f"{gateway.url}/ready"):
-                time.sleep(0.5)
-            for model in models:
-                rows = report["models"][model] = []
-                for n in STEPS[model]:
-                    row = {"streams": n}
-                    for way, run in (("websocket", streams), ("http_post", posts)):
-                        row[way] = asyncio.run(run(gateway.url, model, n, args.seconds))
-                        result = row[way]
-                        print(f"{model:16} {n:4} streams  {way:9}  events {result['events']:5}/{result['expected']:<5}"
-                              f"  p50 {result['p50_ms']:7.1f} ms  p99 {result['p99_ms']:7.1f} ms"
-                              f"  {'real-time' if result['real_time'] else 'NOT real-time'}", flush=True)  # fmt: skip
-                    rows.append(row)
-                    if not row["websocket"]["real_time"] and not row["http_post"]["real_time"]:
-                        break
-                for way in ("websocket", "http_post"):
-                    held = [r["streams"] for r in rows if r[way]["real_time"]]
-                    report.setdefault("most_real_time_streams", {})[f"{model} {way}"] = max(held, default=0)
-                # Windows of concurrent streams are batched by Triton: clips per execution of the network step.
-                stats = json.loads(
-                    urllib.request.urlopen(f"http://{triton.http_url}/v2/models/{model}_onnx/stats").read()
-                )
-                step = stats["model_stats"][0]
-                report.setdefault("network_clips_per_execution", {})[model] = round(
-                    step["inference_count"] / max(1, step["execution_count"]), 2
-                )
-        finally:
-            sync.stop()
+    with stack.served(repository, args.workdir / "serve", max_streams="1000") as (triton, gateway):
+        for model in models:
+            rows = report["models"][model] = []
+            for n in STEPS[model]:
+                row = {"streams": n}
+                for way, run in (("websocket", streams), ("http_post", posts)):
+                    row[way] = asyncio.run(run(gateway.url, model, n, args.seconds))
+                    result = row[way]
+                    print(f"{model:16} {n:4} streams  {way:9}  events {result['events']:5}/{result['expected']:<5}"
+                          f"  p50 {result['p50_ms']:7.1f} ms  p99 {result['p99_ms']:7.1f} ms"
+                          f"  {'real-time' if result['real_time'] else 'NOT real-time'}", flush=True)  # fmt: skip
+                rows.append(row)
+                if not row["websocket"]["real_time"] and not row["http_post"]["real_time"]:
+                    break
+            for way in ("websocket", "http_post"):
+                held = [r["streams"] for r in rows if r[way]["real_time"]]
+                report.setdefault("most_real_time_streams", {})[f"{model} {way}"] = max(held, default=0)
+            # Windows of concurrent streams are batched by Triton: clips per execution of the network step.
+            with urllib.request.urlopen(f"http://{triton.http_url}/v2/models/{model}_onnx/stats") as response:
+                step = json.loads(response.read())["model_stats"][0]
+            report.setdefault("network_clips_per_execution", {})[model] = round(
+                step["inference_count"] / max(1, step["execution_count"]), 2
+            )
     print(json.dumps({k: report[k] for k in ("most_real_time_streams", "network_clips_per_execution")}, indent=2))
     args.results.mkdir(parents=True, exist_ok=True)
     (args.results / "stream_load.json").write_text(json.dumps(report, indent=2) + "\n")

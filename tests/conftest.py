@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import io
+import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,12 +19,27 @@ from export.exporter import ExportOptions, ExportResult, export_model
 from local_triton.gateway_process import GatewayProcess
 from local_triton.server import LocalTriton, Ports, free_port
 
+ROOT = Path(__file__).resolve().parents[1]
+
 # Extra exports beyond one per architecture: transformers' other function_to_apply defaults.
 PROBLEM_TYPES = {"w2v_multilabel": "multi_label_classification", "w2v_regression": "regression"}
 
 
 def model_name(architecture: str) -> str:
     return architecture.replace("-", "_")
+
+
+def read_until_ready(serve: subprocess.Popen[str], timeout: float = 240) -> list[str]:
+    """The lines ``make serve`` printed up to its "ready: URL" line; fails showing them all if it stopped
+    (or went quiet past ``timeout``) first."""
+    lines: list[str] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        lines.append(serve.stdout.readline())
+        if not lines[-1] or lines[-1].startswith("ready: "):
+            break
+    assert lines and lines[-1].startswith("ready: "), "".join(lines)
+    return lines
 
 
 def make_waveform(seconds: float = 1.3, seed: int = 0, rate: int = 16000) -> np.ndarray:
@@ -98,3 +115,13 @@ def gateway(triton: LocalTriton) -> Iterator[str]:
     """A gateway in front of the session's Triton, default model ``hubert``, no token."""
     with running_gateway(triton.grpc_url, default_model="hubert") as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def default_served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalTriton, str]]:
+    """The committed model_repository (the default model) on a real tritonserver, behind a gateway with
+    default settings: (the server, the gateway's URL). Tests that kill its processes start their own."""
+    ports = Ports(free_port(), free_port(), free_port())
+    triton = LocalTriton(ROOT / "model_repository", tmp_path_factory.mktemp("default"), ports)
+    with triton, running_gateway(triton.grpc_url) as url:
+        yield triton, url

@@ -9,14 +9,13 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import numpy as np
 import soundfile
 import tiny_checkpoints
-from conftest import free_port, wav_bytes
+from conftest import free_port, read_until_ready, wav_bytes
 
 ROOT = Path(__file__).resolve().parents[1]
 BLOCK = re.compile(r"^```(bash|python|sh)\b *(\S*)\n(.*?)^```", re.S | re.M)
@@ -73,18 +72,6 @@ def _run(command: str, cwd: Path, env: dict[str, str], venv: Path) -> subprocess
     return subprocess.run(["bash", "-c", command], cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
 
 
-def _wait_ready(serve: subprocess.Popen[str], timeout: float) -> list[str]:
-    lines: list[str] = []
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        line = serve.stdout.readline()
-        lines.append(line)
-        if line.startswith("ready: ") or not line:
-            break
-    assert lines[-1].startswith("ready: "), "".join(lines)
-    return lines
-
-
 def test_readme_export_lines_then_make_serve_keeps_the_default_model(tmp_path: Path) -> None:
     """A new user's walk: in a checkout holding the shipped repository, the README's export lines as written
     (a Hub id from an offline HF cache, a local folder, --help, the chunked keyword spotter), then `make
@@ -116,7 +103,7 @@ def test_readme_export_lines_then_make_serve_keeps_the_default_model(tmp_path: P
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     try:
-        _wait_ready(serve, timeout=300)
+        read_until_ready(serve, timeout=300)
         url = f"http://127.0.0.1:{ports['GATEWAY_PORT']}"
         yes = (ROOT / "samples" / "yes.wav").read_bytes()
         refused = httpx.post(f"{url}/", content=yes)

@@ -10,7 +10,6 @@ import json
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -20,13 +19,12 @@ import pytest
 import soundfile
 from audio_formats import FORMATS as AUDIO_FORMATS
 from audio_formats import ffmpeg_encode
-from conftest import free_port, running_gateway
 
 from export.exporter import ExportOptions, export_model
 from keyword_spotter import LABELS
 from keyword_spotter.samples import FORMATS
 from keyword_spotter.train import held_out_set
-from local_triton.server import LocalTriton, Ports
+from local_triton.server import LocalTriton
 from triton_steps.contract import StepNames
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -42,17 +40,13 @@ ESPEAK_MIN_ACCURACY = 0.96
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalTriton, str]]:
-    """The committed model_repository on a real tritonserver, behind a gateway (default settings)."""
-    ports = Ports(free_port(), free_port(), free_port())
-    triton = LocalTriton(ROOT / "model_repository", tmp_path_factory.mktemp("default"), ports)
-    with triton, running_gateway(triton.grpc_url) as url:
-        yield triton, url
+def served(default_served: tuple[LocalTriton, str]) -> tuple[LocalTriton, str]:
+    return default_served
 
 
 @pytest.fixture(scope="module")
-def gateway_url(served: tuple[LocalTriton, str]) -> str:
-    return served[1]
+def gateway_url(default_served: tuple[LocalTriton, str]) -> str:
+    return default_served[1]
 
 
 def _classify_all(gateway_url: str, clips: list[bytes]) -> list[str]:

@@ -17,7 +17,7 @@ import boto3
 import httpx
 import numpy as np
 import pytest
-from conftest import free_port, make_waveform, running_gateway, wav_bytes
+from conftest import free_port, make_waveform, read_until_ready, running_gateway, wav_bytes
 
 from export.exporter import ExportOptions, export_model
 from local_triton.server import LocalTriton, Ports, http_ok
@@ -184,13 +184,7 @@ def test_make_serve_serves_straight_from_s3(served, tmp_path: Path) -> None:
         command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
     )
     try:
-        lines = []
-        deadline = time.monotonic() + 240
-        while time.monotonic() < deadline:
-            lines.append(serve.stdout.readline())
-            if not lines[-1] or lines[-1].startswith("ready: "):
-                break
-        assert lines[-1].startswith("ready: "), "".join(lines)
+        read_until_ready(serve)
         answer = httpx.post(f"http://127.0.0.1:{ports['GATEWAY_PORT']}/", content=wav_bytes(make_waveform(1.0)))
         assert answer.status_code == 200 and len(answer.json()) > 1
     finally:

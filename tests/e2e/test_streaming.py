@@ -13,7 +13,6 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -21,13 +20,13 @@ import numpy as np
 import pytest
 import soundfile
 import soxr
-from conftest import free_port, running_gateway
+from conftest import running_gateway
 from test_readme import readme_blocks
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 from gateway.streaming import to_pcm16
-from local_triton.server import LocalTriton, Ports
+from local_triton.server import LocalTriton
 
 ROOT = Path(__file__).resolve().parents[2]
 CLIPS = ROOT / "tests" / "data" / "speech_commands_validation"
@@ -36,18 +35,13 @@ RATE = 16000
 
 
 @pytest.fixture(scope="module")
-def triton(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalTriton]:
-    server = LocalTriton(
-        ROOT / "model_repository", tmp_path_factory.mktemp("stream"), Ports(free_port(), free_port(), free_port())
-    )
-    with server:
-        yield server
+def triton(default_served: tuple[LocalTriton, str]) -> LocalTriton:
+    return default_served[0]
 
 
 @pytest.fixture(scope="module")
-def gateway(triton: LocalTriton) -> Iterator[str]:
-    with running_gateway(triton.grpc_url) as url:
-        yield url
+def gateway(default_served: tuple[LocalTriton, str]) -> str:
+    return default_served[1]
 
 
 @pytest.fixture(scope="module")

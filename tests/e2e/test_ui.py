@@ -14,13 +14,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile
-from conftest import free_port, running_gateway
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
-from local_triton.server import LocalTriton, Ports
+from local_triton.server import LocalTriton
 
 ROOT = Path(__file__).resolve().parents[2]
 YES = sorted((ROOT / "tests" / "data" / "speech_commands_validation" / "yes").glob("*.flac"))[0]
@@ -32,12 +31,8 @@ pytestmark = pytest.mark.skipif(
 
 
 @pytest.fixture(scope="module")
-def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    triton = LocalTriton(
-        ROOT / "model_repository", tmp_path_factory.mktemp("ui"), Ports(free_port(), free_port(), free_port())
-    )
-    with triton, running_gateway(triton.grpc_url) as url:
-        yield url
+def gateway(default_served: tuple[LocalTriton, str]) -> str:
+    return default_served[1]
 
 
 @pytest.fixture(scope="module")

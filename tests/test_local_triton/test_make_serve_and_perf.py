@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import free_port, make_waveform, wav_bytes
+from conftest import free_port, make_waveform, read_until_ready, wav_bytes
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -49,15 +49,8 @@ def test_make_serve_classifies_then_stops_cleanly_on_ctrl_c(repository: Path, tm
         "serve", f"REPOSITORY={repository}", f"WORKDIR={workdir}", "DEFAULT_MODEL=ast",
         *(f"{k}={v}" for k, v in ports.items()), start_new_session=True,
     )  # fmt: skip
-    lines = []
     try:
-        deadline = time.monotonic() + 240
-        while time.monotonic() < deadline:
-            line = serve.stdout.readline()
-            lines.append(line)
-            if line.startswith("ready: ") or not line:
-                break
-        assert lines[-1].startswith("ready: "), "".join(lines)
+        read_until_ready(serve)
         url = f"http://127.0.0.1:{ports['GATEWAY_PORT']}"
         assert httpx.get(f"{url}/ready").status_code == 200
         answer = httpx.post(f"{url}/", content=wav_bytes(make_waveform()))
@@ -106,10 +99,7 @@ def test_make_serve_restarts_a_killed_tritonserver_and_leaves_nothing_behind(tmp
     url = f"http://127.0.0.1:{ports['GATEWAY_PORT']}"
     clip = (ROOT / "samples" / "yes.wav").read_bytes()
     try:
-        lines = []
-        while not lines or (lines[-1] and not lines[-1].startswith("ready: ")):
-            lines.append(serve.stdout.readline())
-        assert lines[-1].startswith("ready: "), "".join(lines)
+        read_until_ready(serve)
         expected = httpx.post(f"{url}/", content=clip).json()
         (server,) = _pids_mentioning("bin/tritonserver", str(workdir))
         stubs = _pids_mentioning("triton_python_backend_stub", str(workdir))
