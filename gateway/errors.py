@@ -38,7 +38,9 @@ def install(app: FastAPI, retry_after_s: int) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, error: StarletteHTTPException) -> JSONResponse:
-        return error_response(error.status_code, str(error.detail))
+        response = error_response(error.status_code, str(error.detail))
+        response.headers.update(error.headers or {})  # e.g. the Allow header of a 405
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_: Request, error: RequestValidationError) -> JSONResponse:

@@ -5,15 +5,18 @@ a client trickling one byte a second holds its connection forever, and enough of
 ``GatewayProtocol`` closes a connection whose request headers are not complete ``GATEWAY_HEADER_TIMEOUT_S``
 after it opened or after its previous answer, and answers requests beyond ``GATEWAY_MAX_CONNECTIONS`` open
 connections with 503 + Retry-After in the gateway's JSON (uvicorn's own ``limit_concurrency`` answers plain
-text, without Retry-After, and logs a warning per refusal).
+text, without Retry-After, and logs a warning per refusal); a request that is not valid HTTP also gets its
+400 in JSON.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import json
 import os
 import tempfile
+from http import HTTPStatus
 from typing import Any
 
 import uvicorn
@@ -22,6 +25,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from gateway.errors import error_response
 from gateway.settings import Settings
 
+MAX_REQUEST_LINE = 16 * 1024  # bytes of method, path and query string; longer is a 414 (h11's default limit)
 _TIMEOUT_BODY = b'{"error": "the request headers did not arrive in time"}'
 _TIMEOUT_ANSWER = (
     b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\nconnection: close\r\n"
@@ -51,6 +55,8 @@ class GatewayProtocol(HttpToolsProtocol):
 
     _header_timer: asyncio.TimerHandle | None = None
     _partial = False  # bytes of a request arrived, its headers not complete yet
+    _line_bytes = 0  # bytes of the current request line received so far
+    _line_done = False  # the current request line is complete
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -59,10 +65,18 @@ class GatewayProtocol(HttpToolsProtocol):
     def data_received(self, data: bytes) -> None:
         if self._awaiting_headers():
             self._partial = True
+            if not self._line_done:
+                end = data.find(b"\n")
+                self._line_done = end >= 0
+                self._line_bytes += len(data) if end < 0 else end
+                if self._line_bytes > MAX_REQUEST_LINE:
+                    self._refuse(414, f"the path and query string are longer than {MAX_REQUEST_LINE} bytes")
+                    return
         super().data_received(data)
 
     def on_headers_complete(self) -> None:
         self._partial = False
+        self._line_bytes, self._line_done = 0, False
         self._disarm()
         cap = _settings().max_connections
         if len(self.connections) <= cap and len(self.tasks) < cap:
@@ -73,6 +87,21 @@ class GatewayProtocol(HttpToolsProtocol):
             super().on_headers_complete()
         finally:
             self.app = app
+
+    def send_400_response(self, msg: str) -> None:
+        # A request httptools cannot parse (a raw NUL or non-ASCII byte in the path, a broken request line):
+        # uvicorn answers it in plain text; the gateway's clients read JSON errors.
+        self._refuse(400, f"the request is not valid HTTP: {msg}")
+
+    def _refuse(self, status: int, message: str) -> None:
+        """Answer ``status`` with the gateway's JSON error before any app runs, and close."""
+        body = json.dumps({"error": message}).encode()
+        reason = HTTPStatus(status).phrase.encode()
+        self.transport.write(
+            b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\nconnection: close\r\n"
+            b"content-length: %d\r\n\r\n%s" % (status, reason, len(body), body)
+        )
+        self.transport.close()
 
     def on_response_complete(self) -> None:
         super().on_response_complete()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import re
 import socket
 import time
@@ -317,3 +318,34 @@ def test_a_json_key_bomb_costs_its_body_and_gets_a_short_answer(triton, tmp_path
     assert len(answer.content) < 1000
     print(f"1M-key JSON bomb ({len(bomb) / 1e6:.0f} MB): peak RSS +{growth:.0f} MB, answer {len(answer.content)} B")
     assert growth < JSON_BOMB_PEAK_BUDGET_MB
+
+
+def _raw_answer(url: str, request: bytes) -> tuple[int, dict]:
+    """Send ``request`` as it is on a new connection; the status and JSON body of the answer."""
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as client:
+        client.sendall(request)
+        answer = b""
+        while chunk := client.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    return int(head.split()[1]), json.loads(body)
+
+
+@pytest.mark.parametrize(
+    ("request_line", "status", "message"),
+    [
+        (b"GET /he\x00lth", 400, "not valid HTTP"),  # a raw NUL
+        ("GET /models/\u00fc".encode(), 400, "not valid HTTP"),  # raw UTF-8 (not percent-encoded)
+        (b"POST /models/" + b"m" * 100_000, 414, "longer than 16384 bytes"),  # a 100 kB model id
+        (b"POST /?top_k=1&" + b"x=1&" * 25_000, 414, "longer than 16384 bytes"),  # a 100 kB query string
+    ],
+)
+def test_requests_that_are_not_http_or_too_long_get_json_errors(gateway: str, request_line, status, message) -> None:
+    code, body = _raw_answer(gateway, request_line + b" HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
+    assert code == status and message in body["error"]
+
+
+def test_a_wrong_method_is_405_with_allow(gateway: str) -> None:
+    answer = httpx.get(f"{gateway}/models/ast")
+    assert answer.status_code == 405 and answer.headers["Allow"] == "POST" and answer.json()["error"]
