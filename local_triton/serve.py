@@ -8,6 +8,8 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from local_triton.gateway_process import GatewayError, GatewayProcess
@@ -23,7 +25,7 @@ def _example(url: str) -> str:
 
 
 DEFAULT_CHECKPOINT = Path("keyword_spotter/checkpoint")
-RESTART_BACKOFF_S = (1.0, 30.0)  # first and longest wait before restarting a tritonserver that died
+RESTART_BACKOFF_S = (1.0, 30.0)  # first and longest wait before restarting a tritonserver or gateway that died
 DEFAULT_NAME = "keyword-spotter"
 
 
@@ -39,6 +41,29 @@ def ensure_model(repository: Path | None) -> None:
 
     print(f"{repository} holds no model: exporting the default model from {DEFAULT_CHECKPOINT}", flush=True)
     export_model(str(DEFAULT_CHECKPOINT), repository, ExportOptions(name=DEFAULT_NAME))
+
+
+@dataclass
+class Backoff:
+    """Restarts of one process: wait ``delay``, doubling (up to ``longest``) while restarts fail."""
+
+    first: float
+    longest: float
+    delay: float = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.delay = self.first
+
+    def restart(self, start: Callable[[], object], what: str) -> None:
+        time.sleep(self.delay)
+        try:
+            start()
+        except (TritonStartError, GatewayError) as error:
+            print(f"restarting {what} failed: {error}", file=sys.stderr, flush=True)
+            self.delay = min(self.delay * 2, self.longest)
+            return
+        print(f"{what} restarted", file=sys.stderr, flush=True)
+        self.delay = self.first
 
 
 def default_model(repository: Path | None, chosen: str) -> str:
@@ -81,26 +106,24 @@ def serve(args: argparse.Namespace) -> int:
             time.sleep(0.2)
         print(f"ready: {url}  (docs: {url}/docs, Triton log: {triton.log_path})", flush=True)
         print(f"try:   {_example(url)}", flush=True)
-        print("Ctrl-C stops both.", flush=True)
-        backoff = RESTART_BACKOFF_S[0]
-        while gateway.running():
+        print("Ctrl-C stops both; either is restarted if it dies.", flush=True)
+        triton_backoff, gateway_backoff = Backoff(*RESTART_BACKOFF_S), Backoff(*RESTART_BACKOFF_S)
+        while True:
             if triton.process is not None and triton.process.poll() is not None:
                 # The gateway answers 503 + Retry-After meanwhile, and reconnects by itself.
                 regions = triton.clean_up()
                 message = f"tritonserver exited ({triton.process.returncode}); removed what it left behind "
-                message += f"({len(regions)} shared-memory regions); restarting in {backoff:g}s"
+                message += f"({len(regions)} shared-memory regions); restarting in {triton_backoff.delay:g}s"
                 print(message, file=sys.stderr, flush=True)
-                time.sleep(backoff)
-                try:
-                    triton.start(timeout=args.timeout)
-                    print("tritonserver restarted", file=sys.stderr, flush=True)
-                    backoff = RESTART_BACKOFF_S[0]
-                except (TritonStartError, GatewayError) as error:
-                    print(f"restart failed: {error}", file=sys.stderr, flush=True)
-                    backoff = min(backoff * 2, RESTART_BACKOFF_S[1])
+                triton_backoff.restart(lambda: triton.start(timeout=args.timeout), "tritonserver")
+            if not gateway.running():
+                # Clients get connection refused meanwhile; a load balancer in front moves them elsewhere.
+                code = gateway.process.returncode if gateway.process is not None else None
+                log = workdir / "gateway.log"
+                print(f"the gateway exited ({code}; see {log}); restarting in {gateway_backoff.delay:g}s",
+                      file=sys.stderr, flush=True)  # fmt: skip
+                gateway_backoff.restart(gateway.start, "the gateway")
             time.sleep(0.5)
-        print(f"the gateway exited on its own; see {workdir / 'gateway.log'}; stopping", file=sys.stderr)
-        return 1
     except KeyboardInterrupt:
         return 0
     except (TritonStartError, GatewayError) as error:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -88,7 +89,7 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def test_make_serve_restarts_a_killed_tritonserver_and_leaves_nothing_behind(tmp_path: Path) -> None:
+def test_make_serve_restarts_a_killed_tritonserver_and_gateway_and_leaves_nothing_behind(tmp_path: Path) -> None:
     shm_before = _shm()
     ports = {name: free_port() for name in ("HTTP_PORT", "GRPC_PORT", "METRICS_PORT", "GATEWAY_PORT")}
     workdir = tmp_path / "serve-run"
@@ -123,12 +124,28 @@ def test_make_serve_restarts_a_killed_tritonserver_and_leaves_nothing_behind(tmp
         assert not any(_alive(pid) for pid in stubs)  # the dead server's stubs are gone ...
         assert not (shm_of_server & _shm())  # ... and so are their shared-memory regions
         assert _pids_mentioning("bin/tritonserver", str(workdir)) != [server]
+
+        # The gateway too is supervised: restarted when it dies. This one is the gateway on this port.
+        port = f"GATEWAY_PORT={ports['GATEWAY_PORT']}".encode()
+        (gateway,) = [p for p in _pids_mentioning("-m\0gateway") if port in Path(f"/proc/{p}/environ").read_bytes()]
+        os.kill(gateway, signal.SIGKILL)
+        killed = time.monotonic()
+        deadline = killed + 60
+        while True:
+            with contextlib.suppress(httpx.TransportError):
+                answer = httpx.post(f"{url}/", content=clip, timeout=30)
+                if answer.status_code == 200:
+                    break
+            assert time.monotonic() < deadline, "the gateway did not come back"
+            time.sleep(0.2)
+        print(f"gateway killed: answering again after {time.monotonic() - killed:.1f}s")
+        assert answer.json() == expected
         os.killpg(serve.pid, signal.SIGINT)
         output, _ = serve.communicate(timeout=60)
     finally:
         if serve.poll() is None:
             os.killpg(serve.pid, signal.SIGKILL)
-    assert "tritonserver restarted" in output and "stopped." in output
+    assert "tritonserver restarted" in output and "the gateway restarted" in output and "stopped." in output
     assert _processes_mentioning(str(workdir)) == []
     assert _shm() - shm_before == set()
 
