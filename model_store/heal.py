@@ -3,7 +3,8 @@
 tritonserver 2.51 never restarts a dead stub: the model stays "ready" and fails every request with "Stub
 process '<model>_<group>_<index>' is not healthy". Each round compares the instances every ready
 stub-backed model should have (from its config) with the stub processes alive (``model_store.stub_processes``)
-and reloads a model that lost one (fresh instances, swapped in when ready).
+and reloads a model that lost one (fresh instances, swapped in when ready); an old instance's stub that
+outlives its reload (orphaned) is removed.
 
 Why processes, not probe requests: a probe runs the whole model (a full 1.4 s forward pass for AST base every
 round), competes with real requests, and cannot tell a slow answer from a dead stub. Reading ``/proc`` costs
@@ -14,6 +15,8 @@ processes it says so once and leaves healing to the gateway, which reloads on th
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -27,13 +30,23 @@ if TYPE_CHECKING:
 CONFIRM_AFTER_S = 0.2  # a missing stub is looked for again after this: a model unloaded meanwhile is not dead
 
 
+# A reloaded model's old stubs leave once their last request is done; one still there this long after a newer
+# stub took its instance name is orphaned (seen when a sibling stub crashed under load) and is killed. Longer
+# than the gateway's inference timeout (30 s): no client can still be waiting on it.
+ORPHAN_GRACE_S = 60.0
+
+
 class StubHealer:
-    def __init__(self, triton: TritonRepository, log: Callable[[str], None] = print) -> None:
+    def __init__(
+        self, triton: TritonRepository, log: Callable[[str], None] = print, orphan_grace_s: float = ORPHAN_GRACE_S
+    ) -> None:
         self.triton = triton
         self.log = log
+        self.orphan_grace_s = orphan_grace_s
         self.http_port = urlparse(triton.base).port or stub_processes.DEFAULT_HTTP_PORT
         self._configs: dict[str, dict] = {}  # model -> its config while it stays ready
         self._blind = False  # said once: Triton's processes are not visible from here
+        self._superseded: dict[int, float] = {}  # pid of an old stub -> when a newer one was first seen
 
     def forget(self, model: str) -> None:
         """Drop what is cached of ``model`` (it was loaded again: its instances may differ)."""
@@ -70,6 +83,7 @@ class StubHealer:
                 self._blind = True
             return []
         self._blind = False
+        self._remove_orphans(stubs)
         suspects = self._missing(self._ready(), stubs)
         if not suspects:
             return []
@@ -83,3 +97,16 @@ class StubHealer:
             self.forget(model)
             self.log(f"reloaded {model}: its stub {', '.join(sorted(lost))} had died")
         return sorted(confirmed)
+
+    def _remove_orphans(self, stubs: stub_processes.Stubs) -> None:
+        now = time.monotonic()
+        superseded = stubs.superseded()
+        self._superseded = {pid: self._superseded.get(pid, now) for pid in superseded}
+        for pid, since in self._superseded.items():
+            if now - since >= self.orphan_grace_s:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except OSError as error:  # gone meanwhile, or not ours to kill
+                    self.log(f"could not remove the orphaned stub {superseded[pid]} (pid {pid}): {error}")
+                    continue
+                self.log(f"removed an orphaned stub of {superseded[pid]} (pid {pid}): a reloaded model's old instance")

@@ -30,8 +30,21 @@ class Stubs:
     running in stubs, and those whose folder holds a ``model.py`` (known even when all their stubs died)."""
 
     server_pid: int
-    instances: frozenset[str]
+    pids: dict[int, str]  # pid -> instance name
     python_based_backends: frozenset[str]
+
+    @property
+    def instances(self) -> frozenset[str]:
+        return frozenset(self.pids.values())
+
+    def superseded(self) -> dict[int, str]:
+        """Stubs whose instance name a newer stub of this server also has (pid -> name): an old instance of a
+        reloaded model, which leaves once its last request is done, unless it is orphaned."""
+        newest: dict[str, int] = {}
+        for pid, name in self.pids.items():
+            if name not in newest or _started(pid) > _started(newest[name]):
+                newest[name] = pid
+        return {pid: name for pid, name in self.pids.items() if newest[name] != pid}
 
 
 def _processes() -> Iterator[list[str]]:
@@ -83,9 +96,17 @@ def find(http_port: int) -> Stubs | None:
     python_based = {Path(p[_RUNTIME]).name for p in mine if p[_RUNTIME] != PYTHON_MODEL_RUNTIME}
     return Stubs(
         server_pid,
-        frozenset(p[_INSTANCE] for p in mine),
+        {int(p[-1]): p[_INSTANCE] for p in mine},
         frozenset(python_based | _python_based_backends(server_pid, servers[0][:-1])),
     )
+
+
+def _started(pid: int) -> int:
+    """When a process started (clock ticks since boot); 0 if it is gone."""
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
+    except (OSError, IndexError, ValueError):
+        return 0
 
 
 def instance_names(config: dict) -> set[str]:

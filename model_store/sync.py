@@ -17,7 +17,7 @@ import urllib.request
 from collections.abc import Callable
 
 from model_store import manifest
-from model_store.heal import StubHealer
+from model_store.heal import ORPHAN_GRACE_S, StubHealer
 from model_store.location import Location
 from model_store.s3 import StorageError
 from triton_steps.stub_health import with_reload_marker
@@ -73,14 +73,19 @@ class Sync:
     """Applies manifest changes to one Triton; ``step()`` once, or ``start()`` a background thread."""
 
     def __init__(
-        self, location: Location, triton: TritonRepository, interval_s: float = 5.0, log: Callable[[str], None] = print
+        self,
+        location: Location,
+        triton: TritonRepository,
+        interval_s: float = 5.0,
+        log: Callable[[str], None] = print,
+        orphan_grace_s: float = ORPHAN_GRACE_S,
     ) -> None:
         self.location = location
         self.triton = triton
         self.interval_s = interval_s
         self.log = log
         self.applied: dict[str, str] | None = None  # ensemble -> revision loaded; None before the first step
-        self.healer = StubHealer(triton, log)
+        self.healer = StubHealer(triton, log, orphan_grace_s)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 

@@ -34,15 +34,22 @@ def triton(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalTriton]:
         yield server
 
 
-def _pid_of(instance: str, server_pid: int) -> int:
+def _stubs(server_pid: int) -> dict[int, str]:
+    """pid -> instance name of every live stub process of the server."""
+    found = {}
     for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
         try:
             argv = cmdline.read_bytes().decode(errors="replace").split("\0")
         except OSError:
             continue
-        if argv[0].endswith(stub_processes.STUB_BINARY) and argv[5] == str(server_pid) and argv[8] == instance:
-            return int(cmdline.parent.name)
-    raise LookupError(instance)
+        if argv[0].endswith(stub_processes.STUB_BINARY) and argv[5] == str(server_pid):
+            found[int(cmdline.parent.name)] = argv[8]
+    return found
+
+
+def _pid_of(instance: str, server_pid: int) -> int:
+    (pid,) = [pid for pid, name in _stubs(server_pid).items() if name == instance]
+    return pid
 
 
 def _inference_counts(triton: LocalTriton) -> dict[str, int]:
@@ -92,6 +99,7 @@ def test_a_stopped_stub_is_not_dead_and_a_killed_one_is_reloaded(triton: LocalTr
     logs: list[str] = []
     healer = StubHealer(TritonRepository(triton.http_url), logs.append)
     stubs = _wait_all_alive(healer, triton)
+    count = len(_stubs(stubs.server_pid))
     network = _pid_of(f"{DEFAULT.network}_0_0", stubs.server_pid)
     os.kill(network, signal.SIGSTOP)  # the slowest answer there is: no answer at all, for seconds
     try:
@@ -117,6 +125,11 @@ def test_a_stopped_stub_is_not_dead_and_a_killed_one_is_reloaded(triton: LocalTr
         assert reloaded == [step]
         assert logs == [f"reloaded {step}: its stub {step}_{instance} had died"]
         stubs = _wait_all_alive(healer, triton)
-        assert _pid_of(f"{step}_{instance}", stubs.server_pid) != victim
         print(f"killed {step} stub found and reloaded in {time.monotonic() - killed:.1f}s")
+        # No orphan: the reloaded model's old instances (the dead stub's siblings too) leave with the old model.
+        deadline = time.monotonic() + 30
+        while len(_stubs(stubs.server_pid)) != count:
+            assert time.monotonic() < deadline, f"orphaned stubs: {_stubs(stubs.server_pid)}"
+            time.sleep(0.2)
+        assert victim not in _stubs(stubs.server_pid)
         assert healer.check() == []
