@@ -60,13 +60,13 @@ class StubHealer:
 
     def _missing(self, ready: set[str], stubs: stub_processes.Stubs) -> dict[str, set[str]]:
         """model -> the instances of it that have no live stub."""
-        missing = {}
+        missing, alive = {}, stubs.instances
         for model in sorted(ready):
             if model not in self._configs:
                 self._configs[model] = self.triton.config(model)
             config = self._configs[model]
             if stub_processes.runs_in_stubs(config, stubs):
-                lost = stub_processes.instance_names(config) - stubs.instances
+                lost = stub_processes.instance_names(config) - alive
                 if lost:
                     missing[model] = lost
         return missing
