@@ -47,6 +47,7 @@ class StubHealer:
         self._configs: dict[str, dict] = {}  # model -> its config while it stays ready
         self._blind = False  # said once: Triton's processes are not visible from here
         self._superseded: dict[int, float] = {}  # pid of an old stub -> when a newer one was first seen
+        self._unkillable: set[int] = set()  # orphans this process may not kill: said once, not tried again
 
     def forget(self, model: str) -> None:
         """Drop what is cached of ``model`` (it was loaded again: its instances may differ)."""
@@ -100,13 +101,14 @@ class StubHealer:
 
     def _remove_orphans(self, stubs: stub_processes.Stubs) -> None:
         now = time.monotonic()
-        superseded = stubs.superseded()
+        superseded = {pid: name for pid, name in stubs.superseded().items() if pid not in self._unkillable}
         self._superseded = {pid: self._superseded.get(pid, now) for pid in superseded}
         for pid, since in self._superseded.items():
             if now - since >= self.orphan_grace_s:
                 try:
                     os.kill(pid, signal.SIGKILL)
                 except OSError as error:  # gone meanwhile, or not ours to kill
+                    self._unkillable.add(pid)
                     self.log(f"could not remove the orphaned stub {superseded[pid]} (pid {pid}): {error}")
                     continue
                 self.log(f"removed an orphaned stub of {superseded[pid]} (pid {pid}): a reloaded model's old instance")
