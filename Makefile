@@ -37,7 +37,7 @@ $(BIN)/.installed: pyproject.toml scripts/install-system-packages.sh scripts/ins
 	$(BIN)/pip install -q --upgrade pip
 	scripts/install-kubectl.sh $(BIN)
 	$(BIN)/pip install -q "$(TORCH)"
-	$(BIN)/pip install -q -e ".[local,gateway,export,test]"
+	$(BIN)/pip install -q -e ".[local,gateway,export,loader,test]"
 	# last, and without its dependencies: only its tritonserver binary is used
 	$(BIN)/pip install -q --no-deps "nvidia-pytriton==0.7.0"
 	touch $@

@@ -27,8 +27,8 @@ sys.path.insert(0, str(ROOT))
 import measure  # noqa: E402
 
 from gateway.triton import ensemble_inputs  # noqa: E402
-from local_triton.gateway_process import GatewayProcess  # noqa: E402
 from local_triton.server import LocalTriton, Ports, free_port, http_ok  # noqa: E402
+from local_triton.services import GatewayProcess  # noqa: E402
 from triton_steps.audio import load  # noqa: E402
 
 CONCURRENCY = (1, 8)

@@ -44,6 +44,7 @@ class ExportOptions:
     long_audio: str = "none"  # "chunk": sliding windows up to max_seconds (not transformers' behaviour)
     chunk_seconds: float | None = None  # window (default: the model's own, see triton_steps.long_audio)
     chunk_hop_seconds: float | None = None  # hop between window starts (default: the window)
+    on_demand: bool = False  # exported by the loader for a request (recorded in the metadata)
 
 
 @dataclass(frozen=True)
@@ -205,6 +206,7 @@ def export_model(
             },
             precision=options.quantize,
             quantization=quantization,
+            on_demand=options.on_demand,
         )
         step(4, f"writing {', '.join(names.all())} into {target}")
         mbs = options.max_batch_size
@@ -250,7 +252,7 @@ def export_model(
                 version_files={".gitkeep": ""},
             ),
         }
-        revision = repository.write(target, models)
+        revision = repository.write(target, models, options.on_demand)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     seconds = time.monotonic() - start

@@ -88,8 +88,9 @@ def _revision(staging: Path) -> str:
     return digest.hexdigest()[:16]
 
 
-def write(location: Location, models: dict[str, ModelDir]) -> str:
-    """Write ``models`` (name -> directory; the ensemble last) into ``location``; returns the revision."""
+def write(location: Location, models: dict[str, ModelDir], on_demand: bool = False) -> str:
+    """Write ``models`` (name -> directory; the ensemble last) into ``location``; returns the revision.
+    ``on_demand``: published for the gateway to load when asked (``manifest.Entry.on_demand``)."""
     if location.is_s3:
         staging = Path(tempfile.mkdtemp(prefix=".export-"))
     else:
@@ -107,5 +108,5 @@ def write(location: Location, models: dict[str, ModelDir]) -> str:
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     ensemble = list(models)[-1]
-    manifest.publish(location, ensemble, manifest.Entry(revision, list(models)))
+    manifest.publish(location, ensemble, manifest.Entry(revision, list(models), on_demand))
     return revision

@@ -3,6 +3,8 @@ the lifetime objects (``gateway.dependencies.Services``), the error handlers, th
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -13,10 +15,23 @@ from fastapi.staticfiles import StaticFiles
 from gateway import errors, openapi
 from gateway.admission import Admission
 from gateway.dependencies import Services
+from gateway.errors import GatewayError
+from gateway.loader import LoaderClient
 from gateway.metrics import Metrics
+from gateway.on_demand import OnDemand
 from gateway.routes import router
 from gateway.settings import Settings
 from gateway.triton import Triton
+
+
+async def _trim_forever(on_demand: OnDemand, interval_s: float) -> None:
+    """Keep the on-demand bound after Triton restarts (it then loads every model its repository holds)."""
+    while True:
+        await asyncio.sleep(interval_s)
+        try:
+            await on_demand.trim()
+        except GatewayError as error:  # Triton away: the next round
+            logging.getLogger("gateway.on_demand").warning("trimming on-demand models: %s", error.message)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -27,10 +42,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         triton = Triton(settings.triton_url, settings.triton_lb_policy, settings.models_refresh_s)
         admission = Admission(settings.max_concurrent_requests, settings.max_inflight_body_bytes, settings.max_streams)
-        app.state.services = Services(settings, triton, Metrics(), admission)
+        metrics = Metrics()
+        on_demand = OnDemand(settings, triton, LoaderClient(settings.loader_url), metrics)
+        app.state.services = Services(settings, triton, metrics, admission, on_demand)
+        trimming = (
+            asyncio.create_task(_trim_forever(on_demand, settings.models_refresh_s)) if on_demand.patterns else None
+        )
         try:
             yield
         finally:
+            if trimming is not None:
+                trimming.cancel()
             await triton.close()
 
     app = FastAPI(

@@ -17,6 +17,11 @@ from gateway.schemas import Prediction
 INLINE_PARSE_BYTES = 256 * 1024  # larger bodies (JSON + base64 of megabytes) are parsed off the event loop
 UNKNOWN_MODEL_LABEL = "unknown"  # metrics are labelled by served models only: ids from clients are unbounded
 WAIT_FOR_MODEL_POLL_S = 1.0
+WAIT_HEADER = "x-wait-for-model"  # what HF API clients send (any case) to wait instead of getting a 503
+
+
+def wants_to_wait(value: str) -> bool:
+    return value.strip().lower() in ("true", "1", "yes")
 
 
 async def _read_body(request: Request, services: Services, reserve: request_body.Reserve) -> bytes:
@@ -51,23 +56,26 @@ async def classify(request: Request, services: Services, model_id: str | None) -
             parsed = await run_in_threadpool(request_body.parse, body, content_type, query)
         else:
             parsed = request_body.parse(body, content_type, query)
-        deadline = start + settings.timeout_s
+        waiting = parsed.options.wait_for_model or wants_to_wait(request.headers.get(WAIT_HEADER, ""))
+        wait_deadline = start + settings.wait_for_model_s
+        attempt_start = start
         while True:
             try:
-                model = await triton.resolve(model_id, settings.default_model)
+                model = await services.on_demand.resolve(model_id, settings.default_model)
                 label = model.model_id  # a served model: a bounded label
-                remaining = max(0.001, deadline - time.perf_counter())
                 parameters = parsed.parameters
-                answer = await triton.classify(
-                    model.name, parsed.audio, parameters.top_k, parameters.function_to_apply, remaining
-                )
+                remaining = max(0.001, attempt_start + settings.timeout_s - time.perf_counter())
+                with services.on_demand.using(model):  # never unloaded while this request is on it
+                    answer = await triton.classify(
+                        model.name, parsed.audio, parameters.top_k, parameters.function_to_apply, remaining
+                    )
                 break
             except GatewayError as error:
-                # options.wait_for_model: a model that is loading is waited for, up to the timeout
-                waiting = parsed.options.wait_for_model and error.status == 503
-                if not waiting or time.perf_counter() + WAIT_FOR_MODEL_POLL_S > deadline:
+                # X-Wait-For-Model / options.wait_for_model: a model that is loading is waited for, up to a limit
+                if not waiting or error.status != 503 or time.perf_counter() + WAIT_FOR_MODEL_POLL_S > wait_deadline:
                     raise
                 await asyncio.sleep(WAIT_FOR_MODEL_POLL_S)
+                attempt_start = time.perf_counter()
         status = 200
         return answer
     except GatewayError as error:

@@ -12,6 +12,7 @@ from starlette.requests import HTTPConnection
 from gateway.admission import Admission
 from gateway.errors import GatewayError
 from gateway.metrics import Metrics
+from gateway.on_demand import OnDemand
 from gateway.settings import Settings
 from gateway.triton import Triton
 
@@ -24,6 +25,7 @@ class Services:
     triton: Triton
     metrics: Metrics
     admission: Admission
+    on_demand: OnDemand  # its patterns empty unless GATEWAY_AUTOLOAD is set: then every unknown id is a 404
 
     @property
     def token_required(self) -> bool:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -11,22 +13,35 @@ MAX_HEADER_MESSAGE = 500
 
 
 class GatewayError(Exception):
-    """An error with the HTTP status and message the client gets."""
+    """An error with the HTTP status and message the client gets; ``estimated_time`` (seconds) for a model that
+    is loading, as the HF API sends it."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, estimated_time: float | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+        self.estimated_time = estimated_time
 
 
-def error_response(status: int, message: str, retry_after_s: int | None = None) -> JSONResponse:
-    """``{"error": message}``, the message also in ``X-Error-Message`` as huggingface_hub reads it."""
+def loading(model_id: str, estimated_time: float) -> GatewayError:
+    """The HF Inference API's answer for a model that is not loaded yet."""
+    return GatewayError(503, f"Model {model_id} is currently loading", round(max(1.0, estimated_time), 1))
+
+
+def error_response(
+    status: int, message: str, retry_after_s: int | None = None, estimated_time: float | None = None
+) -> JSONResponse:
+    """``{"error": message}`` (plus ``estimated_time`` when given), the message also in ``X-Error-Message`` as
+    huggingface_hub reads it."""
     # Headers must be one line of ASCII: a multi-line message (onnxruntime's) would make uvicorn drop the answer.
     one_line = " ".join(message.split())
     headers = {"X-Error-Message": one_line.encode("ascii", "replace").decode()[:MAX_HEADER_MESSAGE]}
     if retry_after_s is not None:
         headers["Retry-After"] = str(retry_after_s)
-    return JSONResponse({"error": message}, status_code=status, headers=headers)
+    body: dict[str, object] = {"error": message}
+    if estimated_time is not None:
+        body["estimated_time"] = estimated_time
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
 def install(app: FastAPI, retry_after_s: int) -> None:
@@ -34,7 +49,8 @@ def install(app: FastAPI, retry_after_s: int) -> None:
 
     @app.exception_handler(GatewayError)
     async def gateway_error(_: Request, error: GatewayError) -> JSONResponse:
-        return error_response(error.status, error.message, retry_after_s if error.status == 503 else None)
+        retry = math.ceil(error.estimated_time) if error.estimated_time is not None else retry_after_s
+        return error_response(error.status, error.message, retry if error.status == 503 else None, error.estimated_time)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, error: StarletteHTTPException) -> JSONResponse:

@@ -49,6 +49,21 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.on_demand_loads = Counter(
+            "gateway_on_demand_loads", "On-demand models loaded into Triton by the gateway", registry=self.registry
+        )
+        self.on_demand_evictions = Counter(
+            "gateway_on_demand_evictions",
+            "On-demand models unloaded to make room (least recently used)",
+            registry=self.registry,
+        )
+        self.on_demand_load_seconds = Histogram(
+            "gateway_on_demand_load_seconds",
+            "Seconds to load an exported on-demand model into Triton",
+            buckets=(0.5, 1, 2, 5, 10, 20, 40, 80),
+            registry=self.registry,
+        )
+
     def exposition(self) -> bytes:
         """The text format: this process's metrics, or every worker's summed in multiprocess mode."""
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):

@@ -72,12 +72,20 @@ async def ready(services: ServicesDep) -> dict[str, object]:
     response_model=list[ModelInfo],
     dependencies=[Authorized],
     responses={401: openapi.ERRORS[401]},
-    summary="Served models, then those that failed to load (ready false, with the reason)",
+    summary="Served models, then those that failed to load (ready false, with the reason), then on-demand ids "
+    "loading, unloaded or refused",
 )
 async def models(services: ServicesDep) -> list[ModelInfo]:
     listing = await services.triton.models(force=True)
     served = [ModelInfo.served(m) for m in sorted(listing.served.values(), key=lambda m: m.model_id)]
-    return served + [ModelInfo.failed(name, reason) for name, reason in sorted(listing.failed.items())]
+    failed = [ModelInfo.failed(name, reason) for name, reason in sorted(listing.failed.items())]
+    known = {m.model_id for m in listing.served.values()}
+    on_demand = [
+        ModelInfo.not_loaded(e.model_id, e.name, e.state, e.error)
+        for e in services.on_demand.states()
+        if e.model_id not in known
+    ]
+    return served + failed + on_demand
 
 
 @router.get(

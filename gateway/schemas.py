@@ -45,12 +45,16 @@ class ErrorBody(BaseModel):
 
 
 class ModelInfo(BaseModel):
-    """A served model; or one that failed to load (``ready`` false, ``error`` says why, the rest empty)."""
+    """A served model; or one that is not (``ready`` false, ``state`` says why, the rest empty)."""
 
     id: str
     name: str
     ready: bool
-    error: str | None = Field(None, description="why Triton could not load the model")
+    state: str = Field(
+        "loaded", description="loaded; or, for ids loaded on demand, loading, unloaded (comes back on request), "
+        "failed (with the reason)",
+    )  # fmt: skip
+    error: str | None = Field(None, description="why the model could not be loaded (or exported)")
     architecture: str | None = None
     labels: list[str] | None = None
     sampling_rate: int | None = None
@@ -80,4 +84,9 @@ class ModelInfo(BaseModel):
 
     @classmethod
     def failed(cls, name: str, reason: str) -> ModelInfo:
-        return cls(id=name, name=name, ready=False, error=reason)
+        return cls(id=name, name=name, ready=False, state="failed", error=reason)
+
+    @classmethod
+    def not_loaded(cls, model_id: str, name: str, state: str, error: str) -> ModelInfo:
+        """An on-demand id that is loading, unloaded, or failed."""
+        return cls(id=model_id, name=name, ready=False, state=state, error=error or None)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from triton_steps.contract import DEFAULT_LOADER_PORT
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="GATEWAY_")
@@ -45,3 +47,24 @@ class Settings(BaseSettings):
     workers: int = Field(1, ge=1, description="gateway processes sharing the port (metrics are summed over them)")
     retry_after_s: int = Field(5, description="Retry-After sent with 503 answers")
     models_refresh_s: float = Field(10.0, description="how often, at most, the model list is re-read from Triton")
+    autoload: str = Field(
+        "",
+        description="Hub ids exported and loaded on first request: comma-separated fnmatch patterns (e.g. "
+        "'superb/*,MIT/ast-*', or '*'); empty: an unknown id is a 404",
+    )
+    loader_url: str = Field(
+        f"http://127.0.0.1:{DEFAULT_LOADER_PORT}", description="the loader (python -m loader) that exports them"
+    )
+    max_loaded_models: int = Field(
+        4, ge=1, description="on-demand models loaded at once; the least recently used idle one makes room"
+    )
+    pinned_models: str = Field("", description="on-demand model ids never unloaded (comma-separated)")
+    wait_for_model_s: float = Field(
+        300.0, gt=0, description="how long X-Wait-For-Model / options.wait_for_model wait for a loading model"
+    )
+
+    def autoload_patterns(self) -> list[str]:
+        return [p.strip() for p in self.autoload.split(",") if p.strip()]
+
+    def pinned(self) -> set[str]:
+        return {p.strip() for p in self.pinned_models.split(",") if p.strip()}

@@ -204,10 +204,11 @@ class Stream:
     async def _score(self, metadata: ModelMetadata, config: StreamConfig, start: int, samples: np.ndarray) -> None:
         rate = metadata.sampling_rate
         parameters = config.parameters
-        predictions = await self.services.triton.classify(
-            metadata.name, wav16(samples, rate), parameters.top_k, parameters.function_to_apply,
-            self.settings.timeout_s,
-        )  # fmt: skip
+        with self.services.on_demand.using(metadata):  # an on-demand model is not unloaded under a window
+            predictions = await self.services.triton.classify(
+                metadata.name, wav16(samples, rate), parameters.top_k, parameters.function_to_apply,
+                self.settings.timeout_s,
+            )  # fmt: skip
         self.services.metrics.stream_windows.labels(metadata.model_id).inc()
         event = {
             "start_s": start / rate,
@@ -218,7 +219,8 @@ class Stream:
 
     async def run(self) -> None:
         config = await self._configure()
-        metadata = await self.services.triton.resolve(self.model_id, self.settings.default_model)
+        # An on-demand model not loaded yet: the stream closes with 1013 (try again later), the loading started.
+        metadata = await self.services.on_demand.resolve(self.model_id, self.settings.default_model)
         window, hop = _resolve_window(config, metadata)
         rate = metadata.sampling_rate
         decoder = PcmDecoder(config.encoding)

@@ -195,6 +195,27 @@ class Triton:
                     return model
         raise GatewayError(404, f"model {wanted!r} is not served; served models: {models.ids()}")
 
+    async def load(self, name: str) -> None:
+        """Load the exported model ``name``: its steps, then the ensemble (Triton loads in the order asked)."""
+        try:
+            for model in contract.StepNames(name).all():
+                await self._client.load_model(model)
+        except InferenceServerException as error:
+            raise GatewayError(503, f"Triton could not load {name!r}: {error.message()}") from None
+        finally:
+            self._loaded_at = -float("inf")  # the next look at the model list re-reads it
+
+    async def unload(self, name: str) -> None:
+        """Unload the exported model ``name``: the ensemble (Triton lets its requests in flight finish), then its
+        steps. It stays in the repository."""
+        try:
+            for model in reversed(contract.StepNames(name).all()):
+                await self._client.unload_model(model)
+        except InferenceServerException as error:
+            raise GatewayError(503, f"Triton could not unload {name!r}: {error.message()}") from None
+        finally:
+            self._loaded_at = -float("inf")
+
     async def classify(
         self, model: str, audio: bytes, top_k: int | None, function_to_apply: str | None, timeout_s: float
     ) -> list[Prediction]:

@@ -12,10 +12,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from local_triton.gateway_process import GatewayError, GatewayProcess
 from local_triton.server import LocalTriton, Ports, TritonStartError, http_ok
+from local_triton.services import GatewayProcess, LoaderProcess, ServiceStartError
 from model_store import location
 from model_store.sync import Sync, TritonRepository
+from triton_steps.contract import DEFAULT_LOADER_PORT
 
 
 def _example(url: str) -> str:
@@ -58,7 +59,7 @@ class Backoff:
         time.sleep(self.delay)
         try:
             start()
-        except (TritonStartError, GatewayError) as error:
+        except (TritonStartError, ServiceStartError) as error:
             print(f"restarting {what} failed: {error}", file=sys.stderr, flush=True)
             self.delay = min(self.delay * 2, self.longest)
             return
@@ -81,9 +82,17 @@ def serve(args: argparse.Namespace) -> int:
     workdir = Path(args.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     triton = LocalTriton(repository, workdir, Ports(args.http_port, args.grpc_port, args.metrics_port))
+    # GATEWAY_AUTOLOAD set: the loader exports the Hub ids it allows on first request (its port in the gateway's
+    # GATEWAY_LOADER_URL); otherwise no loader runs and an unknown id stays a 404.
+    loader = (
+        LoaderProcess(str(repository), args.loader_port, workdir / "loader.log", triton.host)
+        if os.environ.get("GATEWAY_AUTOLOAD", "").strip()
+        else None
+    )
     gateway = GatewayProcess(
         triton.grpc_url, args.gateway_port, workdir / "gateway.log", triton.host, inherit=True,
         default_model=default_model(repository.path, args.default_model),
+        loader_url=loader.url if loader is not None else "",
     )  # fmt: skip
     sync: Sync | None = None
 
@@ -96,6 +105,9 @@ def serve(args: argparse.Namespace) -> int:
         triton.start(timeout=args.timeout)
         # Models exported (or re-exported) into the repository from now on are loaded without a restart.
         sync = Sync(repository, TritonRepository(triton.http_url), args.sync_interval, log=print).start()
+        if loader is not None:
+            loader.start()
+            print(f"on-demand loading of {os.environ['GATEWAY_AUTOLOAD']} (loader log: {loader.log_path})", flush=True)
         gateway.start()
         url = gateway.url
         deadline = time.monotonic() + args.timeout
@@ -108,6 +120,7 @@ def serve(args: argparse.Namespace) -> int:
         print(f"try:   {_example(url)}", flush=True)
         print("Ctrl-C stops both; either is restarted if it dies.", flush=True)
         triton_backoff, gateway_backoff = Backoff(*RESTART_BACKOFF_S), Backoff(*RESTART_BACKOFF_S)
+        loader_backoff = Backoff(*RESTART_BACKOFF_S)
         while True:
             if triton.process is not None and triton.process.poll() is not None:
                 # The gateway answers 503 + Retry-After meanwhile, and reconnects by itself.
@@ -123,10 +136,14 @@ def serve(args: argparse.Namespace) -> int:
                 print(f"the gateway exited ({code}; see {log}); restarting in {gateway_backoff.delay:g}s",
                       file=sys.stderr, flush=True)  # fmt: skip
                 gateway_backoff.restart(gateway.start, "the gateway")
+            if loader is not None and not loader.running():
+                print(f"the loader exited (see {loader.log_path}); restarting in {loader_backoff.delay:g}s",
+                      file=sys.stderr, flush=True)  # fmt: skip
+                loader_backoff.restart(loader.start, "the loader")
             time.sleep(0.5)
     except KeyboardInterrupt:
         return 0
-    except (TritonStartError, GatewayError) as error:
+    except (TritonStartError, ServiceStartError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     finally:
@@ -137,6 +154,8 @@ def serve(args: argparse.Namespace) -> int:
             sync.stop()
         # The gateway first: its open gRPC connection would make tritonserver wait out its exit timeout.
         gateway.stop()
+        if loader is not None:
+            loader.stop()
         triton.stop()
         _say("stopped.")
 
@@ -161,6 +180,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--grpc-port", type=int, default=8001)
     parser.add_argument("--metrics-port", type=int, default=8002)
     parser.add_argument("--gateway-port", type=int, default=8080)
+    parser.add_argument(
+        "--loader-port", type=int, default=DEFAULT_LOADER_PORT, help="the on-demand loader's, with GATEWAY_AUTOLOAD"
+    )
     parser.add_argument(
         "--default-model",
         default=os.environ.get("GATEWAY_DEFAULT_MODEL", ""),

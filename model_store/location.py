@@ -32,7 +32,10 @@ class Location:
         return "/".join(p for p in (self.prefix, *parts) if p)
 
     def __str__(self) -> str:
-        return str(self.path) if self.path is not None else f"{S3_SCHEME}{self.key(self.bucket)}".rstrip("/")
+        """The repository argument that names this location again (``parse(str(location)) == location``)."""
+        if self.path is not None:
+            return str(self.path)
+        return f"{S3_SCHEME}{'/'.join(p for p in (self.bucket, self.prefix) if p)}"
 
     def triton_url(self) -> str:
         """What ``tritonserver --model-repository`` takes: a folder, or ``s3://[endpoint/]bucket/prefix``."""

@@ -22,6 +22,7 @@ MANIFEST_FILE = "published.json"
 class Entry:
     revision: str  # a content hash of the model's files: a changed revision means "load it again"
     models: list[str]  # Triton models to load, in order: the steps, then the ensemble
+    on_demand: bool = False  # exported by the loader for a request: the gateway loads and unloads it, not the sync
 
 
 def read(location: Location) -> dict[str, Entry]:

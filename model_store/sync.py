@@ -3,7 +3,8 @@
 Every ``interval`` seconds: read ``published.json``; (re)load, through Triton's repository API, each model
 whose revision changed (its steps first, then the ensemble: Triton swaps a reloaded model in only once the
 new one is ready, so requests in flight finish on the old one); unload each ensemble that left the manifest;
-then reload a step whose Python stub process died (``model_store.heal``).
+then reload a step whose Python stub process died (``model_store.heal``). On-demand exports (the loader's)
+are left to the gateway, which loads them when asked and unloads them when idle.
 ``make serve`` runs it in a thread, docker compose as a service, Kubernetes as a sidecar of each Triton pod:
 it always talks to its own Triton.
 """
@@ -96,7 +97,8 @@ class Sync:
             self.applied = {n: e.revision for n, e in entries.items() if self.triton.ready(n)}
         changed = []
         for name, entry in entries.items():
-            if self.applied.get(name) == entry.revision:
+            # On-demand exports are loaded by the gateway when asked (and unloaded when idle): not here.
+            if entry.on_demand or self.applied.get(name) == entry.revision:
                 continue
             self.applied[name] = entry.revision  # tried once per revision, even if it fails to load
             changed.append(name)

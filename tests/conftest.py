@@ -16,8 +16,8 @@ import soundfile
 import tiny_checkpoints
 
 from export.exporter import ExportOptions, ExportResult, export_model
-from local_triton.gateway_process import GatewayProcess
 from local_triton.server import LocalTriton, Ports, free_port
+from local_triton.services import GatewayProcess
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -78,3 +78,6 @@ NETWORK_INPUTS = "network_inputs"  # preprocess, chunk mode: JSON {input name: T
 FUNCTION_TO_APPLY_DEFAULT = "function_to_apply"  # postprocess: used when a request names none
 INTRA_OP_THREADS = "intra_op_thread_count"  # network: as Triton's onnxruntime backend names it
 INTER_OP_THREADS = "inter_op_thread_count"  # network: as Triton's onnxruntime backend names it
+
+# Where the stack's services meet (every launcher and default refers to these).
+DEFAULT_LOADER_PORT = 8090  # the on-demand loader (python -m loader), asked by the gateway's GATEWAY_LOADER_URL

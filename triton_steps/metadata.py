@@ -26,6 +26,7 @@ class ModelMetadata:
     window_seconds: float | None = None  # the model's own window (long_audio.default_window): live streams' default
     precision: str = "fp32"  # int8: quantized (--quantize), scores within the gate below, not within 1e-4
     quantization: dict[str, Any] | None = None  # int8: the export gate's top-1 agreement and max score diff
+    on_demand: bool = False  # exported by the loader for a request: the gateway may unload it when idle
     versions: dict[str, str] = field(default_factory=dict)  # library versions used to export
 
     def to_json(self, indent: int | None = 2) -> str:

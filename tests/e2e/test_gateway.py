@@ -18,7 +18,7 @@ from huggingface_hub import InferenceClient
 from transformers import pipeline
 
 from gateway.errors import error_response
-from local_triton.gateway_process import GatewayProcess
+from local_triton.services import GatewayProcess
 
 TOLERANCE = 1e-4
 

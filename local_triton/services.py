@@ -1,0 +1,100 @@
+"""The stack's Python services as child processes: the gateway (``python -m gateway``) and the on-demand loader
+(``python -m loader``). The one way ``make serve``, the benchmarks and the tests run them beside a
+``LocalTriton``."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from local_triton.server import http_ok, log_tail
+
+
+class ServiceStartError(RuntimeError):
+    """A service process exited or did not answer in time; the message carries the end of its log."""
+
+
+class ServiceProcess:
+    """``python -m MODULE`` with ``env``, its output in ``log_path``; ready when ``url``/health answers."""
+
+    module = ""
+
+    def __init__(self, url: str, log_path: Path, env: dict[str, str]) -> None:
+        self.url = url
+        self.log_path = log_path
+        self.env = env
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 30.0) -> ServiceProcess:
+        """Start it and wait until ``/health`` answers."""
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log_path, "wb") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", self.module], env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )  # fmt: skip
+        deadline = time.monotonic() + timeout
+        while not http_ok(f"{self.url}/health", timeout=1):
+            if not self.running() or time.monotonic() > deadline:
+                self.stop()
+                raise ServiceStartError(f"the {self.module} did not start; its log ends:\n{self.log_tail()}")
+            time.sleep(0.1)
+        return self
+
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self.running():
+            self.process.terminate()
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def log_tail(self, lines: int = 30) -> str:
+        return log_tail(self.log_path, lines)
+
+    def __enter__(self) -> ServiceProcess:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class GatewayProcess(ServiceProcess):
+    """The gateway on ``host:port`` in front of Triton's gRPC ``triton_url``; ``settings`` are gateway settings
+    by name (``default_model="x"`` becomes ``GATEWAY_DEFAULT_MODEL=x``). With ``inherit`` (what ``make serve``
+    does) the caller's own ``GATEWAY_*`` variables pass through, so that a token or a cap set in the
+    environment is enforced; without it (tests, benchmarks) every other setting is unset."""
+
+    module = "gateway"
+
+    def __init__(
+        self,
+        triton_url: str,
+        port: int,
+        log_path: Path,
+        host: str = "127.0.0.1",
+        inherit: bool = False,
+        **settings: str,
+    ) -> None:
+        env = {key: value for key, value in os.environ.items() if inherit or not key.startswith("GATEWAY_")}
+        env.update(GATEWAY_TRITON_URL=triton_url, GATEWAY_HOST=host, GATEWAY_PORT=str(port))
+        env.update({f"GATEWAY_{key.upper()}": value for key, value in settings.items() if value})
+        super().__init__(f"http://{host}:{port}", log_path, env)
+
+
+class LoaderProcess(ServiceProcess):
+    """The loader on ``host:port``, exporting into ``repository``; the ``LOADER_*`` and ``HF_*`` variables of
+    the environment apply."""
+
+    module = "loader"
+
+    def __init__(self, repository: str, port: int, log_path: Path, host: str = "127.0.0.1") -> None:
+        env = dict(os.environ, MODEL_REPOSITORY=repository, LOADER_HOST=host, LOADER_PORT=str(port))
+        super().__init__(f"http://{host}:{port}", log_path, env)
