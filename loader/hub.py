@@ -68,7 +68,7 @@ class Vetted:
                 self.model_id,
                 revision=self.revision,
                 token=token,
-                allow_patterns=[*CONFIG_FILES, "*.json", "*.txt", *self.weight_patterns],
+                allow_patterns=["*.json", *self.weight_patterns],
             )
         except hub_errors.GatedRepoError:
             raise Refusal(403, f"{self.model_id} is gated: accept its terms on the Hub and set HF_TOKEN") from None
@@ -111,15 +111,24 @@ def _read_json(model_id: str, name: str, revision: str | None, token: str | None
         raise Refusal(422, f"{model_id}: could not read its {name}: {error}") from None
 
 
-def _check_config(model_id: str, config: dict[str, Any], extractor: dict[str, Any]) -> None:
-    if "auto_map" in config or "auto_map" in extractor:
-        raise Refusal(422, f"{model_id} needs trust_remote_code (its own Python code), which is never run here")
+def _remote_code(model_id: str) -> Refusal:
+    return Refusal(422, f"{model_id} needs trust_remote_code (its own Python code), which is never run here")
+
+
+def _check_config(model_id: str, config: dict[str, Any]) -> None:
+    if "auto_map" in config:
+        raise _remote_code(model_id)
     model_type = config.get("model_type", "")
     architectures = config.get("architectures") or []
     head = AUDIO_CLASSIFICATION.get(model_type)
     if head is None or (architectures and head not in architectures):
         shown = ", ".join(architectures) or model_type or "unknown"
         raise Refusal(422, f"{model_id} is not an audio-classification checkpoint (architecture {shown})")
+
+
+def _check_extractor(model_id: str, extractor: dict[str, Any]) -> None:
+    if "auto_map" in extractor:
+        raise _remote_code(model_id)
     try:
         extractor_from_config(extractor)
     except UnsupportedExtractorError as error:
@@ -131,11 +140,13 @@ def vet(model_id: str, revision: str | None, token: str | None, max_bytes: int, 
     if not HUB_ID.match(model_id) or ".." in model_id:
         raise Refusal(400, f"{model_id!r} is not a Hub model id (org/name)")
     files = _listing(model_id, revision, token)
-    missing = [name for name in CONFIG_FILES if name not in files]
-    if missing:
-        raise Refusal(422, f"{model_id} is not an audio-classification checkpoint: it has no {', '.join(missing)}")
-    config = _read_json(model_id, "config.json", revision, token)
-    _check_config(model_id, config, _read_json(model_id, "preprocessor_config.json", revision, token))
+    for name in CONFIG_FILES:  # config.json first: a text model's refusal names its architecture
+        if name not in files:
+            raise Refusal(422, f"{model_id} is not an audio-classification checkpoint: it has no {name}")
+        if name == "config.json":
+            config = _read_json(model_id, name, revision, token)
+            _check_config(model_id, config)
+    _check_extractor(model_id, _read_json(model_id, "preprocessor_config.json", revision, token))
     patterns: tuple[str, ...] = (SAFE_WEIGHTS,)
     weights = _matching(files, patterns)
     if not weights:

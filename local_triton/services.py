@@ -91,10 +91,10 @@ class GatewayProcess(ServiceProcess):
 
 class LoaderProcess(ServiceProcess):
     """The loader on ``host:port``, exporting into ``repository``; the ``LOADER_*`` and ``HF_*`` variables of
-    the environment apply."""
+    the environment apply, and ``env_vars`` over them."""
 
     module = "loader"
 
-    def __init__(self, repository: str, port: int, log_path: Path, host: str = "127.0.0.1") -> None:
-        env = dict(os.environ, MODEL_REPOSITORY=repository, LOADER_HOST=host, LOADER_PORT=str(port))
+    def __init__(self, repository: str, port: int, log_path: Path, host: str = "127.0.0.1", **env_vars: str) -> None:
+        env = dict(os.environ, MODEL_REPOSITORY=repository, LOADER_HOST=host, LOADER_PORT=str(port), **env_vars)
         super().__init__(f"http://{host}:{port}", log_path, env)

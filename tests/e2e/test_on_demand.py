@@ -1,0 +1,233 @@
+"""Any Hub id on demand (GATEWAY_AUTOLOAD): a real loader exporting from an HF cache laid out by hand
+(HF_HUB_OFFLINE=1, the same snapshot_download path as the Hub), a real tritonserver, a real gateway."""
+
+from __future__ import annotations
+
+import base64
+import concurrent.futures
+import json
+import re
+import shutil
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+import tiny_checkpoints
+import torch
+import transformers
+from conftest import make_waveform, running_gateway, wav_bytes
+from huggingface_hub import InferenceClient
+from huggingface_hub.errors import HfHubHTTPError
+from transformers import pipeline
+
+from export.exporter import ExportOptions, export_model
+from loader.jobs import triton_name
+from local_triton.server import LocalTriton, Ports, free_port
+from local_triton.services import LoaderProcess
+from model_store import stub_processes
+
+REVISION = "0123456789abcdef0123456789abcdef01234567"
+AUDIO_IDS = ("org/w2v-a", "org/w2v-b", "org/w2v-c", "org/w2v-d", "org/w2v-e")
+WAIT = {"X-Wait-For-Model": "true"}
+LIMIT = 2
+
+
+def _snapshot(cache: Path, repo_id: str) -> Path:
+    """The snapshot folder of ``repo_id`` in an HF cache laid out as snapshot_download leaves it."""
+    model = cache / "hub" / f"models--{repo_id.replace('/', '--')}"
+    (model / "refs").mkdir(parents=True)
+    (model / "refs" / "main").write_text(REVISION)
+    return model / "snapshots" / REVISION
+
+
+def _hub_cache(root: Path) -> dict[str, Path]:
+    folders = {}
+    for seed, repo_id in enumerate(AUDIO_IDS):
+        folders[repo_id] = tiny_checkpoints.build("wav2vec2-layer-norm", _snapshot(root, repo_id), seed=seed)
+    pickled = _snapshot(root, "org/pickle-only")
+    tiny_checkpoints.build("wav2vec2-layer-norm", pickled)
+    model = transformers.Wav2Vec2ForSequenceClassification.from_pretrained(pickled)
+    for weights in pickled.glob("*.safetensors"):
+        weights.unlink()
+    torch.save(model.state_dict(), pickled / "pytorch_model.bin")  # transformers 5 saves only safetensors
+    remote = _snapshot(root, "org/remote-code")
+    tiny_checkpoints.build("wav2vec2-layer-norm", remote)
+    config = json.loads((remote / "config.json").read_text())
+    config["auto_map"] = {"AutoModelForAudioClassification": "modeling_custom.CustomModel"}
+    (remote / "config.json").write_text(json.dumps(config))
+    text = _snapshot(root, "org/text-classifier")
+    bert = transformers.BertConfig(
+        hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=37, vocab_size=100
+    )
+    transformers.BertForSequenceClassification(bert).save_pretrained(text)
+    return folders
+
+
+@dataclass
+class Stack:
+    gateway: str
+    loader: LoaderProcess
+    triton: LocalTriton
+    checkpoints: dict[str, Path]
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory, checkpoints) -> Iterator[Stack]:
+    root = tmp_path_factory.mktemp("on_demand")
+    folders = _hub_cache(root / "hf")
+    repository = root / "model_repository"
+    # One model an operator published: never unloaded, and not counted in the on-demand limit.
+    export_model(str(checkpoints["hubert"]), repository, ExportOptions(name="resident"), log=lambda _: None)
+    triton = LocalTriton(repository, root / "run", Ports(free_port(), free_port(), free_port()))
+    loader = LoaderProcess(
+        str(repository), free_port(), root / "loader.log", HF_HOME=str(root / "hf"), HF_HUB_OFFLINE="1"
+    )
+    settings = {"autoload": "org/*", "loader_url": loader.url, "max_loaded_models": str(LIMIT)}
+    with triton, loader, running_gateway(triton.grpc_url, default_model="resident", **settings) as gateway:
+        yield Stack(gateway, loader, triton, folders)
+
+
+def _loader_metric(stack: Stack, outcome: str) -> float:
+    text = urllib.request.urlopen(f"{stack.loader.url}/metrics", timeout=10).read().decode()
+    match = re.search(rf'^loader_exports_total{{outcome="{outcome}"}} (\S+)$', text, re.M)
+    return float(match.group(1)) if match else 0.0
+
+
+def _on_demand_loaded(stack: Stack) -> set[str]:
+    """The on-demand ensembles Triton has loaded now."""
+    index = json.loads(
+        urllib.request.urlopen(
+            urllib.request.Request(f"http://{stack.triton.http_url}/v2/repository/index", data=b"{}", method="POST"),
+            timeout=10,
+        ).read()
+    )
+    names = {triton_name(i) for i in AUDIO_IDS}
+    return {m["name"] for m in index if m["name"] in names and m.get("state") == "READY"}
+
+
+def _post(stack: Stack, model_id: str, audio: bytes, headers: dict[str, str] | None = None) -> httpx.Response:
+    return httpx.post(f"{stack.gateway}/models/{model_id}", content=audio, headers=headers or {}, timeout=400)
+
+
+def test_a_new_id_gets_the_loading_answer_then_waiting_gets_the_pipelines_scores(stack: Stack) -> None:
+    waveform = make_waveform(1.0, seed=3)
+    audio = wav_bytes(waveform)
+    cold = _post(stack, "org/w2v-a", audio)
+    assert cold.status_code == 503, cold.text
+    body = cold.json()
+    assert body["error"] == "Model org/w2v-a is currently loading"
+    assert isinstance(body["estimated_time"], float) and body["estimated_time"] >= 1
+    assert int(cold.headers["Retry-After"]) >= 1
+    answer = _post(stack, "org/w2v-a", audio, {"x-wait-for-model": "TRUE"})  # any case, as HTTP headers are
+    assert answer.status_code == 200, answer.text
+    reference = pipeline("audio-classification", model=str(stack.checkpoints["org/w2v-a"]), device="cpu")(waveform)
+    served = {p["label"]: p["score"] for p in answer.json()}
+    assert [p["label"] for p in answer.json()] == [r["label"] for r in reference]
+    np.testing.assert_allclose([served[r["label"]] for r in reference], [r["score"] for r in reference], atol=1e-4)
+    listing = {m["id"]: m for m in httpx.get(f"{stack.gateway}/models", timeout=10).json()}
+    assert listing["org/w2v-a"]["state"] == "loaded" and listing["resident"]["state"] == "loaded"
+
+
+def test_concurrent_first_requests_start_one_export(stack: Stack) -> None:
+    before = _loader_metric(stack, "exported")
+    audio = wav_bytes(make_waveform(1.0, seed=4))
+    with concurrent.futures.ThreadPoolExecutor(6) as pool:
+        answers = list(pool.map(lambda _: _post(stack, "org/w2v-b", audio), range(6)))
+    assert {a.status_code for a in answers} == {503}, [a.text for a in answers]
+    assert all(a.json()["error"] == "Model org/w2v-b is currently loading" for a in answers)
+    assert _post(stack, "org/w2v-b", audio, WAIT).status_code == 200
+    assert _loader_metric(stack, "exported") == before + 1
+    jobs = httpx.get(f"{stack.loader.url}/jobs", timeout=10).json()
+    assert [j["state"] for j in jobs if j["model_id"] == "org/w2v-b"] == ["exported"]
+
+
+@pytest.mark.parametrize(
+    "model_id, status, reason",
+    [
+        (
+            "org/text-classifier",
+            422,
+            "not an audio-classification checkpoint (architecture BertForSequenceClassification)",
+        ),
+        ("org/pickle-only", 422, "weights only as pickle (pytorch_model.bin)"),
+        ("org/remote-code", 422, "needs trust_remote_code"),
+        ("org/no-such-model", 404, "is not in the HF cache"),
+    ],
+)
+def test_refusals_are_clear_and_remembered(stack: Stack, model_id: str, status: int, reason: str) -> None:
+    audio = wav_bytes(make_waveform(1.0, seed=5))
+    first = _post(stack, model_id, audio, WAIT)  # waiting does not wait out a refusal
+    assert first.status_code == status and reason in first.json()["error"], first.text
+    second = _post(stack, model_id, audio)
+    assert second.status_code == status and second.json() == first.json()
+    refused = [line for line in stack.loader.log_tail(400).splitlines() if f"{model_id}: refused" in line]
+    assert len(refused) == 1, refused  # the second answer came from memory: the checkpoint was not looked at again
+    listing = {m["id"]: m for m in httpx.get(f"{stack.gateway}/models", timeout=10).json()}
+    assert listing[model_id]["state"] == "failed" and reason in listing[model_id]["error"]
+
+
+def test_a_fixed_refusal_is_still_remembered_until_it_expires(stack: Stack) -> None:
+    """The refusal is answered from memory even once the checkpoint changed (until LOADER_FAILURE_TTL_S)."""
+    audio = wav_bytes(make_waveform(1.0, seed=6))
+    assert _post(stack, "org/remote-code", audio).status_code == 422
+    folder = Path(stack.loader.env["HF_HOME"]) / "hub" / "models--org--remote-code" / "snapshots" / REVISION
+    shutil.copy(stack.checkpoints["org/w2v-a"] / "config.json", folder / "config.json")
+    assert _post(stack, "org/remote-code", audio).status_code == 422
+
+
+def test_an_id_outside_the_patterns_is_a_404(stack: Stack) -> None:
+    answer = _post(stack, "elsewhere/w2v-a", wav_bytes(make_waveform(1.0)), WAIT)
+    assert answer.status_code == 404 and "is not served" in answer.json()["error"]
+
+
+def test_at_most_the_limit_is_loaded_and_evicted_models_return_without_an_export(stack: Stack) -> None:
+    audio = wav_bytes(make_waveform(1.0, seed=7))
+    ids = ("org/w2v-a", "org/w2v-b", "org/w2v-c")
+    for model_id in ids:  # each exported once (a and b were, by the tests above, when run together)
+        assert _post(stack, model_id, audio, WAIT).status_code == 200
+    exports = _loader_metric(stack, "exported")
+    stubs = []
+    for _ in range(3):
+        for model_id in ids:
+            answer = _post(stack, model_id, audio, WAIT)
+            assert answer.status_code == 200, answer.text
+            assert len(_on_demand_loaded(stack)) <= LIMIT
+            stubs.append(len(stub_processes.find(stack.triton.ports.http).pids))
+    assert _loader_metric(stack, "exported") == exports  # evicted models came back from the repository
+    # Memory stays bounded: the Python-backend processes (the preprocess instances, the network, the
+    # postprocess of each model loaded) stop growing.
+    per_model = ExportOptions().preprocess_instances + 2
+    assert max(stubs) <= (1 + LIMIT) * per_model, stubs
+    metrics = httpx.get(f"{stack.gateway}/metrics", timeout=10).text
+    evictions = float(re.search(r"^gateway_on_demand_evictions_total (\S+)$", metrics, re.M).group(1))
+    assert evictions >= 9  # round-robin over three with room for two: every request evicts
+    listing = {m["id"]: m for m in httpx.get(f"{stack.gateway}/models", timeout=10).json()}
+    assert listing["resident"]["state"] == "loaded"
+    assert sorted(m["state"] for i, m in listing.items() if i in ids) == ["loaded", "loaded", "unloaded"]
+
+
+def test_huggingface_hub_inference_client_against_a_cold_model(stack: Stack) -> None:
+    """huggingface_hub 2.4 raises on the 503 at once (it no longer retries); with the header HF documents,
+    X-Wait-For-Model, the same call waits for the export and answers."""
+    audio = wav_bytes(make_waveform(1.0, seed=8))
+    with pytest.raises(HfHubHTTPError) as cold:
+        InferenceClient(model=f"{stack.gateway}/models/org/w2v-d").audio_classification(audio)
+    assert cold.value.response.status_code == 503
+    assert "Model org/w2v-d is currently loading" in str(cold.value)
+    client = InferenceClient(model=f"{stack.gateway}/models/org/w2v-d", headers=WAIT, timeout=400)
+    predictions = client.audio_classification(audio)
+    assert len(predictions) == len(tiny_checkpoints.LABELS)
+
+
+def test_options_wait_for_model_waits_as_the_header_does(stack: Stack) -> None:
+
+    body = {
+        "inputs": base64.b64encode(wav_bytes(make_waveform(1.0, seed=9))).decode(),
+        "options": {"wait_for_model": True},
+    }
+    answer = httpx.post(f"{stack.gateway}/models/org/w2v-e", json=body, timeout=400)
+    assert answer.status_code == 200, answer.text
