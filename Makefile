@@ -17,7 +17,7 @@ PERF_MODEL ?= $(DEFAULT_MODEL)
 PERF_AUDIO ?=
 PERF_CONCURRENCY ?= 1:4
 
-.PHONY: help install test lint export serve perf soak bench bench-idle bench-streams clean
+.PHONY: help install test lint export serve perf soak bench bench-idle bench-streams bench-on-demand clean
 
 help:
 	@echo "make test                 install everything (.venv) and run the test suite"
@@ -28,6 +28,7 @@ help:
 	@echo "make bench                real-size models (wav2vec2, HuBERT, AST, Whisper): served vs transformers' pipeline"
 	@echo "make bench-idle           CPU an idle 'make serve' uses with five real-size models (health checks included)"
 	@echo "make bench-streams        how many real-time live-audio streams hold, vs the same windows POSTed"
+	@echo "make bench-on-demand      a Hub id never exported (wav2vec2-base), from first request to first answer"
 	@echo "make lint                 ruff"
 	@echo "make clean                remove .venv and run state"
 
@@ -79,6 +80,9 @@ bench: install
 # inferences its health machinery sends (none).
 bench-idle: install
 	$(BIN)/python benchmarks/idle_cost.py
+
+bench-on-demand: install
+	$(BIN)/python benchmarks/on_demand.py
 
 # Real-time WebSocket streams (100 ms chunks, window 1 s / hop 0.5 s) against the default model and a
 # real-size wav2vec2-base, beside the same windows POSTed one request each.

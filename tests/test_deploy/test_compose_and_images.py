@@ -14,6 +14,8 @@ import pytest
 import tomllib
 import yaml
 
+from triton_steps.contract import DEFAULT_LOADER_PORT
+
 ROOT = Path(__file__).resolve().parents[2]
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 PROVIDED_BY_TRITON = {"triton_python_backend_utils"}
@@ -25,6 +27,15 @@ def normalised(path: Path) -> dict:
     if binary is None:
         pytest.fail("docker-compose is missing: scripts/install-system-packages.sh installs it")
     result = subprocess.run([binary, "-f", str(path), "config"], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    return yaml.safe_load(result.stdout)
+
+
+def normalised_with_profile(profile: str) -> dict:
+    result = subprocess.run(
+        [shutil.which("docker-compose") or "docker-compose", "-f", str(ROOT / "docker-compose.yml"), "--profile",
+         profile, "config"], capture_output=True, text=True, check=False,
+    )  # fmt: skip
     assert result.returncode == 0, result.stderr
     return yaml.safe_load(result.stdout)
 
@@ -100,6 +111,20 @@ def test_gateway_service(compose: dict) -> None:
     assert gateway["environment"]["GATEWAY_TRITON_URL"] == "triton:8001"  # Triton's default gRPC port
 
 
+def test_loader_service_is_what_the_gateway_asks(compose: dict) -> None:
+    """The loader runs with the on-demand profile, writes where Triton reads, on the port the gateway asks."""
+    services = normalised_with_profile("on-demand")["services"]
+    loader, triton, gateway = services["loader"], services["triton"], services["gateway"]
+    assert loader["build"]["dockerfile"] == "docker/loader.Dockerfile"
+    assert loader["profiles"] == ["on-demand"]  # without the profile the stack stays as it was
+    (repository,) = [v for v in _volumes(loader) if v["target"] == loader["environment"]["MODEL_REPOSITORY"]]
+    assert not any(str(v).endswith(":ro") or isinstance(v, dict) and v.get("read_only") for v in loader["volumes"])
+    assert repository["source"] == next(v["source"] for v in _volumes(triton) if v["target"] == "/models")
+    assert gateway["environment"]["GATEWAY_LOADER_URL"] == f"http://loader:{DEFAULT_LOADER_PORT}"
+    assert f"LOADER_PORT={DEFAULT_LOADER_PORT}" in (ROOT / "docker/loader.Dockerfile").read_text()
+    assert gateway["environment"]["GATEWAY_AUTOLOAD"] == ""  # off unless the operator sets the patterns
+
+
 def _volumes(service: dict) -> list[dict]:
     return [v if isinstance(v, dict) else dict(zip(("source", "target"), v.split(":")[:2], strict=True)) for v in
             service.get("volumes", [])]  # fmt: skip
@@ -113,14 +138,21 @@ def _third_party_imports(files: list[Path]) -> set[str]:
                 names.update(alias.name.split(".")[0] for alias in node.names)
             elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
                 names.add(node.module.split(".")[0])
-    local = {"gateway", "triton_steps", "export", "local_triton", "model_store"}
+    local = {"gateway", "triton_steps", "export", "local_triton", "model_store", "loader"}
     return {n for n in names if n not in sys.stdlib_module_names and n not in local | PROVIDED_BY_TRITON}
 
 
 def _declared(*extras: str) -> set[str]:
+    """What installing the project with ``extras`` brings, following extras that name other extras."""
     requirements = list(PYPROJECT["project"]["dependencies"])
-    for extra in extras:
-        requirements += PYPROJECT["project"]["optional-dependencies"][extra]
+    pending = list(extras)
+    while pending:
+        for requirement in PYPROJECT["project"]["optional-dependencies"][pending.pop()]:
+            inner = re.fullmatch(r"hf-audio-triton\[(.+)\]", requirement)
+            if inner:
+                pending += inner.group(1).split(",")
+            else:
+                requirements.append(requirement)
     return {re.split(r"[<>=\[ ;]", r, maxsplit=1)[0].lower().replace("_", "-") for r in requirements}
 
 
@@ -138,6 +170,8 @@ def _distributions(imports: set[str]) -> dict[str, set[str]]:
          ["triton_steps/audio.py", "triton_steps/features.py", "triton_steps/spectral.py", "triton_steps/scores.py",
           "triton_steps/preprocess_model.py", "triton_steps/postprocess_model.py", "triton_steps/triton_io.py",
           "model_store/*.py"]),
+        ("docker/loader.Dockerfile", ["triton_steps", "model_store", "export", "loader"], ["loader"],
+         ["loader/*.py", "export/*.py", "model_store/*.py", "triton_steps/features.py", "triton_steps/spectral.py"]),
     ],
 )  # fmt: skip
 def test_each_image_installs_what_its_code_imports(dockerfile, packages, extras, modules) -> None:

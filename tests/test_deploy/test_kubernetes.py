@@ -16,8 +16,10 @@ from kubernetes_validate.utils import latest_version
 
 from gateway.app import create_app
 from gateway.settings import Settings
+from loader.__main__ import parse_args as loader_args
 from local_triton.server import Ports
 from model_store.__main__ import main as model_store_main
+from triton_steps.contract import DEFAULT_LOADER_PORT
 
 ROOT = Path(__file__).resolve().parents[2]
 OVERLAYS = ["cpu", "gpu"]
@@ -144,3 +146,32 @@ def test_tritons_ports_are_for_the_gateway_only() -> None:
     allowed = {rule["ports"][0]["port"]: rule["from"][0] for rule in policy["ingress"]}
     assert allowed[Ports().grpc] == {"podSelector": {"matchLabels": {"app.kubernetes.io/name": "gateway"}}}
     assert set(allowed) == {Ports().grpc, Ports().metrics}  # HTTP (repository API) is not reachable at all
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_loader_is_where_the_gateway_asks_and_writes_to_the_repository(overlay: str) -> None:
+    objects = render(overlay)
+    loader = container(objects, "loader", "loader")
+    assert loader["image"] == yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]["loader"]["image"]
+    assert find(objects, "Deployment", "loader")["spec"]["strategy"]["type"] == "Recreate"  # one manifest writer
+    sources = {ref.get("configMapRef", ref.get("secretRef"))["name"] for ref in loader["envFrom"]}
+    assert {"model-store", "s3-credentials", "loader", "hf-token"} <= sources
+    settings = find(objects, "ConfigMap", "loader")["data"]
+    known = set(re.findall(r'"(LOADER_[A-Z_]+)"', (ROOT / "loader/__main__.py").read_text()))
+    assert set(settings) <= known, set(settings) - known
+    service = find(objects, "Service", "loader")["spec"]["ports"][0]
+    exposed = re.search(r"^EXPOSE (\d+)", (ROOT / "docker/loader.Dockerfile").read_text(), re.M).group(1)
+    assert loader["ports"][0]["containerPort"] == int(settings["LOADER_PORT"]) == int(exposed) == DEFAULT_LOADER_PORT
+    gateway = find(objects, "ConfigMap", "gateway")["data"]
+    assert gateway["GATEWAY_LOADER_URL"] == f"http://loader:{service['port']}"
+    assert gateway["GATEWAY_AUTOLOAD"] == ""  # off until the operator names the patterns
+    policy = find(objects, "NetworkPolicy", "loader")["spec"]
+    assert policy["ingress"][0]["from"][0]["podSelector"]["matchLabels"] == {"app.kubernetes.io/name": "gateway"}
+
+
+def test_the_loader_configmap_values_parse(monkeypatch) -> None:
+    settings = find(render("cpu"), "ConfigMap", "loader")["data"]
+    for name, value in settings.items():
+        monkeypatch.setenv(name, value)
+    args = loader_args([])
+    assert args.port == int(settings["LOADER_PORT"]) and args.max_queue == int(settings["LOADER_MAX_QUEUE"])
