@@ -12,6 +12,7 @@ HTTP_PORT ?= 8000
 GRPC_PORT ?= 8001
 METRICS_PORT ?= 8002
 GATEWAY_PORT ?= 8080
+LOADER_PORT ?= 8090
 DEFAULT_MODEL ?=
 PERF_MODEL ?= $(DEFAULT_MODEL)
 PERF_AUDIO ?=
@@ -60,7 +61,8 @@ export: install
 serve: install
 	$(BIN)/python -m local_triton serve --repository "$(REPOSITORY)" --workdir "$(WORKDIR)" \
 		--http-port $(HTTP_PORT) --grpc-port $(GRPC_PORT) --metrics-port $(METRICS_PORT) \
-		--gateway-port $(GATEWAY_PORT) $(if $(DEFAULT_MODEL),--default-model "$(DEFAULT_MODEL)")
+		--gateway-port $(GATEWAY_PORT) --loader-port $(LOADER_PORT) \
+		$(if $(DEFAULT_MODEL),--default-model "$(DEFAULT_MODEL)")
 
 perf: install
 	@test -n "$(PERF_MODEL)" -a -n "$(PERF_AUDIO)" || (echo "usage: make perf PERF_MODEL=<triton name> PERF_AUDIO=<audio file>"; exit 2)

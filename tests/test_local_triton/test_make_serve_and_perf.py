@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import tiny_checkpoints
 from conftest import free_port, make_waveform, read_until_ready, wav_bytes
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -162,3 +164,38 @@ def test_make_perf_prints_throughput(triton, tmp_path: Path) -> None:
     throughputs = re.findall(r"Concurrency: (\d+), throughput: ([\d.]+) infer/sec", output)
     assert [c for c, _ in throughputs] == ["1", "2"]
     assert all(float(t) > 0 for _, t in throughputs)
+
+
+def test_make_serve_with_gateway_autoload_exports_a_hub_id_on_first_request(tmp_path: Path) -> None:
+    """GATEWAY_AUTOLOAD in make serve's environment starts the loader beside the gateway: a Hub id from an HF
+    cache laid out by hand (offline) is exported, loaded and answered, and the default model still serves."""
+    revision = "0123456789abcdef0123456789abcdef01234567"
+    model = tmp_path / "hf" / "hub" / "models--org--kws"
+    tiny_checkpoints.build("wav2vec2-layer-norm", model / "snapshots" / revision)
+    (model / "refs").mkdir()
+    (model / "refs" / "main").write_text(revision)
+    repository = tmp_path / "model_repository"
+    shutil.copytree(ROOT / "model_repository", repository)
+    ports = {name: free_port() for name in ("HTTP_PORT", "GRPC_PORT", "METRICS_PORT", "GATEWAY_PORT", "LOADER_PORT")}
+    env = dict(os.environ, GATEWAY_AUTOLOAD="org/*", HF_HOME=str(tmp_path / "hf"), HF_HUB_OFFLINE="1")
+    serve = _make(
+        "serve", f"REPOSITORY={repository}", f"WORKDIR={tmp_path / 'run'}",
+        *(f"{k}={v}" for k, v in ports.items()), start_new_session=True, env=env,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{ports['GATEWAY_PORT']}"
+    clip = (ROOT / "samples" / "yes.wav").read_bytes()
+    try:
+        lines = read_until_ready(serve)
+        assert any("on-demand loading of org/*" in line for line in lines), lines
+        cold = httpx.post(f"{url}/models/org/kws", content=clip, timeout=30)
+        assert cold.status_code == 503 and cold.json()["error"] == "Model org/kws is currently loading"
+        answer = httpx.post(f"{url}/models/org/kws", content=clip, headers={"X-Wait-For-Model": "true"}, timeout=300)
+        assert answer.status_code == 200 and len(answer.json()) == len(tiny_checkpoints.LABELS), answer.text
+        assert httpx.post(f"{url}/", content=clip, timeout=30).json()[0]["label"] == "yes"
+        assert httpx.post(f"{url}/models/elsewhere/kws", content=clip, timeout=30).status_code == 404
+    finally:
+        os.killpg(serve.pid, signal.SIGINT)
+        serve.communicate(timeout=60)
+    assert _processes_mentioning(str(tmp_path / "run")) == []
+    with pytest.raises(httpx.ConnectError):  # the loader stopped with the rest
+        httpx.get(f"http://127.0.0.1:{ports['LOADER_PORT']}/health")
