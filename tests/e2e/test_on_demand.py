@@ -231,3 +231,20 @@ def test_options_wait_for_model_waits_as_the_header_does(stack: Stack) -> None:
     }
     answer = httpx.post(f"{stack.gateway}/models/org/w2v-e", json=body, timeout=400)
     assert answer.status_code == 200, answer.text
+
+
+def test_concurrent_clients_of_more_models_than_fit_all_get_answers(stack: Stack) -> None:
+    """Three clients at once, each on its own model, room for two: models are unloaded only when idle, each
+    waiting request is answered, and no request fails (the loading 503s are waited out, as clients do)."""
+    audio = wav_bytes(make_waveform(1.0, seed=10))
+    ids = ("org/w2v-a", "org/w2v-b", "org/w2v-c")
+    exports = _loader_metric(stack, "exported")
+
+    def client(model_id: str) -> list[int]:
+        return [_post(stack, model_id, audio, WAIT).status_code for _ in range(4)]
+
+    with concurrent.futures.ThreadPoolExecutor(len(ids)) as pool:
+        statuses = list(pool.map(client, ids))
+    assert statuses == [[200] * 4] * len(ids), statuses
+    assert len(_on_demand_loaded(stack)) <= LIMIT
+    assert _loader_metric(stack, "exported") == exports
