@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import soundfile
 import tiny_checkpoints
+from huggingface_hub import constants
 
 from export.exporter import ExportOptions, ExportResult, export_model
 from local_triton.server import LocalTriton, Ports, free_port
@@ -66,6 +67,15 @@ def checkpoints(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     for name, problem_type in PROBLEM_TYPES.items():
         folders[name] = tiny_checkpoints.build("wav2vec2-layer-norm", root / name, problem_type=problem_type)
     return folders
+
+
+@pytest.fixture
+def offline_hub_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty HF hub cache, with huggingface_hub (in this process) offline and pointed at it; fill it with
+    ``tiny_checkpoints.hub_snapshot``."""
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    return tmp_path / "hub"
 
 
 @pytest.fixture(scope="session")

@@ -60,11 +60,7 @@ def _block(tag: str) -> list[str]:
 def _hub_cache(root: Path, repo_id: str) -> Path:
     """An HF cache laid out by hand, as ``snapshot_download`` leaves it, holding a tiny checkpoint as
     ``repo_id``: the exporter loads it through the real Hub code path with ``HF_HUB_OFFLINE=1``."""
-    revision = "0123456789abcdef0123456789abcdef01234567"
-    model = root / "hub" / f"models--{repo_id.replace('/', '--')}"
-    tiny_checkpoints.build("wav2vec2-layer-norm", model / "snapshots" / revision)
-    (model / "refs").mkdir()
-    (model / "refs" / "main").write_text(revision)
+    tiny_checkpoints.build("wav2vec2-layer-norm", tiny_checkpoints.hub_snapshot(root / "hub", repo_id))
     return root
 
 

@@ -174,3 +174,16 @@ def build(
     model.save_pretrained(folder)
     make_extractor().save_pretrained(folder)
     return folder
+
+
+HUB_REVISION = "0123456789abcdef0123456789abcdef01234567"
+
+
+def hub_snapshot(hub_cache: Path, repo_id: str) -> Path:
+    """The snapshot folder of ``repo_id`` in an HF hub cache (``$HF_HOME/hub``) laid out by hand as
+    ``snapshot_download`` leaves it (``refs/main`` names the revision): with ``HF_HUB_OFFLINE=1`` the real
+    Hub code path reads it."""
+    model = hub_cache / f"models--{repo_id.replace('/', '--')}"
+    (model / "refs").mkdir(parents=True, exist_ok=True)
+    (model / "refs" / "main").write_text(HUB_REVISION)
+    return model / "snapshots" / HUB_REVISION

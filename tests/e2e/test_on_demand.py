@@ -30,36 +30,29 @@ from local_triton.server import LocalTriton, Ports, free_port
 from local_triton.services import LoaderProcess
 from model_store import stub_processes
 
-REVISION = "0123456789abcdef0123456789abcdef01234567"
 AUDIO_IDS = ("org/w2v-a", "org/w2v-b", "org/w2v-c", "org/w2v-d", "org/w2v-e")
 WAIT = {"X-Wait-For-Model": "true"}
 LIMIT = 2
 
 
-def _snapshot(cache: Path, repo_id: str) -> Path:
-    """The snapshot folder of ``repo_id`` in an HF cache laid out as snapshot_download leaves it."""
-    model = cache / "hub" / f"models--{repo_id.replace('/', '--')}"
-    (model / "refs").mkdir(parents=True)
-    (model / "refs" / "main").write_text(REVISION)
-    return model / "snapshots" / REVISION
-
-
 def _hub_cache(root: Path) -> dict[str, Path]:
     folders = {}
     for seed, repo_id in enumerate(AUDIO_IDS):
-        folders[repo_id] = tiny_checkpoints.build("wav2vec2-layer-norm", _snapshot(root, repo_id), seed=seed)
-    pickled = _snapshot(root, "org/pickle-only")
+        folders[repo_id] = tiny_checkpoints.build(
+            "wav2vec2-layer-norm", tiny_checkpoints.hub_snapshot(root / "hub", repo_id), seed=seed
+        )
+    pickled = tiny_checkpoints.hub_snapshot(root / "hub", "org/pickle-only")
     tiny_checkpoints.build("wav2vec2-layer-norm", pickled)
     model = transformers.Wav2Vec2ForSequenceClassification.from_pretrained(pickled)
     for weights in pickled.glob("*.safetensors"):
         weights.unlink()
     torch.save(model.state_dict(), pickled / "pytorch_model.bin")  # transformers 5 saves only safetensors
-    remote = _snapshot(root, "org/remote-code")
+    remote = tiny_checkpoints.hub_snapshot(root / "hub", "org/remote-code")
     tiny_checkpoints.build("wav2vec2-layer-norm", remote)
     config = json.loads((remote / "config.json").read_text())
     config["auto_map"] = {"AutoModelForAudioClassification": "modeling_custom.CustomModel"}
     (remote / "config.json").write_text(json.dumps(config))
-    text = _snapshot(root, "org/text-classifier")
+    text = tiny_checkpoints.hub_snapshot(root / "hub", "org/text-classifier")
     bert = transformers.BertConfig(
         hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=37, vocab_size=100
     )
@@ -174,7 +167,7 @@ def test_a_fixed_refusal_is_still_remembered_until_it_expires(stack: Stack) -> N
     """The refusal is answered from memory even once the checkpoint changed (until LOADER_FAILURE_TTL_S)."""
     audio = wav_bytes(make_waveform(1.0, seed=6))
     assert _post(stack, "org/remote-code", audio).status_code == 422
-    folder = Path(stack.loader.env["HF_HOME"]) / "hub" / "models--org--remote-code" / "snapshots" / REVISION
+    folder = tiny_checkpoints.hub_snapshot(Path(stack.loader.env["HF_HOME"]) / "hub", "org/remote-code")
     shutil.copy(stack.checkpoints["org/w2v-a"] / "config.json", folder / "config.json")
     assert _post(stack, "org/remote-code", audio).status_code == 422
 

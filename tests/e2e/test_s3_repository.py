@@ -17,10 +17,12 @@ import boto3
 import httpx
 import numpy as np
 import pytest
+import tiny_checkpoints
 from conftest import free_port, make_waveform, read_until_ready, running_gateway, wav_bytes
 
 from export.exporter import ExportOptions, export_model
 from local_triton.server import LocalTriton, Ports, http_ok
+from local_triton.services import LoaderProcess
 from model_store import location, manifest
 from model_store.sync import Sync, TritonRepository
 from triton_steps.contract import NETWORK_FILE, StepNames
@@ -190,3 +192,19 @@ def test_make_serve_serves_straight_from_s3(served, tmp_path: Path) -> None:
     finally:
         os.killpg(serve.pid, signal.SIGTERM)
         serve.communicate(timeout=60)  # until make serve, not just make, has exited: it stops its children
+
+
+def test_the_loader_exports_an_id_on_demand_into_the_bucket(served, tmp_path: Path) -> None:
+    """As in Kubernetes: the loader writes to the S3 repository, Triton loads the model from the bucket."""
+    triton, _ = served
+    tiny_checkpoints.build("wav2vec2-layer-norm", tiny_checkpoints.hub_snapshot(tmp_path / "hf" / "hub", "org/s3-kws"))
+    loader = LoaderProcess(REPOSITORY, free_port(), tmp_path / "loader.log", HF_HOME=str(tmp_path / "hf"),
+                           HF_HUB_OFFLINE="1")  # fmt: skip
+    with loader, running_gateway(triton.grpc_url, autoload="org/*", loader_url=loader.url) as gateway:
+        answer = httpx.post(
+            f"{gateway}/models/org/s3-kws", content=wav_bytes(make_waveform(1.0)),
+            headers={"X-Wait-For-Model": "true"}, timeout=300,
+        )  # fmt: skip
+        assert answer.status_code == 200, answer.text
+    entry = manifest.read(location.parse(REPOSITORY))["org--s3-kws"]
+    assert entry.on_demand and entry.models == StepNames("org--s3-kws").all()

@@ -7,54 +7,41 @@ from pathlib import Path
 
 import pytest
 import tiny_checkpoints
-from huggingface_hub import constants
 from transformers.models.auto.modeling_auto import MODEL_FOR_AUDIO_CLASSIFICATION_MAPPING_NAMES
 
 from loader import hub
 from loader.estimate import ExportTimes
 from loader.jobs import triton_name
 
-REVISION = "0123456789abcdef0123456789abcdef01234567"
-
-
-@pytest.fixture
-def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
-    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
-    return tmp_path / "hub"
-
-
-def _snapshot(cache: Path, repo_id: str) -> Path:
-    model = cache / f"models--{repo_id.replace('/', '--')}"
-    (model / "refs").mkdir(parents=True)
-    (model / "refs" / "main").write_text(REVISION)
-    return model / "snapshots" / REVISION
-
 
 def _vet(repo_id: str, max_bytes: int = 10**9, allow_pickle: bool = False) -> hub.Vetted:
     return hub.vet(repo_id, None, None, max_bytes, allow_pickle)
+
+
+def _build(hub_cache: Path, repo_id: str) -> Path:
+    return tiny_checkpoints.build("wav2vec2-layer-norm", tiny_checkpoints.hub_snapshot(hub_cache, repo_id))
 
 
 def test_the_audio_heads_are_transformers_own() -> None:
     assert dict(MODEL_FOR_AUDIO_CLASSIFICATION_MAPPING_NAMES) == hub.AUDIO_CLASSIFICATION
 
 
-def test_an_audio_classifier_passes_with_its_weights_size(cache: Path) -> None:
-    folder = tiny_checkpoints.build("wav2vec2-layer-norm", _snapshot(cache, "org/ok"))
+def test_an_audio_classifier_passes_with_its_weights_size(offline_hub_cache: Path) -> None:
+    folder = _build(offline_hub_cache, "org/ok"))
     vetted = _vet("org/ok")
     assert vetted.weight_bytes == (folder / "model.safetensors").stat().st_size
     assert vetted.weight_patterns == (hub.SAFE_WEIGHTS,)
 
 
-def test_a_checkpoint_over_the_size_limit_is_refused(cache: Path) -> None:
-    tiny_checkpoints.build("wav2vec2-layer-norm", _snapshot(cache, "org/big"))
+def test_a_checkpoint_over_the_size_limit_is_refused(offline_hub_cache: Path) -> None:
+    _build(offline_hub_cache, "org/big"))
     with pytest.raises(hub.Refusal) as refusal:
         _vet("org/big", max_bytes=1000)
     assert refusal.value.status == 413 and "over the loader's limit" in refusal.value.message
 
 
-def test_a_ctc_head_is_not_audio_classification(cache: Path) -> None:
-    folder = tiny_checkpoints.build("wav2vec2-layer-norm", _snapshot(cache, "org/ctc"))
+def test_a_ctc_head_is_not_audio_classification(offline_hub_cache: Path) -> None:
+    folder = _build(offline_hub_cache, "org/ctc"))
     config = json.loads((folder / "config.json").read_text())
     config["architectures"] = ["Wav2Vec2ForCTC"]
     (folder / "config.json").write_text(json.dumps(config))
@@ -63,8 +50,8 @@ def test_a_ctc_head_is_not_audio_classification(cache: Path) -> None:
     assert refusal.value.status == 422 and "architecture Wav2Vec2ForCTC" in refusal.value.message
 
 
-def test_an_extractor_the_exporter_cannot_handle_is_refused_before_the_export(cache: Path) -> None:
-    folder = tiny_checkpoints.build("wav2vec2-layer-norm", _snapshot(cache, "org/odd"))
+def test_an_extractor_the_exporter_cannot_handle_is_refused_before_the_export(offline_hub_cache: Path) -> None:
+    folder = _build(offline_hub_cache, "org/odd"))
     extractor = json.loads((folder / "preprocessor_config.json").read_text())
     extractor["feature_extractor_type"] = "SpeechT5FeatureExtractor"
     (folder / "preprocessor_config.json").write_text(json.dumps(extractor))
@@ -73,8 +60,10 @@ def test_an_extractor_the_exporter_cannot_handle_is_refused_before_the_export(ca
     assert refusal.value.status == 422 and "the exporter cannot handle it" in refusal.value.message
 
 
-def test_pickle_weights_pass_only_when_allowed(cache: Path) -> None:
-    folder = tiny_checkpoints.build("wav2vec2-layer-norm", _snapshot(cache, "org/pickled"))
+def test_pickle_weights_pass_only_when_allowed(offline_hub_cache: Path) -> None:
+    folder = tiny_checkpoints.build(
+        "wav2vec2-layer-norm", tiny_checkpoints.hub_snapshot(offline_hub_cache, "org/pickled")
+    )
     (folder / "model.safetensors").rename(folder / "pytorch_model.bin")  # the name is what vetting reads
     with pytest.raises(hub.Refusal) as refusal:
         _vet("org/pickled")
@@ -83,7 +72,7 @@ def test_pickle_weights_pass_only_when_allowed(cache: Path) -> None:
 
 
 @pytest.mark.parametrize("model_id", ["../etc", "a/b/c", "/abs", "org/", ""])
-def test_what_is_not_a_hub_id_is_refused_without_a_lookup(cache: Path, model_id: str) -> None:
+def test_what_is_not_a_hub_id_is_refused_without_a_lookup(offline_hub_cache: Path, model_id: str) -> None:
     with pytest.raises(hub.Refusal) as refusal:
         _vet(model_id)
     assert refusal.value.status in (400, 404)

@@ -169,11 +169,7 @@ def test_make_perf_prints_throughput(triton, tmp_path: Path) -> None:
 def test_make_serve_with_gateway_autoload_exports_a_hub_id_on_first_request(tmp_path: Path) -> None:
     """GATEWAY_AUTOLOAD in make serve's environment starts the loader beside the gateway: a Hub id from an HF
     cache laid out by hand (offline) is exported, loaded and answered, and the default model still serves."""
-    revision = "0123456789abcdef0123456789abcdef01234567"
-    model = tmp_path / "hf" / "hub" / "models--org--kws"
-    tiny_checkpoints.build("wav2vec2-layer-norm", model / "snapshots" / revision)
-    (model / "refs").mkdir()
-    (model / "refs" / "main").write_text(revision)
+    tiny_checkpoints.build("wav2vec2-layer-norm", tiny_checkpoints.hub_snapshot(tmp_path / "hf" / "hub", "org/kws"))
     repository = tmp_path / "model_repository"
     shutil.copytree(ROOT / "model_repository", repository)
     ports = {name: free_port() for name in ("HTTP_PORT", "GRPC_PORT", "METRICS_PORT", "GATEWAY_PORT", "LOADER_PORT")}
