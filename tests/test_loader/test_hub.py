@@ -27,21 +27,21 @@ def test_the_audio_heads_are_transformers_own() -> None:
 
 
 def test_an_audio_classifier_passes_with_its_weights_size(offline_hub_cache: Path) -> None:
-    folder = _build(offline_hub_cache, "org/ok"))
+    folder = _build(offline_hub_cache, "org/ok")
     vetted = _vet("org/ok")
     assert vetted.weight_bytes == (folder / "model.safetensors").stat().st_size
     assert vetted.weight_patterns == (hub.SAFE_WEIGHTS,)
 
 
 def test_a_checkpoint_over_the_size_limit_is_refused(offline_hub_cache: Path) -> None:
-    _build(offline_hub_cache, "org/big"))
+    _build(offline_hub_cache, "org/big")
     with pytest.raises(hub.Refusal) as refusal:
         _vet("org/big", max_bytes=1000)
     assert refusal.value.status == 413 and "over the loader's limit" in refusal.value.message
 
 
 def test_a_ctc_head_is_not_audio_classification(offline_hub_cache: Path) -> None:
-    folder = _build(offline_hub_cache, "org/ctc"))
+    folder = _build(offline_hub_cache, "org/ctc")
     config = json.loads((folder / "config.json").read_text())
     config["architectures"] = ["Wav2Vec2ForCTC"]
     (folder / "config.json").write_text(json.dumps(config))
@@ -51,7 +51,7 @@ def test_a_ctc_head_is_not_audio_classification(offline_hub_cache: Path) -> None
 
 
 def test_an_extractor_the_exporter_cannot_handle_is_refused_before_the_export(offline_hub_cache: Path) -> None:
-    folder = _build(offline_hub_cache, "org/odd"))
+    folder = _build(offline_hub_cache, "org/odd")
     extractor = json.loads((folder / "preprocessor_config.json").read_text())
     extractor["feature_extractor_type"] = "SpeechT5FeatureExtractor"
     (folder / "preprocessor_config.json").write_text(json.dumps(extractor))

@@ -28,7 +28,7 @@ def _build(hub_cache: Path, repo_id: str) -> Path:
 
 
 def test_a_full_queue_answers_503_and_remembers_nothing(offline_hub_cache: Path, tmp_path: Path) -> None:
-    _build(offline_hub_cache, "org/ok"))
+    _build(offline_hub_cache, "org/ok")
     loader, _ = _loader(tmp_path, max_queue=0)
     with pytest.raises(Refusal) as refusal:
         asyncio.run(loader.request("org/ok"))
