@@ -12,6 +12,7 @@ text, without Retry-After, and logs a warning per refusal); a request that is no
 from __future__ import annotations
 
 import asyncio
+import copy
 import functools
 import json
 import os
@@ -132,6 +133,14 @@ class GatewayProtocol(HttpToolsProtocol):
         self.transport.close()
 
 
+def _log_config() -> dict[str, Any]:
+    """uvicorn's logging setup (applied in every worker process) plus the gateway's own loggers, on the same
+    handler: on-demand loads and unloads, stub recoveries."""
+    config = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
+    config["loggers"]["gateway"] = {"handlers": ["default"], "level": "INFO", "propagate": False}
+    return config
+
+
 def serve(settings: Settings) -> None:
     """Serve ``gateway.app:create_app`` on ``settings.host:settings.port`` until stopped."""
     if settings.workers > 1 and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
@@ -145,6 +154,7 @@ def serve(settings: Settings) -> None:
         workers=settings.workers,
         http=f"{__name__}:{GatewayProtocol.__name__}",
         log_level="info",
+        log_config=_log_config(),
         access_log=False,
         timeout_keep_alive=settings.keep_alive_s,
         # Messages up to twice a stream's limit get the gateway's JSON error; beyond, uvicorn closes with 1009.
