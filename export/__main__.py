@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from dataclasses import fields
 
 from export.checkpoint import ExportError
 from export.exporter import ExportOptions, export_model
@@ -106,6 +107,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--memory-budget",
+        dest="memory_budget_gib",
         type=_number_or_none,
         default=defaults.memory_budget_gib,
         help="GiB of attention memory per request: a waveform model's --max-seconds is lowered to fit; "
@@ -134,28 +136,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    options = ExportOptions(
-        name=args.name,
-        model_id=args.model_id,
-        revision=args.revision,
-        token=args.token,
-        max_batch_size=args.max_batch_size,
-        max_seconds=args.max_seconds,
-        memory_budget_gib=args.memory_budget,
-        tolerance=args.tolerance,
-        feature_tolerance=args.feature_tolerance,
-        preprocess_instances=args.preprocess_instances,
-        cpu_threads=args.cpu_threads,
-        instances=args.instances,
-        quantize=args.quantize,
-        quantized_tolerance=args.quantized_tolerance,
-        quantized_min_agreement=args.quantized_min_agreement,
-        tensorrt=args.tensorrt,
-        long_audio=args.long_audio,
-        chunk_seconds=args.chunk_seconds,
-        chunk_hop_seconds=args.chunk_hop_seconds,
-    )
     try:
+        # argparse's destinations are ExportOptions' field names: the options are declared once, by the parser
+        options = ExportOptions(
+            **{f.name: getattr(args, f.name) for f in fields(ExportOptions) if hasattr(args, f.name)}
+        )
         export_model(args.source, args.repository, options, log=lambda m: print(m, file=sys.stderr, flush=True))
     except (ExportError, StorageError) as error:
         print(f"error: {error}", file=sys.stderr)

@@ -46,6 +46,31 @@ class ExportOptions:
     chunk_hop_seconds: float | None = None  # hop between window starts (default: the window)
     on_demand: bool = False  # exported by the loader for a request (recorded in the metadata)
 
+    def __post_init__(self) -> None:
+        """Every check that needs no checkpoint, so that a bad option fails before minutes of export."""
+        problems = []
+        if self.quantize not in quantize.PRECISIONS:
+            problems.append(f"--quantize must be one of {', '.join(quantize.PRECISIONS)}; got {self.quantize!r}")
+        if self.quantize == "int8" and self.tensorrt:
+            problems.append("--quantize int8 is for CPU serving; with --tensorrt export in fp32")
+        if self.long_audio not in long_audio.MODES:
+            problems.append(f"--long-audio must be one of {', '.join(long_audio.MODES)}; got {self.long_audio!r}")
+        if self.long_audio == "chunk" and self.max_seconds is None:
+            problems.append("--long-audio chunk needs --max-seconds: the longest recording bounds the work")
+        positive = {
+            "--max-batch-size": self.max_batch_size, "--preprocess-instances": self.preprocess_instances,
+            "--tolerance": self.tolerance, "--feature-tolerance": self.feature_tolerance,
+            "--max-seconds": self.max_seconds, "--memory-budget": self.memory_budget_gib,
+            "--chunk-seconds": self.chunk_seconds, "--chunk-hop-seconds": self.chunk_hop_seconds,
+            "--quantized-tolerance": self.quantized_tolerance,
+        }  # fmt: skip
+        problems += [f"{flag} must be positive; got {value}" for flag, value in positive.items()
+                     if value is not None and value <= 0]  # fmt: skip
+        if not 0 <= self.quantized_min_agreement <= 1:
+            problems.append(f"--quantized-min-agreement must be in [0, 1]; got {self.quantized_min_agreement}")
+        if problems:
+            raise ExportError("; ".join(problems))
+
 
 @dataclass(frozen=True)
 class ExportResult:
@@ -62,8 +87,6 @@ def _shim(module: str) -> str:
 
 
 def _chunking(options: ExportOptions, extractor: FeatureExtractor, shortest: int) -> long_audio.Chunking | None:
-    if options.long_audio not in long_audio.MODES:
-        raise ExportError(f"--long-audio must be one of {', '.join(long_audio.MODES)}; got {options.long_audio!r}")
     if options.long_audio == "none":
         return None
     rate = extractor.sampling_rate
@@ -74,8 +97,6 @@ def _chunking(options: ExportOptions, extractor: FeatureExtractor, shortest: int
             f"chunk window {window / rate:g} s / hop {hop / rate:g} s: the window must be at least "
             f"{shortest / rate:g} s (the shortest input) and the hop in (0, window]"
         )
-    if options.max_seconds is None:
-        raise ExportError("--long-audio chunk needs --max-seconds: the longest recording bounds the work")
     return long_audio.Chunking(window, hop)
 
 
@@ -108,23 +129,30 @@ def _within_budget(
     return options.max_seconds
 
 
-def export_model(
-    source: str,
-    repository_dir: Path | Location,
-    options: ExportOptions = ExportOptions(),
-    log: Callable[[str], None] = print,
-) -> ExportResult:
-    """Export ``source`` into ``repository_dir`` (a folder or S3) as an ensemble NAME and its three steps."""
-    start = time.monotonic()
-    target = repository_dir if isinstance(repository_dir, Location) else Location(path=Path(repository_dir))
+@dataclass(frozen=True)
+class _Plan:
+    """What step 1 (loading) decides: the checkpoint, its names, our extractor and the length limits."""
 
-    def step(number: int, message: str) -> None:
-        log(f"[{number}/4 {time.monotonic() - start:6.1f}s] {message}")
+    checkpoint: ckpt.Checkpoint
+    names: contract.StepNames
+    extractor: FeatureExtractor
+    shortest: int  # samples
+    chunking: long_audio.Chunking | None
+    max_seconds: float | None
 
-    step(1, f"loading {source}")
+
+@dataclass(frozen=True)
+class _Network:
+    """What steps 2 and 3 produce: the served ONNX file, its inputs, and what the checks found."""
+
+    specs: list[contract.TensorSpec]
+    onnx_path: Path
+    parity: onnx_graph.ParityReport
+    quantization: dict | None
+
+
+def _plan(source: str, options: ExportOptions, log: Callable[[str], None]) -> _Plan:
     checkpoint = ckpt.load(source, options.revision, options.token)
-    name = options.name or ckpt.default_name(source)
-    names = contract.StepNames(name)
     try:
         extractor = extractor_from_config(checkpoint.extractor_config)
     except UnsupportedExtractorError as error:
@@ -134,128 +162,150 @@ def export_model(
     chunking = _chunking(options, extractor, shortest)
     max_seconds = _within_budget(options, checkpoint, extractor, chunking, log)
     log(f"    {checkpoint.architecture}, {len(checkpoint.labels)} labels, {type(checkpoint.extractor).__name__}")
+    names = contract.StepNames(options.name or ckpt.default_name(source))
+    return _Plan(checkpoint, names, extractor, shortest, chunking, max_seconds)
 
+
+def _export_network(plan: _Plan, options: ExportOptions, workdir: Path, step: Callable[[int, str], None],
+                    log: Callable[[str], None]) -> _Network:  # fmt: skip
+    onnx_path = workdir / contract.NETWORK_FILE
+    step(2, "exporting the network to ONNX")
+    specs = onnx_graph.export(plan.checkpoint, plan.extractor, onnx_path)
+    step(3, "checking onnxruntime against torch, and the features against transformers")
+    parity = onnx_graph.verify(
+        plan.checkpoint, plan.extractor, onnx_path, specs, plan.shortest, options.tolerance,
+        options.feature_tolerance, log,
+    )  # fmt: skip
+    if options.quantize != "int8":
+        return _Network(specs, onnx_path, parity, None)
+    log("    quantizing MatMul/Gemm to int8, then checking it against the fp32 torch model")
+    served = workdir / f"int8-{contract.NETWORK_FILE}"
+    quantize.quantize_int8(onnx_path, served)
+    report = quantize.check(
+        plan.checkpoint, plan.extractor, served, plan.shortest, options.quantized_tolerance,
+        options.quantized_min_agreement, log,
+    )  # fmt: skip
+    return _Network(specs, served, parity, report.as_metadata())
+
+
+def _metadata(plan: _Plan, options: ExportOptions, network: _Network) -> ModelMetadata:
+    checkpoint, extractor, chunking = plan.checkpoint, plan.extractor, plan.chunking
+    name = plan.names.ensemble
+    return ModelMetadata(
+        name=name,
+        model_id=options.model_id or checkpoint.model_id or name,
+        source=checkpoint.source,
+        architecture=checkpoint.architecture,
+        model_type=checkpoint.model_type,
+        feature_extractor=type(checkpoint.extractor).__name__,
+        sampling_rate=extractor.sampling_rate,
+        labels=checkpoint.labels,
+        function_to_apply=checkpoint.function_to_apply,
+        max_batch_size=options.max_batch_size,
+        min_samples=plan.shortest,
+        max_seconds=plan.max_seconds,
+        long_audio=None
+        if chunking is None
+        else {
+            "mode": "chunk",
+            "window_seconds": chunking.window_samples / extractor.sampling_rate,
+            "hop_seconds": chunking.hop_samples / extractor.sampling_rate,
+            "aggregate": "max of the windows' scores for sigmoid, their mean otherwise",
+            "exact": "equals transformers for clips up to one window; longer clips are aggregated windows",
+        },
+        window_seconds=long_audio.default_window(extractor) / extractor.sampling_rate,
+        versions={
+            "transformers": transformers.__version__,
+            "torch": torch.__version__.split("+")[0],
+            "onnxruntime": onnxruntime.__version__,
+            "onnx_opset": str(onnx_graph.OPSET),
+        },
+        precision=options.quantize,
+        quantization=network.quantization,
+        on_demand=options.on_demand,
+    )
+
+
+def _model_dirs(
+    plan: _Plan, options: ExportOptions, network: _Network, metadata: ModelMetadata, log: Callable[[str], None]
+) -> dict[str, repository.ModelDir]:
+    """The four model directories, the ensemble last (the order they are written in)."""
+    checkpoint, names, chunking, specs = plan.checkpoint, plan.names, plan.chunking, network.specs
+    parameters = sum(p.numel() for p in checkpoint.model.parameters())
+    threads = cpu_plan.network_threads(options.cpu_threads, parameters)
+    instances = cpu_plan.network_instances(options.instances)
+    log(f"    {parameters / 1e6:.1f}M parameters: {instances} network instance(s), {threads} onnxruntime thread(s)")
+    mbs = options.max_batch_size
+    preprocess_params = {
+        contract.MIN_SAMPLES: str(plan.shortest),
+        contract.MAX_SECONDS: "" if plan.max_seconds is None else str(plan.max_seconds),
+    }
+    num_labels = len(checkpoint.labels)
+    if chunking is not None:
+        preprocess_params |= {
+            contract.LONG_AUDIO: "chunk",
+            contract.WINDOW_SAMPLES: str(chunking.window_samples),
+            contract.HOP_SAMPLES: str(chunking.hop_samples),
+            contract.NETWORK: names.network,
+            contract.NETWORK_INPUTS: json.dumps({spec.name: spec.data_type for spec in specs}),
+        }
+    chunk_labels = None if chunking is None else num_labels
+    return {
+        names.preprocess: repository.ModelDir(
+            model_configs.preprocess_config(
+                names, mbs, specs, options.preprocess_instances, preprocess_params, chunk_labels
+            ),  # fmt: skip
+            files={contract.EXTRACTOR_FILE: json.dumps(checkpoint.extractor_config, indent=2, sort_keys=True)},
+            version_files={"model.py": _shim("triton_steps.preprocess_model")},
+        ),
+        names.network: repository.ModelDir(
+            model_configs.network_config(names, mbs, specs, num_labels, options.tensorrt, threads, instances),
+            version_files={contract.NETWORK_FILE: network.onnx_path},
+        ),
+        names.postprocess: repository.ModelDir(
+            model_configs.postprocess_config(
+                names, mbs, num_labels, checkpoint.function_to_apply, chunked=chunking is not None
+            ),
+            files={contract.LABELS_FILE: json.dumps(checkpoint.labels, indent=2, ensure_ascii=False)},
+            version_files={"model.py": _shim("triton_steps.postprocess_model")},
+        ),
+        names.ensemble: repository.ModelDir(
+            model_configs.ensemble_config(
+                names, mbs, specs, metadata.to_json(indent=None), chunked=chunking is not None
+            ),
+            files={contract.METADATA_FILE: metadata.to_json()},
+            # Triton needs the ensemble's (empty) version folder; git keeps no empty folder.
+            version_files={".gitkeep": ""},
+        ),
+    }
+
+
+def export_model(
+    source: str,
+    repository_dir: Path | Location,
+    options: ExportOptions = ExportOptions(),
+    log: Callable[[str], None] = print,
+) -> ExportResult:
+    """Export ``source`` into ``repository_dir`` (a folder or S3) as an ensemble NAME and its three steps:
+    1 load and plan, 2 export the network to ONNX, 3 check it (and quantize), 4 write the four models."""
+    start = time.monotonic()
+    target = repository_dir if isinstance(repository_dir, Location) else Location(path=Path(repository_dir))
+
+    def step(number: int, message: str) -> None:
+        log(f"[{number}/4 {time.monotonic() - start:6.1f}s] {message}")
+
+    step(1, f"loading {source}")
+    plan = _plan(source, options, log)
     workdir = Path(tempfile.mkdtemp(prefix=".export-onnx-"))
     try:
-        onnx_path = workdir / contract.NETWORK_FILE
-        step(2, "exporting the network to ONNX")
-        specs = onnx_graph.export(checkpoint, extractor, onnx_path)
-        step(3, "checking onnxruntime against torch, and the features against transformers")
-        parity = onnx_graph.verify(
-            checkpoint,
-            extractor,
-            onnx_path,
-            specs,
-            shortest,
-            options.tolerance,
-            options.feature_tolerance,
-            log,
-        )
-        quantization = None
-        if options.quantize not in quantize.PRECISIONS:
-            raise ExportError(f"--quantize must be one of {', '.join(quantize.PRECISIONS)}; got {options.quantize!r}")
-        if options.quantize == "int8" and options.tensorrt:
-            raise ExportError("--quantize int8 is for CPU serving; with --tensorrt export in fp32")
-        if options.quantize == "int8":
-            log("    quantizing MatMul/Gemm to int8, then checking it against the fp32 torch model")
-            served_onnx = workdir / f"int8-{contract.NETWORK_FILE}"
-            quantize.quantize_int8(onnx_path, served_onnx)
-            quantization = quantize.check(
-                checkpoint,
-                extractor,
-                served_onnx,
-                shortest,
-                options.quantized_tolerance,
-                options.quantized_min_agreement,
-                log,
-            ).as_metadata()
-        else:
-            served_onnx = onnx_path
-        parameters = sum(p.numel() for p in checkpoint.model.parameters())
-        threads = cpu_plan.network_threads(options.cpu_threads, parameters)
-        instances = cpu_plan.network_instances(options.instances)
-        log(f"    {parameters / 1e6:.1f}M parameters: {instances} network instance(s), {threads} onnxruntime thread(s)")
-        metadata = ModelMetadata(
-            name=name,
-            model_id=options.model_id or checkpoint.model_id or name,
-            source=checkpoint.source,
-            architecture=checkpoint.architecture,
-            model_type=checkpoint.model_type,
-            feature_extractor=type(checkpoint.extractor).__name__,
-            sampling_rate=extractor.sampling_rate,
-            labels=checkpoint.labels,
-            function_to_apply=checkpoint.function_to_apply,
-            max_batch_size=options.max_batch_size,
-            min_samples=shortest,
-            max_seconds=max_seconds,
-            long_audio=None
-            if chunking is None
-            else {
-                "mode": "chunk",
-                "window_seconds": chunking.window_samples / extractor.sampling_rate,
-                "hop_seconds": chunking.hop_samples / extractor.sampling_rate,
-                "aggregate": "max of the windows' scores for sigmoid, their mean otherwise",
-                "exact": "equals transformers for clips up to one window; longer clips are aggregated windows",
-            },
-            window_seconds=long_audio.default_window(extractor) / extractor.sampling_rate,
-            versions={
-                "transformers": transformers.__version__,
-                "torch": torch.__version__.split("+")[0],
-                "onnxruntime": onnxruntime.__version__,
-                "onnx_opset": str(onnx_graph.OPSET),
-            },
-            precision=options.quantize,
-            quantization=quantization,
-            on_demand=options.on_demand,
-        )
-        step(4, f"writing {', '.join(names.all())} into {target}")
-        mbs = options.max_batch_size
-        preprocess_params = {
-            contract.MIN_SAMPLES: str(shortest),
-            contract.MAX_SECONDS: "" if max_seconds is None else str(max_seconds),
-        }
-        num_labels = len(checkpoint.labels)
-        if chunking is not None:
-            preprocess_params |= {
-                contract.LONG_AUDIO: "chunk",
-                contract.WINDOW_SAMPLES: str(chunking.window_samples),
-                contract.HOP_SAMPLES: str(chunking.hop_samples),
-                contract.NETWORK: names.network,
-                contract.NETWORK_INPUTS: json.dumps({spec.name: spec.data_type for spec in specs}),
-            }
-        chunk_labels = None if chunking is None else num_labels
-        models = {
-            names.preprocess: repository.ModelDir(
-                model_configs.preprocess_config(
-                    names, mbs, specs, options.preprocess_instances, preprocess_params, chunk_labels
-                ),
-                files={contract.EXTRACTOR_FILE: json.dumps(checkpoint.extractor_config, indent=2, sort_keys=True)},
-                version_files={"model.py": _shim("triton_steps.preprocess_model")},
-            ),
-            names.network: repository.ModelDir(
-                model_configs.network_config(names, mbs, specs, num_labels, options.tensorrt, threads, instances),
-                version_files={contract.NETWORK_FILE: served_onnx},
-            ),
-            names.postprocess: repository.ModelDir(
-                model_configs.postprocess_config(
-                    names, mbs, num_labels, checkpoint.function_to_apply, chunked=chunking is not None
-                ),
-                files={contract.LABELS_FILE: json.dumps(checkpoint.labels, indent=2, ensure_ascii=False)},
-                version_files={"model.py": _shim("triton_steps.postprocess_model")},
-            ),
-            names.ensemble: repository.ModelDir(
-                model_configs.ensemble_config(
-                    names, mbs, specs, metadata.to_json(indent=None), chunked=chunking is not None
-                ),
-                files={contract.METADATA_FILE: metadata.to_json()},
-                # Triton needs the ensemble's (empty) version folder; git keeps no empty folder.
-                version_files={".gitkeep": ""},
-            ),
-        }
+        network = _export_network(plan, options, workdir, step, log)
+        metadata = _metadata(plan, options, network)
+        models = _model_dirs(plan, options, network, metadata, log)
+        step(4, f"writing {', '.join(plan.names.all())} into {target}")
         revision = repository.write(target, models, options.on_demand)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     seconds = time.monotonic() - start
     inputs = ", ".join(spec.name for spec in (contract.AUDIO, *contract.OPTIONAL_INPUTS))
-    log(f"done in {seconds:.1f}s: ensemble {name!r} (inputs {inputs}), revision {revision}")
-    return ExportResult(metadata, parity, seconds)
+    log(f"done in {seconds:.1f}s: ensemble {plan.names.ensemble!r} (inputs {inputs}), revision {revision}")
+    return ExportResult(metadata, network.parity, seconds)

@@ -17,7 +17,9 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from model_store import s3
 from model_store.location import Location
+from model_store.s3 import StorageError
 
 EXIT_TIMEOUT_S = 5
 SHM = Path("/dev/shm")
@@ -109,6 +111,20 @@ def log_tail(path: Path, lines: int = 40) -> str:
         return ""
 
 
+# A startup failure tritonserver logs and then lives on with, never ready (e.g. a repository it cannot read:
+# "Internal: Unable to create S3 filesystem client ..."). Model load failures come from other files.
+_STARTUP_ERROR = re.compile(r'^E\d{4} [\d:.]+ +\d+ tritonserver\.cc:\d+\] "(.*)"$', re.M)
+
+
+def startup_error(log_path: Path) -> str | None:
+    """tritonserver's own startup error, from its log; None while there is none."""
+    try:
+        match = _STARTUP_ERROR.search(log_path.read_text(errors="replace"))
+    except OSError:
+        return None
+    return match.group(1) if match else None
+
+
 def http_ok(url: str, timeout: float = 2.0) -> bool:
     """Whether GET ``url`` answers 200 (a readiness probe)."""
     try:
@@ -188,6 +204,11 @@ class LocalTriton:
         local = self.repository.path
         if local is not None and not any((p / "config.pbtxt").is_file() for p in local.glob("*")):
             raise TritonStartError(f"{local} holds no model (export one: python -m export SOURCE)")
+        if local is None:  # a bucket Triton cannot read makes it retry for about a minute, then wait unready
+            try:
+                next(s3.keys(self.repository), None)
+            except StorageError as error:
+                raise TritonStartError(f"cannot read the repository: {error}") from None
         return [
             str(wheel_dir() / "bin" / "tritonserver"),
             f"--model-repository={self.repository.triton_url()}",
@@ -218,6 +239,10 @@ class LocalTriton:
                 raise TritonStartError(f"tritonserver exited with {self.process.returncode}:\n{self.log_tail()}")
             if self.ready():
                 return self
+            reason = startup_error(self.log_path)
+            if reason:  # it would wait, never ready, until the timeout
+                self.stop()
+                raise TritonStartError(f"tritonserver cannot serve {self.repository}: {reason}")
             time.sleep(0.25)
         self.stop()
         raise TritonStartError(f"tritonserver not ready after {timeout:.0f}s:\n{self.log_tail()}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +23,12 @@ class Location:
     path: Path | None = None
     bucket: str = ""
     prefix: str = ""  # no leading or trailing slash; "" for the bucket's root
+    endpoint: str = ""  # an S3-compatible store's URL given in Triton's form; "": from the environment
+
+    @property
+    def endpoint_url(self) -> str | None:
+        """The S3 endpoint: the one in the repository argument, else the environment's (unset: AWS itself)."""
+        return self.endpoint or endpoint_url()
 
     @property
     def is_s3(self) -> bool:
@@ -35,13 +42,13 @@ class Location:
         """The repository argument that names this location again (``parse(str(location)) == location``)."""
         if self.path is not None:
             return str(self.path)
-        return f"{S3_SCHEME}{'/'.join(p for p in (self.bucket, self.prefix) if p)}"
+        return f"{S3_SCHEME}{'/'.join(p for p in (self.endpoint, self.bucket, self.prefix) if p)}"
 
     def triton_url(self) -> str:
         """What ``tritonserver --model-repository`` takes: a folder, or ``s3://[endpoint/]bucket/prefix``."""
         if self.path is not None:
             return str(self.path.resolve())
-        endpoint = endpoint_url()
+        endpoint = self.endpoint_url
         # Triton's own form for a non-AWS endpoint: s3://http://host:port/bucket/prefix
         host = f"{endpoint.rstrip('/')}/" if endpoint else ""
         return f"{S3_SCHEME}{host}{'/'.join(p for p in (self.bucket, self.prefix) if p)}"
@@ -53,11 +60,18 @@ def endpoint_url() -> str | None:
 
 
 def parse(value: str | os.PathLike[str]) -> Location:
-    """``s3://bucket[/prefix]`` or a folder path."""
+    """``s3://bucket[/prefix]``, Triton's ``s3://http(s)://host:port/bucket[/prefix]`` (the same bucket, at that
+    endpoint), or a folder path."""
     text = os.fspath(value)
     if not text.startswith(S3_SCHEME):
         return Location(path=Path(text))
-    bucket, _, prefix = text[len(S3_SCHEME) :].partition("/")
+    rest, endpoint = text[len(S3_SCHEME) :], ""
+    triton_form = re.match(r"(https?://[^/]+)/?", rest)
+    if triton_form:
+        endpoint, rest = triton_form.group(1), rest[triton_form.end() :]
+    bucket, _, prefix = rest.partition("/")
     if not bucket:
-        raise LocationError(f"{text!r}: an S3 repository is s3://BUCKET[/PREFIX]")
-    return Location(bucket=bucket, prefix=prefix.strip("/"))
+        raise LocationError(
+            f"{text!r}: an S3 repository is s3://BUCKET[/PREFIX], or s3://http(s)://HOST:PORT/BUCKET[/PREFIX]"
+        )
+    return Location(bucket=bucket, prefix=prefix.strip("/"), endpoint=endpoint)

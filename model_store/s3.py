@@ -12,7 +12,7 @@ from pathlib import Path
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
-from model_store.location import Location, endpoint_url
+from model_store.location import Location
 
 # Uploaded last within a model: Triton decides what a directory is from its config.
 CONFIG_FILE = "config.pbtxt"
@@ -22,8 +22,8 @@ class StorageError(RuntimeError):
     """Object storage refused or failed; the message says which bucket and why."""
 
 
-def _client():  # noqa: ANN202 - boto3 clients are generated classes
-    return boto3.client("s3", endpoint_url=endpoint_url())
+def _client(location: Location):  # noqa: ANN202 - boto3 clients are generated classes
+    return boto3.client("s3", endpoint_url=location.endpoint_url)
 
 
 def _fail(location: Location, error: Exception) -> StorageError:
@@ -34,7 +34,7 @@ def keys(location: Location, *parts: str) -> Iterator[str]:
     """Every key under ``location``/``parts`` (paginated)."""
     prefix = location.key(*parts) + "/" if (location.prefix or parts) else ""
     try:
-        for page in _client().get_paginator("list_objects_v2").paginate(Bucket=location.bucket, Prefix=prefix):
+        for page in _client(location).get_paginator("list_objects_v2").paginate(Bucket=location.bucket, Prefix=prefix):
             for item in page.get("Contents", []):
                 yield item["Key"]
     except (BotoCoreError, ClientError) as error:
@@ -44,7 +44,7 @@ def keys(location: Location, *parts: str) -> Iterator[str]:
 def read(location: Location, *parts: str) -> bytes | None:
     """An object's bytes, or None when there is none."""
     try:
-        return _client().get_object(Bucket=location.bucket, Key=location.key(*parts))["Body"].read()
+        return _client(location).get_object(Bucket=location.bucket, Key=location.key(*parts))["Body"].read()
     except ClientError as error:
         if error.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
             return None
@@ -55,7 +55,7 @@ def read(location: Location, *parts: str) -> bytes | None:
 
 def write(location: Location, data: bytes, *parts: str) -> None:
     try:
-        _client().put_object(Bucket=location.bucket, Key=location.key(*parts), Body=data)
+        _client(location).put_object(Bucket=location.bucket, Key=location.key(*parts), Body=data)
     except (BotoCoreError, ClientError) as error:
         raise _fail(location, error) from None
 
@@ -68,7 +68,7 @@ def upload_model(location: Location, name: str, folder: Path) -> None:
     """
     files = sorted(p for p in folder.rglob("*") if p.is_file())
     files.sort(key=lambda p: p.name == CONFIG_FILE)
-    client = _client()
+    client = _client(location)
     written = set()
     try:
         for path in files:

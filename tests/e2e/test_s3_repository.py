@@ -208,3 +208,28 @@ def test_the_loader_exports_an_id_on_demand_into_the_bucket(served, tmp_path: Pa
         assert answer.status_code == 200, answer.text
     entry = manifest.read(location.parse(REPOSITORY))["org--s3-kws"]
     assert entry.on_demand and entry.models == StepNames("org--s3-kws").all()
+
+
+def test_tritons_url_form_works_without_the_endpoint_variable(served, s3_server: str, checkpoints, monkeypatch) -> None:
+    """``s3://http://host:port/bucket/prefix`` (what Triton users type) is the same bucket, exported and read."""
+    monkeypatch.delenv("AWS_ENDPOINT_URL")
+    triton_form = f"s3://{s3_server}/{BUCKET}/triton-form"
+    export_model(str(checkpoints["hubert"]), location.parse(triton_form), ExportOptions(name="tf"), log=lambda _: None)
+    assert "tf" in manifest.read(location.parse(triton_form))
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_server)
+    assert "tf" in manifest.read(location.parse(f"s3://{BUCKET}/triton-form"))
+
+
+def test_make_serve_fails_at_once_with_the_reason_when_the_bucket_cannot_be_read(tmp_path: Path) -> None:
+    ports = {name: free_port() for name in ("HTTP_PORT", "GRPC_PORT", "METRICS_PORT", "GATEWAY_PORT")}
+    venv = Path(sys.prefix)
+    unreachable = f"s3://http://127.0.0.1:{free_port()}/{BUCKET}/repo"  # nothing listens there
+    started = time.monotonic()
+    result = subprocess.run(
+        ["make", "--no-print-directory", "-C", str(ROOT), f"VENV={venv}", "serve", f"REPOSITORY={unreachable}",
+         f"WORKDIR={tmp_path}", *(f"{k}={v}" for k, v in ports.items())],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode != 0
+    assert "cannot read the repository" in result.stderr and "Could not connect" in result.stderr, result.stderr
+    assert time.monotonic() - started < 60  # not Triton's minute of retries, nor the 300 s readiness wait

@@ -108,3 +108,23 @@ def test_cli_failure_exits_1_with_the_reason(tmp_path: Path) -> None:
     )
     assert result.returncode == 1
     assert "error: " in result.stderr and "is not a folder" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "flags, reason",
+    [
+        (["--quantize", "int8", "--tensorrt"], "--quantize int8 is for CPU serving"),
+        (["--long-audio", "chunk", "--max-seconds", "0"], "--long-audio chunk needs --max-seconds"),
+        (["--max-batch-size", "0"], "--max-batch-size must be positive"),
+        (["--chunk-seconds", "-1"], "--chunk-seconds must be positive"),
+        (["--quantized-min-agreement", "2"], "--quantized-min-agreement must be in [0, 1]"),
+    ],
+)
+def test_a_bad_option_is_refused_before_the_checkpoint_is_read(checkpoints, tmp_path: Path, flags, reason) -> None:
+    """Before minutes of export: the checkpoint is a real one, and nothing is written."""
+    result = subprocess.run(
+        [sys.executable, "-m", "export", str(checkpoints["hubert"]), "--repository", str(tmp_path / "r"), *flags],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 1 and reason in result.stderr, result.stderr
+    assert "loading" not in result.stderr and not (tmp_path / "r").exists()
