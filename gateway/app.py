@@ -18,6 +18,7 @@ from gateway.dependencies import Services
 from gateway.errors import GatewayError
 from gateway.loader import LoaderClient
 from gateway.metrics import Metrics
+from gateway.observability import RequestIds
 from gateway.on_demand import OnDemand
 from gateway.routes import router
 from gateway.settings import Settings
@@ -62,6 +63,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         docs_url=None,  # served by gateway.openapi from local assets
         redoc_url=None,
     )
+    app.add_middleware(RequestIds)
     openapi.install(app)
     errors.install(app, settings.retry_after_s)
     app.include_router(router)

@@ -12,6 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from gateway import request_body
 from gateway.dependencies import Services
 from gateway.errors import GatewayError
+from gateway.observability import request_id_of
 from gateway.schemas import Prediction
 
 INLINE_PARSE_BYTES = 256 * 1024  # larger bodies (JSON + base64 of megabytes) are parsed off the event loop
@@ -63,12 +64,14 @@ async def classify(request: Request, services: Services, model_id: str | None) -
             try:
                 model = await services.on_demand.resolve(model_id, settings.default_model)
                 label = model.model_id  # a served model: a bounded label
+                request.state.model = label  # for the access line
                 parameters = parsed.parameters
                 remaining = max(0.001, attempt_start + settings.timeout_s - time.perf_counter())
                 with services.on_demand.using(model):  # never unloaded while this request is on it
                     answer = await triton.classify(
-                        model.name, parsed.audio, parameters.top_k, parameters.function_to_apply, remaining
-                    )
+                        model.name, parsed.audio, parameters.top_k, parameters.function_to_apply, remaining,
+                        request_id_of(request.scope),
+                    )  # fmt: skip
                 break
             except GatewayError as error:
                 # X-Wait-For-Model / options.wait_for_model: a model that is loading is waited for, up to a limit

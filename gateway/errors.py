@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 
 from fastapi import FastAPI, Request
@@ -9,7 +10,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from gateway.observability import request_id_of
+
 MAX_HEADER_MESSAGE = 500
+log = logging.getLogger("gateway.errors")
 
 
 class GatewayError(Exception):
@@ -29,7 +33,11 @@ def loading(model_id: str, estimated_time: float) -> GatewayError:
 
 
 def error_response(
-    status: int, message: str, retry_after_s: int | None = None, estimated_time: float | None = None
+    status: int,
+    message: str,
+    retry_after_s: int | None = None,
+    estimated_time: float | None = None,
+    request_id: str = "",
 ) -> JSONResponse:
     """``{"error": message}`` (plus ``estimated_time`` when given), the message also in ``X-Error-Message`` as
     huggingface_hub reads it."""
@@ -41,6 +49,9 @@ def error_response(
     body: dict[str, object] = {"error": message}
     if estimated_time is not None:
         body["estimated_time"] = estimated_time
+    if request_id:  # the id to quote when reporting it: the same as in the gateway's log and Triton's
+        body["request_id"] = request_id
+        headers["X-Request-Id"] = request_id
     return JSONResponse(body, status_code=status, headers=headers)
 
 
@@ -48,16 +59,27 @@ def install(app: FastAPI, retry_after_s: int) -> None:
     """Answer every error as JSON: ours, Starlette's (404 route, 405), and validation errors as 400, not 422."""
 
     @app.exception_handler(GatewayError)
-    async def gateway_error(_: Request, error: GatewayError) -> JSONResponse:
+    async def gateway_error(request: Request, error: GatewayError) -> JSONResponse:
         retry = math.ceil(error.estimated_time) if error.estimated_time is not None else retry_after_s
-        return error_response(error.status, error.message, retry if error.status == 503 else None, error.estimated_time)
+        return error_response(
+            error.status, error.message, retry if error.status == 503 else None, error.estimated_time,
+            request_id_of(request.scope),
+        )  # fmt: skip
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_: Request, error: StarletteHTTPException) -> JSONResponse:
-        response = error_response(error.status_code, str(error.detail))
+    async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
+        response = error_response(error.status_code, str(error.detail), request_id=request_id_of(request.scope))
         response.headers.update(error.headers or {})  # e.g. the Allow header of a 405
         return response
 
     @app.exception_handler(RequestValidationError)
-    async def validation_error(_: Request, error: RequestValidationError) -> JSONResponse:
-        return error_response(400, "; ".join(str(e.get("msg")) for e in error.errors()))
+    async def validation_error(request: Request, error: RequestValidationError) -> JSONResponse:
+        message = "; ".join(str(e.get("msg")) for e in error.errors())
+        return error_response(400, message, request_id=request_id_of(request.scope))
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, error: Exception) -> JSONResponse:
+        # A bug, not the client's fault: JSON like every other answer, its traceback logged once, with the id.
+        log.error("unexpected error", exc_info=error)
+        return error_response(500, "internal error (the gateway's log has the details under this request id)",
+                              request_id=request_id_of(request.scope))  # fmt: skip

@@ -12,7 +12,6 @@ text, without Retry-After, and logs a warning per refusal); a request that is no
 from __future__ import annotations
 
 import asyncio
-import copy
 import functools
 import json
 import os
@@ -24,6 +23,7 @@ import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from gateway.errors import error_response
+from gateway.observability import log_config
 from gateway.settings import Settings
 
 MAX_REQUEST_LINE = 16 * 1024  # bytes of method, path and query string; longer is a 414 (h11's default limit)
@@ -133,14 +133,6 @@ class GatewayProtocol(HttpToolsProtocol):
         self.transport.close()
 
 
-def _log_config() -> dict[str, Any]:
-    """uvicorn's logging setup (applied in every worker process) plus the gateway's own loggers, on the same
-    handler: on-demand loads and unloads, stub recoveries."""
-    config = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
-    config["loggers"]["gateway"] = {"handlers": ["default"], "level": "INFO", "propagate": False}
-    return config
-
-
 def serve(settings: Settings) -> None:
     """Serve ``gateway.app:create_app`` on ``settings.host:settings.port`` until stopped."""
     if settings.workers > 1 and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
@@ -154,7 +146,7 @@ def serve(settings: Settings) -> None:
         workers=settings.workers,
         http=f"{__name__}:{GatewayProtocol.__name__}",
         log_level="info",
-        log_config=_log_config(),
+        log_config=log_config(settings.log_level, settings.log_format),
         access_log=False,
         timeout_keep_alive=settings.keep_alive_s,
         # Messages up to twice a stream's limit get the gateway's JSON error; beyond, uvicorn closes with 1009.

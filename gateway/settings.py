@@ -47,6 +47,8 @@ class Settings(BaseSettings):
     workers: int = Field(1, ge=1, description="gateway processes sharing the port (metrics are summed over them)")
     retry_after_s: int = Field(5, description="Retry-After sent with 503 answers")
     models_refresh_s: float = Field(10.0, description="how often, at most, the model list is re-read from Triton")
+    log_level: str = Field("info", pattern="(?i)^(debug|info|warning|error)$", description="gateway log level")
+    log_format: str = Field("text", pattern="^(text|json)$", description="text, or json: one JSON object per line")
     autoload: str = Field(
         "",
         description="Hub ids exported and loaded on first request: comma-separated fnmatch patterns (e.g. "

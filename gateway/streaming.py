@@ -32,6 +32,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from gateway.dependencies import Services, token_ok
 from gateway.errors import GatewayError
+from gateway.observability import request_id_of
 from gateway.schemas import Parameters
 from triton_steps.metadata import ModelMetadata
 
@@ -207,7 +208,7 @@ class Stream:
         with self.services.on_demand.using(metadata):  # an on-demand model is not unloaded under a window
             predictions = await self.services.triton.classify(
                 metadata.name, wav16(samples, rate), parameters.top_k, parameters.function_to_apply,
-                self.settings.timeout_s,
+                self.settings.timeout_s, request_id_of(self.websocket.scope),
             )  # fmt: skip
         self.services.metrics.stream_windows.labels(metadata.model_id).inc()
         event = {

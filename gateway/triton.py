@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import re
 import time
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ from triton_steps.stub_health import dead_instance, model_of, with_reload_marker
 # costs Triton one listing per second, not one per request.
 MIN_FORCED_REFRESH_S = 1.0
 
+log = logging.getLogger("gateway.triton")
 _ENSEMBLE_PREFIX = re.compile(r"^in ensemble '[^']*', ")
 
 
@@ -100,9 +102,9 @@ class _StubRecovery:
             config = with_reload_marker((await self.client.get_model_config(model, as_json=True))["config"])
             await self.client.load_model(model, config=json.dumps(config))
             self.reloaded_at[model] = time.monotonic()
-            print(f"reloaded {model} after its stub died, in {time.monotonic() - started:.2f}s", flush=True)
+            log.info("reloaded %s after its stub died, in %.2fs", model, time.monotonic() - started)
         except InferenceServerException as error:
-            print(f"could not reload {model}: {error.message()}", flush=True)
+            log.warning("could not reload %s: %s", model, error.message())
         finally:
             self.recovering.pop(model, None)
 
@@ -217,13 +219,19 @@ class Triton:
             self._loaded_at = -float("inf")
 
     async def classify(
-        self, model: str, audio: bytes, top_k: int | None, function_to_apply: str | None, timeout_s: float
+        self,
+        model: str,
+        audio: bytes,
+        top_k: int | None,
+        function_to_apply: str | None,
+        timeout_s: float,
+        request_id: str = "",
     ) -> list[Prediction]:
-        """One inference through the ensemble ``model``."""
+        """One inference through the ensemble ``model``; ``request_id`` becomes Triton's request id."""
         started = time.monotonic()
         try:
             inputs = ensemble_inputs(audio, top_k, function_to_apply)
-            result = await self._client.infer(model, inputs, client_timeout=timeout_s)
+            result = await self._client.infer(model, inputs, client_timeout=timeout_s, request_id=request_id)
         except InferenceServerException as error:
             raise await self._error(model, error, started, timeout_s) from None
         labels = result.as_numpy(contract.LABELS.name)[0]
