@@ -25,7 +25,7 @@ def served(repository: Path, workdir: Path, **gateway_settings: str) -> Iterator
         LocalTriton(repository, workdir, Ports(free_port(), free_port(), free_port())) as triton,
         GatewayProcess(triton.grpc_url, free_port(), workdir / "gateway.log", **gateway_settings) as gateway,
     ):
-        sync = Sync(location.parse(repository), TritonRepository(triton.http_url), log=lambda _: None).start()
+        sync = Sync(location.parse(repository), TritonRepository(triton.http_url)).start()
         try:
             while not http_ok(f"{gateway.url}/ready"):
                 time.sleep(0.5)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import logging
 import os
 import signal
 import sys
@@ -77,6 +78,8 @@ def default_model(repository: Path | None, chosen: str) -> str:
 
 
 def serve(args: argparse.Namespace) -> int:
+    # The sync's and the healer's lines, between make serve's own, on its output.
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
     repository = location.parse(args.repository)
     ensure_model(repository.path)
     workdir = Path(args.workdir)
@@ -104,7 +107,7 @@ def serve(args: argparse.Namespace) -> int:
         print(f"starting tritonserver on {triton.host} (HTTP {args.http_port}, gRPC {args.grpc_port}) ...", flush=True)
         triton.start(timeout=args.timeout)
         # Models exported (or re-exported) into the repository from now on are loaded without a restart.
-        sync = Sync(repository, TritonRepository(triton.http_url), args.sync_interval, log=print).start()
+        sync = Sync(repository, TritonRepository(triton.http_url), args.sync_interval).start()
         if loader is not None:
             loader.start()
             print(f"on-demand loading of {os.environ['GATEWAY_AUTOLOAD']} (loader log: {loader.log_path})", flush=True)

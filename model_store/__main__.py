@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 import time
@@ -33,11 +34,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "triton-url":
         print(location.parse(args.repository).triton_url())
         return 0
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stdout)
     syncer = Sync(
         location.parse(args.repository),
         TritonRepository(args.triton_url),
         args.interval,
-        log=lambda m: print(m, flush=True),
     ).start()
     try:
         while True:

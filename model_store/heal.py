@@ -15,14 +15,16 @@ processes it says so once and leaves healing to the gateway, which reloads on th
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import time
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
 from model_store import stub_processes
+
+log = logging.getLogger("model_store.heal")
 
 if TYPE_CHECKING:
     from model_store.sync import TritonRepository
@@ -37,11 +39,8 @@ ORPHAN_GRACE_S = 60.0
 
 
 class StubHealer:
-    def __init__(
-        self, triton: TritonRepository, log: Callable[[str], None] = print, orphan_grace_s: float = ORPHAN_GRACE_S
-    ) -> None:
+    def __init__(self, triton: TritonRepository, orphan_grace_s: float = ORPHAN_GRACE_S) -> None:
         self.triton = triton
-        self.log = log
         self.orphan_grace_s = orphan_grace_s
         self.http_port = urlparse(triton.base).port or stub_processes.DEFAULT_HTTP_PORT
         self._configs: dict[str, dict] = {}  # model -> its config while it stays ready
@@ -77,7 +76,7 @@ class StubHealer:
         stubs = stub_processes.find(self.http_port)
         if stubs is None:
             if not self._blind:
-                self.log(
+                log.info(
                     f"stub health: no tritonserver on HTTP port {self.http_port} is visible from here (share its "
                     "PID namespace); dead stubs are reloaded by the gateway on their next request instead"
                 )
@@ -96,7 +95,7 @@ class StubHealer:
         for model, lost in confirmed.items():
             self.triton.reload(model)
             self.forget(model)
-            self.log(f"reloaded {model}: its stub {', '.join(sorted(lost))} had died")
+            log.info(f"reloaded {model}: its stub {', '.join(sorted(lost))} had died")
         return sorted(confirmed)
 
     def _remove_orphans(self, stubs: stub_processes.Stubs) -> None:
@@ -109,6 +108,6 @@ class StubHealer:
                     os.kill(pid, signal.SIGKILL)
                 except OSError as error:  # gone meanwhile, or not ours to kill
                     self._unkillable.add(pid)
-                    self.log(f"could not remove the orphaned stub {superseded[pid]} (pid {pid}): {error}")
+                    log.warning(f"could not remove the orphaned stub {superseded[pid]} (pid {pid}): {error}")
                     continue
-                self.log(f"removed an orphaned stub of {superseded[pid]} (pid {pid}): a reloaded model's old instance")
+                log.info(f"removed an orphaned stub of {superseded[pid]} (pid {pid}): a reloaded model's old instance")

@@ -12,16 +12,18 @@ it always talks to its own Triton.
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import urllib.error
 import urllib.request
-from collections.abc import Callable
 
 from model_store import manifest
 from model_store.heal import ORPHAN_GRACE_S, StubHealer
 from model_store.location import Location
 from model_store.s3 import StorageError
 from triton_steps.stub_health import with_reload_marker
+
+log = logging.getLogger("model_store.sync")
 
 
 class TritonRepository:
@@ -78,15 +80,13 @@ class Sync:
         location: Location,
         triton: TritonRepository,
         interval_s: float = 5.0,
-        log: Callable[[str], None] = print,
         orphan_grace_s: float = ORPHAN_GRACE_S,
     ) -> None:
         self.location = location
         self.triton = triton
         self.interval_s = interval_s
-        self.log = log
         self.applied: dict[str, str] | None = None  # ensemble -> revision loaded; None before the first step
-        self.healer = StubHealer(triton, log, orphan_grace_s)
+        self.healer = StubHealer(triton, orphan_grace_s)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -106,17 +106,17 @@ class Sync:
                 for model in entry.models:
                     self.triton.load(model)
                     self.healer.forget(model)
-                self.log(f"loaded {name} (revision {entry.revision})")
+                log.info(f"loaded {name} (revision {entry.revision})")
             except (RuntimeError, OSError) as error:
-                self.log(f"could not load {name}: {error}")
+                log.warning(f"could not load {name}: {error}")
         for name in sorted(set(self.applied) - set(entries)):
             del self.applied[name]
             changed.append(name)
             try:
                 self.triton.unload(name)
-                self.log(f"unloaded {name} (no longer published)")
+                log.info(f"unloaded {name} (no longer published)")
             except (RuntimeError, OSError) as error:
-                self.log(f"could not unload {name}: {error}")
+                log.warning(f"could not unload {name}: {error}")
         return changed
 
     def _run(self) -> None:
@@ -125,7 +125,7 @@ class Sync:
                 self.step()
                 self.healer.check()
             except (StorageError, OSError, ValueError, RuntimeError) as error:  # briefly away: next round
-                self.log(f"repository sync: {error}")
+                log.warning(f"repository sync: {error}")
 
     def start(self) -> Sync:
         self._thread = threading.Thread(target=self._run, name="model-store-sync", daemon=True)

@@ -75,7 +75,7 @@ def served(s3_server: str, checkpoints: dict[str, Path], tmp_path_factory) -> It
         location.parse(REPOSITORY), tmp_path_factory.mktemp("s3triton"), Ports(*(free_port() for _ in range(3)))
     )
     with triton:
-        sync = Sync(location.parse(REPOSITORY), TritonRepository(triton.http_url), interval_s=0.5, log=print).start()
+        sync = Sync(location.parse(REPOSITORY), TritonRepository(triton.http_url), interval_s=0.5).start()
         try:
             with running_gateway(triton.grpc_url, models_refresh_s="1") as url:
                 yield triton, url

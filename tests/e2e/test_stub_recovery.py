@@ -6,6 +6,7 @@ beside Triton finds the dead stub by probing and reloads it."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 import time
@@ -40,8 +41,15 @@ def stub_pids(workdir: Path, model: str = "") -> list[int]:
     return pids
 
 
+def _logged(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name.startswith("model_store")]
+
+
 @pytest.mark.parametrize("step", [DEFAULT.network, DEFAULT.preprocess])
-def test_a_killed_stub_is_reloaded_and_nothing_is_answered_wrong(step: str, tmp_path: Path) -> None:
+def test_a_killed_stub_is_reloaded_and_nothing_is_answered_wrong(
+    step: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="model_store")
     workdir = tmp_path / "run"
     triton = LocalTriton(ROOT / "model_repository", workdir, Ports(free_port(), free_port(), free_port()))
     with triton, running_gateway(triton.grpc_url) as gateway:
@@ -89,18 +97,19 @@ def test_a_killed_stub_is_reloaded_and_nothing_is_answered_wrong(step: str, tmp_
         answers, readiness, killed_at = asyncio.run(scenario())
         # No orphan: a sibling of the dead stub can outlive the reload (seen under load); the sync beside Triton
         # removes it once it has outlived its grace, so there are as many stub processes as before the kill.
-        logs: list[str] = []
         repository = TritonRepository(triton.http_url)
-        sync = Sync(location.parse(ROOT / "model_repository"), repository, 0.5, logs.append, orphan_grace_s=1.0)
+        sync = Sync(location.parse(ROOT / "model_repository"), repository, 0.5, orphan_grace_s=1.0)
         sync.start()
         try:
             deadline = time.monotonic() + 30
             while len(stub_pids(workdir)) != stubs_before:
-                assert time.monotonic() < deadline, f"{len(stub_pids(workdir))} stubs, {stubs_before} before: {logs}"
+                assert time.monotonic() < deadline, (
+                    f"{len(stub_pids(workdir))} stubs, {stubs_before} before: {_logged(caplog)}"
+                )
                 time.sleep(0.2)
         finally:
             sync.stop()
-        print(f"{step}: stub processes back to {stubs_before}; {logs or 'no orphan'}")
+        print(f"{step}: stub processes back to {stubs_before}; {_logged(caplog) or 'no orphan'}")
         # tritonserver keeps the dead stub's shared memory mapped until it exits ...
         assert (Path("/dev/shm") / victim_region).exists()
         assert victim_region not in remove_orphaned_regions(min_age_s=0)  # ... so it must stay while it runs
@@ -121,21 +130,23 @@ def test_a_killed_stub_is_reloaded_and_nothing_is_answered_wrong(step: str, tmp_
           f"{recovered_at - killed_at:.2f}s; {statuses.count(503)} of {len(statuses)} requests got 503")  # fmt: skip
 
 
-def test_the_sync_beside_triton_heals_a_dead_stub_without_any_traffic(tmp_path: Path) -> None:
+def test_the_sync_beside_triton_heals_a_dead_stub_without_any_traffic(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="model_store")
     """What docker compose and Kubernetes run next to Triton: it probes, finds the dead stub, reloads it."""
     workdir = tmp_path / "run"
     triton = LocalTriton(ROOT / "model_repository", workdir, Ports(free_port(), free_port(), free_port()))
-    logs: list[str] = []
     with triton:
-        sync = Sync(location.parse(ROOT / "model_repository"), TritonRepository(triton.http_url), 0.5, logs.append)
+        sync = Sync(location.parse(ROOT / "model_repository"), TritonRepository(triton.http_url), 0.5)
         sync.start()
         try:
             (victim,) = stub_pids(workdir, DEFAULT.network)
             os.kill(victim, signal.SIGKILL)
             killed = time.monotonic()
             deadline = killed + 60
-            while not any(f"reloaded {DEFAULT.network}" in line for line in logs):
-                assert time.monotonic() < deadline, logs
+            while not any(f"reloaded {DEFAULT.network}" in line for line in _logged(caplog)):
+                assert time.monotonic() < deadline, _logged(caplog)
                 time.sleep(0.2)
             print(
                 f"no traffic: the sync reloaded the dead stub's model {time.monotonic() - killed:.1f}s after the kill"

@@ -5,6 +5,7 @@ through any model of an idle server (Triton's own statistics count them)."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import time
@@ -84,7 +85,7 @@ def test_every_step_of_the_served_model_is_seen_as_its_stub_processes(triton: Lo
 
 def test_an_idle_server_gets_no_request_from_the_health_machinery(triton: LocalTriton) -> None:
     before = _inference_counts(triton)
-    sync = Sync(location.parse(ROOT / "model_repository"), TritonRepository(triton.http_url), 0.1, lambda _: None)
+    sync = Sync(location.parse(ROOT / "model_repository"), TritonRepository(triton.http_url), 0.1)
     sync.start()
     try:
         time.sleep(3)  # about 30 rounds
@@ -95,9 +96,16 @@ def test_an_idle_server_gets_no_request_from_the_health_machinery(triton: LocalT
     assert after[DEFAULT.network] == 0
 
 
-def test_a_stopped_stub_is_not_dead_and_a_killed_one_is_reloaded(triton: LocalTriton) -> None:
-    logs: list[str] = []
-    healer = StubHealer(TritonRepository(triton.http_url), logs.append)
+def _logged(caplog: pytest.LogCaptureFixture) -> list[str]:
+    """What the sync and the healer logged (in this process: their threads included)."""
+    return [r.getMessage() for r in caplog.records if r.name.startswith("model_store")]
+
+
+def test_a_stopped_stub_is_not_dead_and_a_killed_one_is_reloaded(
+    triton: LocalTriton, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="model_store")
+    healer = StubHealer(TritonRepository(triton.http_url))
     stubs = _wait_all_alive(healer, triton)
     count = len(_stubs(stubs.server_pid))
     network = _pid_of(f"{DEFAULT.network}_0_0", stubs.server_pid)
@@ -105,16 +113,16 @@ def test_a_stopped_stub_is_not_dead_and_a_killed_one_is_reloaded(triton: LocalTr
     try:
         deadline = time.monotonic() + 3
         while time.monotonic() < deadline:
-            assert healer.check() == [], logs
+            assert healer.check() == [], _logged(caplog)
             time.sleep(0.1)
     finally:
         os.kill(network, signal.SIGCONT)
-    assert logs == []
+    assert _logged(caplog) == []
 
     # One of two preprocess instances; then the network step's only stub (its backend is still known to
     # run in stubs: the local onnxruntime shim's folder holds a model.py).
     for step, instance in ((DEFAULT.preprocess, "0_1"), (DEFAULT.network, "0_0")):
-        logs.clear()
+        caplog.clear()
         victim = _pid_of(f"{step}_{instance}", stubs.server_pid)
         os.kill(victim, signal.SIGKILL)
         killed = time.monotonic()
@@ -123,7 +131,7 @@ def test_a_stopped_stub_is_not_dead_and_a_killed_one_is_reloaded(triton: LocalTr
             assert time.monotonic() < deadline, "the dead stub was not found"
             time.sleep(0.1)
         assert reloaded == [step]
-        assert logs == [f"reloaded {step}: its stub {step}_{instance} had died"]
+        assert _logged(caplog) == [f"reloaded {step}: its stub {step}_{instance} had died"]
         stubs = _wait_all_alive(healer, triton)
         print(f"killed {step} stub found and reloaded in {time.monotonic() - killed:.1f}s")
         # No orphan: the reloaded model's old instances (the dead stub's siblings too) leave with the old model.
