@@ -97,19 +97,16 @@ class OnDemand:
             return loading(model_id, self._load_s)
         if entry is not None and entry.state == FAILED and entry.name and time.monotonic() - entry.since < LOAD_RETRY_S:
             return GatewayError(503, entry.error)
-        answer = None
         try:
             answer = await self.loader.request(model_id)
         except GatewayError as error:
             if error.status != 503:  # a refusal (503 is the loader busy or away: nothing to remember)
                 self._set(model_id, FAILED, error=error.message)
             return error
-        if answer.state != "exported":
-            self._set(model_id, LOADING, answer.name)
-            return loading(model_id, answer.estimated_time + self._load_s)
         self._set(model_id, LOADING, answer.name)
-        self._start_load(model_id, answer.name)
-        return loading(model_id, self._load_s)
+        if answer.state == "exported":  # in the repository: the gateway loads it (estimated_time is 0)
+            self._start_load(model_id, answer.name)
+        return loading(model_id, answer.estimated_time + self._load_s)
 
     def _start_load(self, model_id: str, name: str) -> None:
         if name not in self._loads:

@@ -23,7 +23,6 @@ HUB_ID = re.compile(r"^(?:[A-Za-z0-9][A-Za-z0-9_.-]{0,95}/)?[A-Za-z0-9][A-Za-z0-
 SAFE_WEIGHTS = "*.safetensors"
 # Formats whose loading unpickles (runs code from the file): refused unless the loader allows pickle.
 PICKLE_WEIGHTS = ("*.bin", "*.pt", "*.pth", "*.ckpt", "*.pkl")
-CONFIG_FILES = ("config.json", "preprocessor_config.json")
 # transformers' audio-classification heads (MODEL_FOR_AUDIO_CLASSIFICATION_MAPPING_NAMES), kept here so that
 # vetting needs no transformers import; tests check the two agree.
 AUDIO_CLASSIFICATION = {
@@ -140,13 +139,11 @@ def vet(model_id: str, revision: str | None, token: str | None, max_bytes: int, 
     if not HUB_ID.match(model_id) or ".." in model_id:
         raise Refusal(400, f"{model_id!r} is not a Hub model id (org/name)")
     files = _listing(model_id, revision, token)
-    for name in CONFIG_FILES:  # config.json first: a text model's refusal names its architecture
+    # config.json before the extractor's file: a text model (which has none) is refused naming its architecture
+    for name, check in (("config.json", _check_config), ("preprocessor_config.json", _check_extractor)):
         if name not in files:
             raise Refusal(422, f"{model_id} is not an audio-classification checkpoint: it has no {name}")
-        if name == "config.json":
-            config = _read_json(model_id, name, revision, token)
-            _check_config(model_id, config)
-    _check_extractor(model_id, _read_json(model_id, "preprocessor_config.json", revision, token))
+        check(model_id, _read_json(model_id, name, revision, token))
     patterns: tuple[str, ...] = (SAFE_WEIGHTS,)
     weights = _matching(files, patterns)
     if not weights:

@@ -15,14 +15,11 @@ from local_triton.services import LoaderProcess
 
 ROOT = Path(__file__).resolve().parents[2]
 DASHBOARD = ROOT / "deploy" / "k8s" / "monitoring" / "grafana-dashboard.json"
-FUNCTIONS = {"sum", "rate", "increase", "histogram_quantile", "label_replace", "clamp_min", "by", "le", "model"}
 
 
 def _queried() -> set[str]:
     exprs = [t["expr"] for p in json.loads(DASHBOARD.read_text())["panels"] for t in p["targets"]]
-    names = {m for e in exprs for m in re.findall(r"\b([a-z_]+)\s*(?=[\[{]|\)\s*$|\))", e)}
-    names |= {m for e in exprs for m in re.findall(r"\b((?:gateway|nv|loader)_[a-z_]+)", e)}
-    return {n for n in names if n not in FUNCTIONS and n.startswith(("gateway_", "nv_", "loader_"))}
+    return {name for e in exprs for name in re.findall(r"\b((?:gateway|nv|loader)_[a-z_]+)", e)}
 
 
 def _exported(text: str) -> set[str]:
