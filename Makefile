@@ -18,13 +18,17 @@ PERF_MODEL ?= $(DEFAULT_MODEL)
 PERF_AUDIO ?=
 PERF_CONCURRENCY ?= 1:4
 
-.PHONY: help install test lint export serve perf soak bench bench-idle bench-streams bench-on-demand clean
+.PHONY: help install test lint export serve perf compose-up compose-down compose-test soak bench bench-idle \
+	bench-streams bench-on-demand clean
 
 help:
 	@echo "make test                 install everything (.venv) and run the test suite"
 	@echo "make export MODEL=<id|dir> [NAME=name]   export a checkpoint into $(REPOSITORY)/"
 	@echo "make serve                tritonserver (pip wheel) + gateway on 127.0.0.1:$(GATEWAY_PORT), until Ctrl-C"
 	@echo "make perf PERF_MODEL=<name> PERF_AUDIO=<file>   perf_analyzer against a running 'make serve'"
+	@echo "make compose-up           the container stack (docker compose, or podman) on :$(GATEWAY_PORT), until ready"
+	@echo "make compose-down         stop it; remove its containers, network and volumes"
+	@echo "make compose-test         the container stack brought up, faulted and torn down (podman or Docker)"
 	@echo "make soak                 10,000 requests at concurrency 64 through gateway -> Triton: none lost or wrong"
 	@echo "make bench                real-size models (wav2vec2, HuBERT, AST, Whisper): served vs transformers' pipeline"
 	@echo "make bench-idle           CPU an idle 'make serve' uses with five real-size models (health checks included)"
@@ -33,7 +37,7 @@ help:
 	@echo "make lint                 ruff"
 	@echo "make clean                remove .venv and run state"
 
-$(BIN)/.installed: pyproject.toml scripts/install-system-packages.sh scripts/install-kubectl.sh
+$(BIN)/.installed: pyproject.toml local_triton/tritonserver-wheel.txt scripts/install-system-packages.sh scripts/install-kubectl.sh
 	scripts/install-system-packages.sh
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
@@ -41,7 +45,7 @@ $(BIN)/.installed: pyproject.toml scripts/install-system-packages.sh scripts/ins
 	$(BIN)/pip install -q "$(TORCH)"
 	$(BIN)/pip install -q -e ".[local,gateway,export,loader,test]"
 	# last, and without its dependencies: only its tritonserver binary is used
-	$(BIN)/pip install -q --no-deps "nvidia-pytriton==0.7.0"
+	$(BIN)/pip install -q --no-deps -r local_triton/tritonserver-wheel.txt
 	touch $@
 
 install: $(BIN)/.installed
@@ -68,6 +72,17 @@ perf: install
 	@test -n "$(PERF_MODEL)" -a -n "$(PERF_AUDIO)" || (echo "usage: make perf PERF_MODEL=<triton name> PERF_AUDIO=<audio file>"; exit 2)
 	$(BIN)/python -m local_triton perf --model "$(PERF_MODEL)" --audio "$(PERF_AUDIO)" \
 		--url 127.0.0.1:$(GRPC_PORT) --concurrency "$(PERF_CONCURRENCY)" --workdir "$(WORKDIR)"
+
+# The container stack: scripts/compose.sh picks the engine (docker compose, or podman + podman-compose) and
+# the variant (GPU where nvidia-smi sees one, else the slim CPU image).
+compose-up:
+	GATEWAY_PORT=$(GATEWAY_PORT) scripts/compose.sh up
+
+compose-down:
+	scripts/compose.sh down
+
+compose-test: install
+	$(BIN)/python -m pytest -q -m containers tests/test_deploy/test_compose_stack.py
 
 soak: install
 	$(BIN)/python benchmarks/soak.py $(if $(SOAK_REQUESTS),--requests $(SOAK_REQUESTS))

@@ -3,6 +3,10 @@
 #   docker build -f docker/loader.Dockerfile .
 FROM python:3.11-slim
 
+LABEL org.opencontainers.image.title="hf-audio-triton loader" \
+      org.opencontainers.image.description="Exports Hub audio classifiers into the Triton repository on demand" \
+      org.opencontainers.image.licenses="Apache-2.0"
+
 # torch from PyTorch's CPU index: PyPI's Linux wheel pulls several GB of CUDA libraries an export never uses.
 ARG TORCH=torch==2.13.0
 ARG TORCH_INDEX=https://download.pytorch.org/whl/cpu

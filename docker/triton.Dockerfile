@@ -5,12 +5,19 @@
 ARG TRITON_IMAGE=nvcr.io/nvidia/tritonserver:24.10-py3
 FROM ${TRITON_IMAGE}
 
+LABEL org.opencontainers.image.title="hf-audio-triton Triton (GPU)" \
+      org.opencontainers.image.description="NGC tritonserver with the project's Python-backend steps" \
+      org.opencontainers.image.licenses="Apache-2.0"
+
 WORKDIR /opt/hf-audio-triton
 COPY pyproject.toml README.md ./
 COPY triton_steps ./triton_steps
 COPY model_store ./model_store
 RUN python3 -m pip install --no-cache-dir ".[store]" \
-    && python3 -c "import triton_steps.audio, triton_steps.features, triton_steps.scores, model_store.sync"
+    && python3 -c "import triton_steps.audio, triton_steps.features, triton_steps.scores, model_store.sync" \
+    && rm -rf /root/.cache
 
+# NGC's images ship this non-root user (uid 1000); the model repository is mounted read-only
+USER triton-server
 # the model repository is mounted here (docker-compose.yml)
 CMD ["tritonserver", "--model-repository=/models"]

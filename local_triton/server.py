@@ -26,6 +26,7 @@ SHM = Path("/dev/shm")
 # Each Python-backend instance's region, named by its backend: triton_python_backend_shm_region_<uuid>, and
 # triton_onnxruntime_backend_shm_region_<uuid> for the local network step.
 SHM_REGION = re.compile(r"^triton_\w+_backend_shm_region_[0-9a-f-]+$")
+WHEEL_REQUIREMENT = Path(__file__).with_name("tritonserver-wheel.txt")  # the pinned wheel, for pip -r
 ORPHAN_MIN_AGE_S = 1.0  # a region is mapped by the server that creates it within microseconds of creating it
 
 
@@ -44,7 +45,7 @@ def wheel_dir() -> Path:
     """The wheel's ``tritonserver`` folder (found without importing pytriton and its dependencies)."""
     spec = importlib.util.find_spec("pytriton")
     if spec is None or not spec.submodule_search_locations:
-        raise TritonStartError("nvidia-pytriton is not installed: pip install --no-deps nvidia-pytriton==0.7.0")
+        raise TritonStartError(f"nvidia-pytriton is not installed: pip install --no-deps -r {WHEEL_REQUIREMENT}")
     return Path(next(iter(spec.submodule_search_locations))) / "tritonserver"
 
 
@@ -84,6 +85,19 @@ def backend_dir(target: Path) -> Path:
     (target / "onnxruntime").mkdir(exist_ok=True)
     (target / "onnxruntime" / "model.py").write_text(ONNXRUNTIME_SHIM)
     return target
+
+
+def install_layout(prefix: Path) -> Path:
+    """NGC's layout under ``prefix`` (e.g. /opt/tritonserver): ``bin/tritonserver`` (a link to the wheel's
+    binary) and ``backends/`` (``backend_dir``), the binary's default backend directory. The slim CPU image
+    is built with it, so that it runs the same command line as the NGC image and the same backends as
+    local mode."""
+    backend_dir(prefix / "backends")
+    server = prefix / "bin" / "tritonserver"
+    server.parent.mkdir(parents=True, exist_ok=True)
+    server.unlink(missing_ok=True)
+    server.symlink_to(wheel_dir() / "bin" / "tritonserver")
+    return server
 
 
 def _environment() -> dict[str, str]:

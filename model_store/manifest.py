@@ -48,6 +48,8 @@ def publish(location: Location, name: str, entry: Entry) -> None:
         return
     location.path.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(prefix=f".{MANIFEST_FILE}.", dir=location.path)
+    # mkstemp makes it 0600: Triton and the sync may run as another user (the images' triton-server)
+    os.fchmod(handle, 0o644)
     with os.fdopen(handle, "w", encoding="utf-8") as file:
         file.write(data)
     os.replace(temporary, location.path / MANIFEST_FILE)  # readers see the old manifest or the new one

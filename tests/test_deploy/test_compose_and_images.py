@@ -78,6 +78,24 @@ def test_cpu_variant_is_the_same_stack_without_the_gpu(tmp_path: Path) -> None:
     assert "deploy" not in merged["services"]["triton"]
     assert set(merged["services"]) == set(base["services"])
     assert merged["services"]["triton"]["command"] == base["services"]["triton"]["command"]
+    cpu_image = merged["services"]["triton"]["image"]
+    assert merged["services"]["triton"]["build"]["dockerfile"] == "docker/triton-cpu.Dockerfile"
+    # every service that runs from Triton's image runs from the CPU one
+    for name, service in base["services"].items():
+        if service.get("image") == base["services"]["triton"]["image"]:
+            assert merged["services"][name]["image"] == cpu_image, name
+
+
+def test_podman_override_joins_the_same_pid_namespace() -> None:
+    """podman has no `pid: service:NAME`; scripts/compose.sh adds docker/compose.podman.yml, which names the
+    same holder's container for every service that shares it."""
+    base = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+    podman = yaml.safe_load((ROOT / "docker/compose.podman.yml").read_text())["services"]
+    sharing = {name for name, service in base.items() if service.get("pid", "").startswith("service:")}
+    assert set(podman) == sharing
+    for name in sharing:
+        holder = base[name]["pid"].removeprefix("service:")
+        assert podman[name]["pid"] == f"container:${{COMPOSE_PROJECT_NAME:-hf-audio-triton}}_{holder}_1"
 
 
 def test_triton_service(compose: dict) -> None:
@@ -90,6 +108,7 @@ def test_triton_service(compose: dict) -> None:
     devices = triton["deploy"]["resources"]["reservations"]["devices"]
     assert devices[0]["driver"] == "nvidia" and "gpu" in devices[0]["capabilities"]
     assert "/v2/health/ready" in " ".join(triton["healthcheck"]["test"])
+    assert triton["healthcheck"]["test"][1] == "python3"  # both Triton images have it; the slim one no curl
     assert "ports" not in triton  # only the gateway is published
 
 
@@ -98,7 +117,9 @@ def test_model_sync_service_loads_what_is_published(compose: dict) -> None:
     assert sync["image"] == compose["services"]["triton"]["image"]
     assert sync["command"][:4] == ["python3", "-m", "model_store", "sync"]
     assert "triton:8000" in sync["command"]
-    assert sync["pid"] == "service:triton"  # it finds dead stubs from Triton's processes
+    # it finds dead stubs among Triton's processes, in a PID namespace that outlives Triton
+    assert sync["pid"] == compose["services"]["triton"]["pid"] == "service:process-namespace"
+    assert compose["services"]["process-namespace"]["init"] is True  # reaps the stubs a dead Triton leaves
     assert any(v["target"] == "/models" for v in _volumes(sync))
     assert sync["depends_on"]["triton"]["condition"] == "service_healthy"
 
@@ -170,6 +191,8 @@ def _distributions(imports: set[str]) -> dict[str, set[str]]:
          ["triton_steps/audio.py", "triton_steps/features.py", "triton_steps/spectral.py", "triton_steps/scores.py",
           "triton_steps/preprocess_model.py", "triton_steps/postprocess_model.py", "triton_steps/triton_io.py",
           "model_store/*.py"]),
+        ("docker/triton-cpu.Dockerfile", ["triton_steps", "model_store", "local_triton"], ["local"],
+         ["triton_steps/*.py", "model_store/*.py", "local_triton/server.py"]),
         ("docker/loader.Dockerfile", ["triton_steps", "model_store", "export", "loader"], ["loader"],
          ["loader/*.py", "export/*.py", "model_store/*.py", "triton_steps/features.py", "triton_steps/spectral.py"]),
     ],
@@ -188,4 +211,29 @@ def test_each_image_installs_what_its_code_imports(dockerfile, packages, extras,
 
 def test_dockerignore_keeps_the_context_small() -> None:
     ignored = (ROOT / ".dockerignore").read_text().split()
-    assert {".venv", ".run", ".git", "model_repository"} <= set(ignored)
+    assert {".venv", ".run", ".git", "tests", "model_repository"} <= set(ignored)
+
+
+@pytest.mark.parametrize("dockerfile", ["gateway/Dockerfile", "docker/triton.Dockerfile",
+                                        "docker/triton-cpu.Dockerfile", "docker/loader.Dockerfile"])  # fmt: skip
+def test_images_are_labelled_and_leave_no_pip_cache(dockerfile: str) -> None:
+    text = (ROOT / dockerfile).read_text()
+    for label in ("title", "description", "licenses"):
+        assert f"org.opencontainers.image.{label}=" in text
+    assert all("--no-cache-dir" in line for line in text.splitlines() if "pip install" in line)
+
+
+@pytest.mark.parametrize("dockerfile", ["gateway/Dockerfile", "docker/triton.Dockerfile",
+                                        "docker/triton-cpu.Dockerfile"])  # fmt: skip
+def test_serving_images_run_as_a_non_root_user(dockerfile: str) -> None:
+    users = re.findall(r"^USER (\S+)$", (ROOT / dockerfile).read_text(), re.M)
+    assert users and users[-1] not in {"root", "0"}
+
+
+def test_cpu_image_lays_out_the_server_as_local_mode_does() -> None:
+    """One source of truth for the backends folder: the image runs local_triton's own layout code, and the
+    pinned wheel from the file the Makefile installs."""
+    text = (ROOT / "docker/triton-cpu.Dockerfile").read_text()
+    assert "python -m local_triton install /opt/tritonserver" in text
+    assert "-r local_triton/tritonserver-wheel.txt" in text
+    assert "-r local_triton/tritonserver-wheel.txt" in (ROOT / "Makefile").read_text()
