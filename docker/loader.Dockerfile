@@ -3,7 +3,8 @@
 #   docker build -f docker/loader.Dockerfile .
 FROM python:3.11-slim
 
-LABEL org.opencontainers.image.title="hf-audio-triton loader" \
+LABEL org.opencontainers.image.vendor="hf-audio-triton" \
+      org.opencontainers.image.title="hf-audio-triton loader" \
       org.opencontainers.image.description="Exports Hub audio classifiers into the Triton repository on demand" \
       org.opencontainers.image.licenses="Apache-2.0"
 

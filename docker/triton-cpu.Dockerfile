@@ -6,7 +6,8 @@
 # Built from the repository root:  docker build -f docker/triton-cpu.Dockerfile .
 FROM python:3.11-slim
 
-LABEL org.opencontainers.image.title="hf-audio-triton Triton (CPU)" \
+LABEL org.opencontainers.image.vendor="hf-audio-triton" \
+      org.opencontainers.image.title="hf-audio-triton Triton (CPU)" \
       org.opencontainers.image.description="tritonserver 2.51 (pip wheel) on the CPU with the project's Python-backend steps" \
       org.opencontainers.image.licenses="Apache-2.0"
 

@@ -5,7 +5,8 @@
 ARG TRITON_IMAGE=nvcr.io/nvidia/tritonserver:24.10-py3
 FROM ${TRITON_IMAGE}
 
-LABEL org.opencontainers.image.title="hf-audio-triton Triton (GPU)" \
+LABEL org.opencontainers.image.vendor="hf-audio-triton" \
+      org.opencontainers.image.title="hf-audio-triton Triton (GPU)" \
       org.opencontainers.image.description="NGC tritonserver with the project's Python-backend steps" \
       org.opencontainers.image.licenses="Apache-2.0"
 

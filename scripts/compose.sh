@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The container stack (docker-compose.yml) with whichever engine this machine has.
 #   scripts/compose.sh up        build and start it; returns once the gateway answers /ready (make compose-up)
-#   scripts/compose.sh down      stop it and remove its containers, network and volumes (make compose-down)
+#   scripts/compose.sh down      stop it; remove its containers, network, volumes and superseded image builds
+#                                (make compose-down; the current images stay, for a quick next `up`)
 #   scripts/compose.sh engine    print the engine it would use (exit 1, saying why, where none is usable)
 #   scripts/compose.sh CMD ...   any other compose command (ps, logs -f gateway, ...) on the same files
 # Engine: `docker compose` where a Docker engine runs, else podman with podman-compose (PATH or .venv).
@@ -93,6 +94,8 @@ case "$command" in
     ;;
   down)
     "${COMPOSE[@]}" "${FILES[@]}" down -v --remove-orphans "$@"
+    # each rebuild leaves the previous build of the project's images untagged: remove those (only ours)
+    "$ENGINE" image prune -f --filter "label=org.opencontainers.image.vendor=hf-audio-triton" >/dev/null
     ;;
   *)
     "${COMPOSE[@]}" "${FILES[@]}" "$command" "$@"

@@ -30,7 +30,8 @@ RUN_BY = {  # the block's tag -> the test that runs it as written
 NOT_RUN_AS_WRITTEN = {  # the block's tag -> why, and what runs instead
     "quickstart": "`make test` is this suite; `make serve` runs in tests/test_local_triton on free ports",
     "s3": "needs AWS credentials; tests/e2e/test_s3_repository.py runs the same export and make serve on moto",
-    "compose": "no Docker engine here; tests/test_deploy/test_compose_and_images.py validates the files",
+    "compose": "no GPU nor Docker engine here; make compose-test runs make compose-up's script (CPU variant, "
+    "podman) and tests/test_deploy/test_compose_and_images.py validates the files",
     "k8s": "no cluster here; tests/test_deploy/test_kubernetes.py renders and validates the overlays",
     "autoload": "needs the Hub; tests/test_local_triton/test_make_serve_and_perf.py runs make serve with "
     "GATEWAY_AUTOLOAD on an HF cache laid out by hand (HF_HUB_OFFLINE=1), cold 503 then X-Wait-For-Model",

@@ -218,8 +218,9 @@ def test_dockerignore_keeps_the_context_small() -> None:
                                         "docker/triton-cpu.Dockerfile", "docker/loader.Dockerfile"])  # fmt: skip
 def test_images_are_labelled_and_leave_no_pip_cache(dockerfile: str) -> None:
     text = (ROOT / dockerfile).read_text()
-    for label in ("title", "description", "licenses"):
+    for label in ("vendor", "title", "description", "licenses"):
         assert f"org.opencontainers.image.{label}=" in text
+    assert 'org.opencontainers.image.vendor="hf-audio-triton"' in text  # compose.sh down prunes by it
     assert all("--no-cache-dir" in line for line in text.splitlines() if "pip install" in line)
 
 

@@ -46,8 +46,19 @@ def container(objects: list[dict], deployment: str, name: str) -> dict:
     return next(c for c in containers if c["name"] == name)
 
 
-def compose_image(service: str) -> str:
-    return yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"][service]["image"]
+class _TagsIgnored(yaml.SafeLoader):
+    """Reads compose files whose ``!reset`` tags a plain safe loader refuses."""
+
+
+_TagsIgnored.add_multi_constructor("!", lambda loader, suffix, node: None)
+
+
+def compose_image(service: str, overlay: str = "gpu") -> str:
+    """The image compose runs ``service`` from, in the variant matching ``overlay`` (cpu: with
+    docker-compose.cpu.yml)."""
+    files = ["docker-compose.yml"] + (["docker-compose.cpu.yml"] if overlay == "cpu" else [])
+    images = [yaml.load((ROOT / f).read_text(), _TagsIgnored)["services"].get(service, {}).get("image") for f in files]
+    return [image for image in images if image][-1]
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -71,7 +82,7 @@ def test_gpu_overlay_asks_for_a_gpu_and_cpu_overlay_does_not() -> None:
 def test_triton_matches_its_image_ports_and_model_store(overlay: str) -> None:
     objects = render(overlay)
     triton = container(objects, "triton", "triton")
-    assert triton["image"] == compose_image("triton")
+    assert triton["image"] == compose_image("triton", overlay)
     ports = {p["name"]: p["containerPort"] for p in triton["ports"]}
     assert ports == {"http": Ports().http, "grpc": Ports().grpc, "metrics": Ports().metrics}
     assert triton["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready"
