@@ -82,7 +82,7 @@ compose-down:
 	scripts/compose.sh down
 
 compose-test: install
-	$(BIN)/python -m pytest -q -m containers tests/test_deploy/test_compose_stack.py
+	$(BIN)/python -m pytest -q -m containers tests/test_deploy
 
 soak: install
 	$(BIN)/python benchmarks/soak.py $(if $(SOAK_REQUESTS),--requests $(SOAK_REQUESTS))

@@ -89,7 +89,7 @@ def test_triton_matches_its_image_ports_and_model_store(overlay: str) -> None:
     assert triton["livenessProbe"]["httpGet"]["path"] == "/v2/health/live"
     command = " ".join(triton["command"] + triton["args"])
     assert "--model-control-mode=explicit" in command and "--load-model=*" in command
-    assert '"$$(python3 -m model_store triton-url "$MODEL_REPOSITORY")"' in command
+    assert '"$(python3 -m model_store triton-url "$MODEL_REPOSITORY")"' in command
     mounts = {m["mountPath"] for m in triton["volumeMounts"]}
     assert "/dev/shm" in mounts
     store = find(objects, "ConfigMap", "model-store")["data"]
