@@ -81,9 +81,10 @@ def s3_endpoint() -> Iterator[int]:
         while not http_ok(f"http://127.0.0.1:{port}/moto-api/"):
             assert process.poll() is None and time.monotonic() < deadline, "moto did not start"
             time.sleep(0.2)
+        endpoint = f"http://127.0.0.1:{port}"
         with pytest.MonkeyPatch.context() as patch:
-            credentials = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1"}
-            for key, value in dict(credentials, AWS_ENDPOINT_URL=f"http://127.0.0.1:{port}").items():
+            credentials = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"}
+            for key, value in dict(credentials, AWS_DEFAULT_REGION="us-east-1", AWS_ENDPOINT_URL=endpoint).items():
                 patch.setenv(key, value)
             boto3.client("s3").create_bucket(Bucket=BUCKET)
             target = location.parse(REPOSITORY)
