@@ -15,6 +15,7 @@ from fastapi.staticfiles import StaticFiles
 from gateway import errors, openapi
 from gateway.admission import Admission
 from gateway.dependencies import Services
+from gateway.drain import Drain, DrainGuard
 from gateway.errors import GatewayError
 from gateway.loader import LoaderClient
 from gateway.metrics import Metrics
@@ -38,6 +39,7 @@ async def _trim_forever(on_demand: OnDemand, interval_s: float) -> None:
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The app; its Triton connection is opened and closed by the lifespan."""
     settings = settings or Settings()
+    drain = Drain(settings.drain_s, settings.retry_after_s)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -46,6 +48,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         metrics = Metrics()
         on_demand = OnDemand(settings, triton, LoaderClient(settings.loader_url), metrics)
         app.state.services = Services(settings, triton, metrics, admission, on_demand)
+        drain.install()  # here: after the server's own signal handlers, in the serving process
         trimming = (
             asyncio.create_task(_trim_forever(on_demand, settings.models_refresh_s)) if on_demand.patterns else None
         )
@@ -63,7 +66,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         docs_url=None,  # served by gateway.openapi from local assets
         redoc_url=None,
     )
-    app.add_middleware(RequestIds)
+    app.add_middleware(DrainGuard, drain=drain)
+    app.add_middleware(RequestIds)  # added last, so outermost: the drain's 503s carry a request id too
     openapi.install(app)
     errors.install(app, settings.retry_after_s)
     app.include_router(router)

@@ -46,6 +46,12 @@ class Settings(BaseSettings):
     port: int = Field(8080, description="port the gateway listens on")
     workers: int = Field(1, ge=1, description="gateway processes sharing the port (metrics are summed over them)")
     retry_after_s: int = Field(5, description="Retry-After sent with 503 answers")
+    drain_s: float = Field(
+        30.0,
+        ge=0,
+        description="on SIGTERM, /ready turns 503 and new requests get 503 while those in flight finish, for "
+        "up to this long; then the gateway exits",
+    )
     models_refresh_s: float = Field(10.0, description="how often, at most, the model list is re-read from Triton")
     log_level: str = Field("info", pattern="(?i)^(debug|info|warning|error)$", description="gateway log level")
     log_format: str = Field("text", pattern="^(text|json)$", description="text, or json: one JSON object per line")

@@ -186,3 +186,23 @@ def test_the_loader_configmap_values_parse(monkeypatch) -> None:
         monkeypatch.setenv(name, value)
     args = loader_args([])
     assert args.port == int(settings["LOADER_PORT"]) and args.max_queue == int(settings["LOADER_MAX_QUEUE"])
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_rollouts_and_shutdowns_lose_no_request(overlay: str) -> None:
+    """A new replica is up before an old one goes; a stopping pod keeps serving while it leaves the endpoints
+    (preStop), then drains within its grace period: the gateway for GATEWAY_DRAIN_S, Triton for its exit
+    timeout, which covers the gateway's request timeout."""
+    objects = render(overlay)
+    settings = find(objects, "ConfigMap", "gateway")["data"]
+    triton_args = " ".join(container(objects, "triton", "triton")["args"])
+    exit_timeout = int(re.search(r"--exit-timeout-secs=(\d+)", triton_args).group(1))
+    assert exit_timeout >= float(settings["GATEWAY_TIMEOUT_S"])
+    for name, needed in (("gateway", float(settings["GATEWAY_DRAIN_S"])), ("triton", exit_timeout)):
+        deployment = find(objects, "Deployment", name)
+        assert deployment["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+        pod = deployment["spec"]["template"]["spec"]
+        served = container(objects, name, name)
+        pre_stop = served["lifecycle"]["preStop"]["exec"]["command"]
+        assert pre_stop[0] == "sleep"
+        assert pod["terminationGracePeriodSeconds"] > int(pre_stop[1]) + needed
