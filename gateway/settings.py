@@ -12,12 +12,16 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="GATEWAY_")
 
     triton_url: str = Field(
-        "127.0.0.1:8001", description="Triton's gRPC endpoint: host:port, or dns:///name:port for every address"
+        "127.0.0.1:8001",
+        description="Triton's gRPC endpoint: host:port, several replicas as host:port,host:port, or "
+        "dns:///name:port for every address a name resolves to",
     )
     triton_lb_policy: str = Field(
-        "pick_first",
-        description="gRPC load balancing over the endpoint's addresses: pick_first, or round_robin (one "
-        "connection per Triton replica behind a headless Service, requests spread over them)",
+        "auto",
+        pattern="^(auto|pick_first|round_robin)$",
+        description="gRPC load balancing over the replicas: round_robin (one connection per replica, requests "
+        "spread over the ready ones), pick_first (one at a time, the next on failure), or auto: round_robin for "
+        "a list or a dns:/// name, else pick_first",
     )
     default_model: str = Field("", description="model answering POST / (Triton name or model id); empty: the only one")
     api_token: SecretStr | None = Field(None, description="if set, requests need 'Authorization: Bearer <token>'")

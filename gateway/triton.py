@@ -3,6 +3,14 @@
 ``Triton`` owns tritonclient's asyncio gRPC client (so concurrent HTTP requests reach Triton concurrently
 and its dynamic batcher can group them); nothing else in the gateway imports tritonclient. Triton's errors
 become ``GatewayError`` with the HTTP status the client gets.
+
+Several Triton replicas: ``GATEWAY_TRITON_URL`` lists them (``a:8001,b:8001``) or names a DNS name that
+resolves to each (``dns:///triton-grpc:8001``, the Kubernetes headless Service). gRPC's round_robin policy
+keeps one connection per replica, sends each request to the next ready one, takes a replica whose
+connection fails out of rotation and reconnects to it with backoff. A classification that fails because its
+replica was unreachable or going away (gRPC UNAVAILABLE: refused, reset, closed mid-request; Triton
+stopping) is sent once more, within the request's deadline: round_robin then picks another replica.
+Repeating it is safe even if the first replica had executed it: a classification changes nothing.
 """
 
 from __future__ import annotations
@@ -11,6 +19,7 @@ import asyncio
 import json
 import logging
 import re
+import socket
 import time
 from dataclasses import dataclass, field
 
@@ -27,6 +36,7 @@ from triton_steps.stub_health import dead_instance, model_of, with_reload_marker
 # A miss (an unknown model id) re-reads Triton's model list, but at most this often: a flood of made-up ids
 # costs Triton one listing per second, not one per request.
 MIN_FORCED_REFRESH_S = 1.0
+MAX_RECONNECT_BACKOFF_MS = 5000
 
 log = logging.getLogger("gateway.triton")
 _ENSEMBLE_PREFIX = re.compile(r"^in ensemble '[^']*', ")
@@ -50,6 +60,33 @@ def ensemble_inputs(audio: bytes, top_k: int | None = None, function: str | None
     return inputs
 
 
+def grpc_target(url: str) -> str:
+    """gRPC's target for ``url``: ``host:port``, a gRPC URI (``dns:///name:port``), or a comma-separated list of
+    ``host:port``, resolved here into gRPC's address-list form (``ipv4:a:p,b:p``), which takes addresses only."""
+    endpoints = [endpoint.strip() for endpoint in url.split(",") if endpoint.strip()]
+    if len(endpoints) == 1:
+        return endpoints[0]
+    addresses = {"ipv4": [], "ipv6": []}
+    for endpoint in endpoints:
+        host, _, port = endpoint.rpartition(":")
+        if not host or not port.isdigit() or "/" in host:
+            raise ValueError(f"GATEWAY_TRITON_URL: {endpoint!r} is not host:port (a list takes host:port only)")
+        for family, _, _, _, address in socket.getaddrinfo(host.strip("[]"), int(port), type=socket.SOCK_STREAM):
+            if family == socket.AF_INET:
+                addresses["ipv4"].append(f"{address[0]}:{port}")
+            elif family == socket.AF_INET6:
+                addresses["ipv6"].append(f"[{address[0]}]:{port}")
+    scheme = "ipv4" if addresses["ipv4"] else "ipv6"  # gRPC's list holds one family
+    return f"{scheme}:{','.join(dict.fromkeys(addresses[scheme]))}"
+
+
+def lb_policy_for(url: str, lb_policy: str) -> str:
+    """``auto``: round_robin over several replicas (a list, or a DNS name), else pick_first."""
+    if lb_policy != "auto":
+        return lb_policy
+    return "round_robin" if "," in url or url.startswith("dns:") else "pick_first"
+
+
 def _connect(url: str, lb_policy: str) -> grpcclient.InferenceServerClient:
     """The asyncio gRPC client; ``lb_policy`` round_robin spreads requests over every address ``url`` resolves to
     (gRPC keeps connections open, so a plain Service would pin each gateway to one Triton replica)."""
@@ -61,9 +98,22 @@ def _connect(url: str, lb_policy: str) -> grpcclient.InferenceServerClient:
         ("grpc.keepalive_timeout_ms", keepalive.keepalive_timeout_ms),
         ("grpc.keepalive_permit_without_calls", keepalive.keepalive_permit_without_calls),
         ("grpc.http2.max_pings_without_data", keepalive.http2_max_pings_without_data),
-        ("grpc.lb_policy_name", lb_policy),
+        ("grpc.lb_policy_name", lb_policy_for(url, lb_policy)),
+        # A replica that went away is tried again within 5 s (gRPC's default backoff grows to 120 s): a
+        # restarted Triton takes traffic again soon after it is back.
+        ("grpc.initial_reconnect_backoff_ms", 500),
+        ("grpc.max_reconnect_backoff_ms", MAX_RECONNECT_BACKOFF_MS),
     ]
-    return grpcclient.InferenceServerClient(url, channel_args=channel_args)
+    return grpcclient.InferenceServerClient(grpc_target(url), channel_args=channel_args)
+
+
+# Triton's answer to a request that arrives while it shuts down (gRPC UNAVAILABLE too, in 2.51)
+_SHUTTING_DOWN = re.compile(r"server is (shutting down|stopping|not ready)", re.I)
+
+
+def _replica_gone(error: InferenceServerException) -> bool:
+    """Whether ``error`` says the replica went away or could not be reached (worth one try elsewhere)."""
+    return "UNAVAILABLE" in str(error.status() or "") or bool(_SHUTTING_DOWN.search(error.message() or ""))
 
 
 def _unreachable(error: InferenceServerException) -> GatewayError:
@@ -229,11 +279,17 @@ class Triton:
     ) -> list[Prediction]:
         """One inference through the ensemble ``model``; ``request_id`` becomes Triton's request id."""
         started = time.monotonic()
-        try:
-            inputs = ensemble_inputs(audio, top_k, function_to_apply)
-            result = await self._client.infer(model, inputs, client_timeout=timeout_s, request_id=request_id)
-        except InferenceServerException as error:
-            raise await self._error(model, error, started, timeout_s) from None
+        inputs = ensemble_inputs(audio, top_k, function_to_apply)
+        for attempt in (1, 2):
+            left_s = timeout_s - (time.monotonic() - started)
+            try:
+                result = await self._client.infer(model, inputs, client_timeout=left_s, request_id=request_id)
+                break
+            except InferenceServerException as error:
+                if attempt == 1 and _replica_gone(error) and left_s > 0:
+                    log.warning("retrying %s on another replica: %s", model, error.message())
+                    continue
+                raise await self._error(model, error, started, timeout_s) from None
         labels = result.as_numpy(contract.LABELS.name)[0]
         scores = result.as_numpy(contract.SCORES.name)[0]
         return [Prediction(label=lab.decode(), score=float(score)) for lab, score in zip(labels, scores, strict=True)]
