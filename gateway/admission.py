@@ -2,7 +2,9 @@
 
 Beyond either cap a request is refused at once with 503 + Retry-After (as text-embeddings-inference refuses
 beyond its concurrency cap) rather than queued without bound: memory stays bounded under a flood of large
-uploads, and clients that retry spread themselves out.
+uploads, and clients that retry spread themselves out. A request takes its classify slot only once its body
+is in: a client sending its body slowly holds the bytes it sent (``reserve``), never a slot, so slow uploads
+cannot lock out the others (they are bounded by the body's minimum rate and timeout instead).
 """
 
 from __future__ import annotations
@@ -27,15 +29,18 @@ class Admission:
             raise GatewayError(503, f"the gateway is at its limit of {self.max_requests} requests in progress")
         self.requests += 1
 
-    def leave(self, body_bytes: int) -> None:
+    def leave(self) -> None:
         self.requests -= 1
-        self.body_bytes -= body_bytes
 
     def reserve(self, size: int) -> None:
         """Hold ``size`` more body bytes for a request being read, or refuse it (503)."""
         if self.body_bytes + size > self.max_body_bytes:
             raise GatewayError(503, "the gateway holds its limit of request bodies in progress; retry shortly")
         self.body_bytes += size
+
+    def release(self, size: int) -> None:
+        """Give back ``size`` body bytes reserved earlier."""
+        self.body_bytes -= size
 
     def enter_stream(self) -> None:
         """Admit one more live-audio stream, or refuse it (503: the stream is closed with 1013)."""

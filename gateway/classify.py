@@ -1,5 +1,5 @@
-"""One classify request, start to end: admission, the body (bounded in size, bytes held and time), parsing,
-the model, Triton, and the metrics that explain it."""
+"""One classify request, start to end: the body (bounded in size, bytes held, rate and time), admission,
+parsing, the model, Triton, and the metrics that explain it."""
 
 from __future__ import annotations
 
@@ -28,9 +28,10 @@ def wants_to_wait(value: str) -> bool:
 async def _read_body(request: Request, services: Services, reserve: request_body.Reserve) -> bytes:
     settings = services.settings
     try:
-        return await asyncio.wait_for(
-            request_body.read_limited(request, settings.max_body_bytes, reserve), settings.body_timeout_s
+        reading = request_body.read_limited(
+            request, settings.max_body_bytes, reserve, settings.body_min_rate, settings.body_grace_s
         )
+        return await asyncio.wait_for(reading, settings.body_timeout_s)
     except asyncio.TimeoutError:  # noqa: UP041 - Python 3.10's is not the builtin
         raise GatewayError(408, f"the body did not arrive within {settings.body_timeout_s:g} s") from None
 
@@ -49,9 +50,9 @@ async def classify(request: Request, services: Services, model_id: str | None) -
 
     metrics.in_flight.inc()
     try:
-        services.admission.enter()
-        admitted = True
         body = await _read_body(request, services, reserve)
+        services.admission.enter()  # only now: a slow upload holds no slot while it arrives
+        admitted = True
         content_type, query = request.headers.get("content-type"), dict(request.query_params)
         if len(body) > INLINE_PARSE_BYTES:
             parsed = await run_in_threadpool(request_body.parse, body, content_type, query)
@@ -85,8 +86,9 @@ async def classify(request: Request, services: Services, model_id: str | None) -
         status = error.status
         raise
     finally:
+        services.admission.release(reserved)
         if admitted:
-            services.admission.leave(reserved)
+            services.admission.leave()
         metrics.in_flight.dec()
         metrics.requests.labels(label, str(status)).inc()
         metrics.latency.labels(label).observe(time.perf_counter() - start)

@@ -3,9 +3,11 @@ also come in the query string (``?top_k=3``), as the HF inference toolkit reads 
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import json
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -34,15 +36,32 @@ class ClassifyRequest:
     options: Options
 
 
-async def read_limited(request: Request, limit: int, reserve: Reserve) -> bytes:
+async def read_limited(
+    request: Request, limit: int, reserve: Reserve, min_rate: float = 0.0, grace_s: float = 0.0
+) -> bytes:
     """The body, refused with 413 as soon as it is known to exceed ``limit`` (from Content-Length, unread);
-    each chunk is first reserved with ``reserve`` (which may refuse it: the gateway's in-flight budget)."""
+    each chunk is first reserved with ``reserve`` (which may refuse it: the gateway's in-flight budget).
+    ``min_rate`` (bytes/s, 0: none): past ``grace_s``, a body whose bytes so far arrive slower on average is
+    dropped with 408 as soon as it falls behind, instead of holding its connection for the whole timeout."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise GatewayError(413, f"the body is {int(declared)} bytes; the limit is {limit}")
     chunks, size = [], 0
+    started = time.monotonic()
+    stream = request.stream().__aiter__()
     try:
-        async for chunk in request.stream():
+        while True:
+            # the latest moment the next chunk may come: when the average falls under min_rate
+            wait_s = None if not min_rate else started + max(grace_s, (size + 1) / min_rate) - time.monotonic()
+            try:
+                chunk = await asyncio.wait_for(stream.__anext__(), wait_s)
+            except StopAsyncIteration:
+                break
+            except asyncio.TimeoutError:  # noqa: UP041 - Python 3.10's is not the builtin
+                raise GatewayError(
+                    408, f"the body arrives slower than {min_rate:g} bytes/s ({size} bytes in "
+                    f"{time.monotonic() - started:.1f} s)"
+                ) from None  # fmt: skip
             size += len(chunk)
             if size > limit:
                 raise GatewayError(413, f"the body is over the limit of {limit} bytes")

@@ -6,7 +6,9 @@ a client trickling one byte a second holds its connection forever, and enough of
 after it opened or after its previous answer, and answers requests beyond ``GATEWAY_MAX_CONNECTIONS`` open
 connections with 503 + Retry-After in the gateway's JSON (uvicorn's own ``limit_concurrency`` answers plain
 text, without Retry-After, and logs a warning per refusal); a request that is not valid HTTP also gets its
-400 in JSON.
+400 in JSON. Connections cannot lock everyone out: once open connections pass 90% of the cap, idle ones (no
+request in progress) are closed, longest idle first, down to 75%; and the probes (``/health``, ``/ready``)
+are answered whatever the count, so a flood never makes a liveness probe kill a healthy pod.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from gateway.errors import error_response
 from gateway.observability import log_config
 from gateway.settings import Settings
 
+PROBE_PATHS = (b"/health", b"/ready")  # answered beyond the connection cap
+IDLE_SHED_ABOVE, IDLE_SHED_TO = 0.90, 0.75  # fractions of the connection cap
 MAX_REQUEST_LINE = 16 * 1024  # bytes of method, path and query string; longer is a 414 (h11's default limit)
 _TIMEOUT_BODY = b'{"error": "the request headers did not arrive in time"}'
 _TIMEOUT_ANSWER = (
@@ -58,10 +62,25 @@ class GatewayProtocol(HttpToolsProtocol):
     _partial = False  # bytes of a request arrived, its headers not complete yet
     _line_bytes = 0  # bytes of the current request line received so far
     _line_done = False  # the current request line is complete
+    _idle_since = 0.0  # when it last became idle (connected, or answered)
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        self._idle_since = self.loop.time()
         self._arm()
+        cap = _settings().max_connections
+        if len(self.connections) > cap * IDLE_SHED_ABOVE:
+            self._shed_idle(int(cap * IDLE_SHED_TO))
+
+    def _shed_idle(self, keep: int) -> None:
+        """Close idle connections (this new one aside), longest idle first, until at most ``keep`` are open."""
+        idle = [c for c in self.connections if c is not self and isinstance(c, GatewayProtocol) and c._idle()]
+        idle.sort(key=lambda connection: connection._idle_since)
+        for connection in idle[: max(0, len(self.connections) - keep)]:
+            connection.transport.close()
+
+    def _idle(self) -> bool:
+        return self._awaiting_headers() and not self._partial and not self.transport.is_closing()
 
     def data_received(self, data: bytes) -> None:
         if self._awaiting_headers():
@@ -80,7 +99,8 @@ class GatewayProtocol(HttpToolsProtocol):
         self._line_bytes, self._line_done = 0, False
         self._disarm()
         cap = _settings().max_connections
-        if len(self.connections) <= cap and len(self.tasks) < cap:
+        probe = self.url.split(b"?", 1)[0] in PROBE_PATHS
+        if probe or (len(self.connections) <= cap and len(self.tasks) < cap):
             super().on_headers_complete()
             return
         self.app, app = _over_capacity, self.app  # the app this one request runs
@@ -106,6 +126,7 @@ class GatewayProtocol(HttpToolsProtocol):
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
+        self._idle_since = self.loop.time()
         self._arm()
 
     def connection_lost(self, exc: Exception | None) -> None:

@@ -28,6 +28,10 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(25 * 1024 * 1024, description="larger request bodies are refused with 413")
     timeout_s: float = Field(30.0, description="per-request inference timeout; 504 past it")
     body_timeout_s: float = Field(30.0, description="the whole body must arrive within this; 408 past it")
+    body_min_rate: float = Field(
+        1024.0, ge=0, description="bytes/s a body must average after body_grace_s; 408 as soon as it falls behind"
+    )
+    body_grace_s: float = Field(5.0, ge=0, description="how long a body may arrive at any rate before the minimum")
     header_timeout_s: float = Field(
         10.0, description="a request's headers must arrive within this of connecting (or of the previous answer)"
     )

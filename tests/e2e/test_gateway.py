@@ -228,15 +228,32 @@ def test_a_body_that_does_not_arrive_in_time_is_408(triton) -> None:
         assert answer.startswith("HTTP/1.1 408") and "did not arrive within 1 s" in answer
 
 
+def test_a_body_slower_than_the_minimum_rate_is_dropped_after_the_grace(triton) -> None:
+    settings = {"body_min_rate": "1000", "body_grace_s": "1"}
+    with running_gateway(triton.grpc_url, **settings) as url, _slow_client(url, 100_000, b"\0" * 1500) as client:
+        started = time.monotonic()  # 1.5 kB sent: on time for 1.5 s at 1000 bytes/s
+        client.settimeout(10)
+        answer = client.recv(4096).decode()
+        assert answer.startswith("HTTP/1.1 408") and "slower than 1000 bytes/s" in answer
+        assert 1.2 < time.monotonic() - started < 4  # when it fell behind, not at the 30 s body timeout
+
+
 def test_beyond_the_request_and_body_caps_is_503_with_retry_after(triton, waveform) -> None:
     audio = wav_bytes(waveform)
     with running_gateway(triton.grpc_url, max_concurrent_requests="2") as url:
-        with _slow_client(url, 10_000, b"x"), _slow_client(url, 10_000, b"x"):
+        # slow uploads hold no classify slot (only the bytes they sent): the others are served
+        with _slow_client(url, 10_000, b"x"), _slow_client(url, 10_000, b"x"), _slow_client(url, 10_000, b"x"):
             time.sleep(0.5)
-            answer = httpx.post(f"{url}/models/ast", content=audio)
-            assert answer.status_code == 503 and answer.headers["Retry-After"]
-            assert "limit of 2 requests" in answer.json()["error"]
-        time.sleep(0.5)
+            assert httpx.post(f"{url}/models/ast", content=audio).status_code == 200
+
+        async def burst() -> list[httpx.Response]:  # 32 at once: more than 2 are in Triton together
+            async with httpx.AsyncClient(timeout=60) as client:
+                return await asyncio.gather(*(client.post(f"{url}/models/ast", content=audio) for _ in range(32)))
+
+        answers = asyncio.run(burst())
+        refused = [a for a in answers if a.status_code == 503]
+        assert refused and all("limit of 2 requests" in a.json()["error"] and a.headers["Retry-After"] for a in refused)
+        assert {a.status_code for a in answers} == {200, 503}
         assert httpx.post(f"{url}/models/ast", content=audio).status_code == 200  # released
     with running_gateway(triton.grpc_url, max_inflight_body_bytes=str(len(audio) + 50_000)) as url:
         with _slow_client(url, 200_000, b"\0" * 60_000):  # holds 60 kB of the budget
@@ -283,6 +300,35 @@ def test_a_connection_flood_is_refused_in_json_and_locks_no_one_out_for_long(tri
             assert httpx.get(f"{url}/health").status_code == 200
         finally:
             for client in flood:
+                client.close()
+
+
+def test_ten_thousand_idle_connections_and_a_thousand_slow_bodies_lock_no_one_out(triton, waveform) -> None:
+    """Default caps (1024 connections): idle connections are shed beyond 90% of the cap, probes are answered
+    beyond it, and slow uploads hold no classify slot, so /health and a real classify stay 200 throughout."""
+    audio = wav_bytes(waveform)
+    held: list[socket.socket] = []
+
+    def served(url: str) -> None:
+        assert httpx.get(f"{url}/health", timeout=10).status_code == 200
+        assert httpx.get(f"{url}/ready", timeout=10).status_code == 200
+        assert httpx.post(f"{url}/models/ast", content=audio, timeout=30).status_code == 200
+
+    with running_gateway(triton.grpc_url, header_timeout_s="60") as url:
+        host, port = url.removeprefix("http://").split(":")
+        try:
+            started = time.monotonic()
+            for i in range(10_000):  # connected, never a byte sent
+                held.append(socket.create_connection((host, int(port))))
+                if i % 2_500 == 2_499:
+                    served(url)
+            idle_s = time.monotonic() - started
+            for _ in range(1_000):  # headers and 4 bytes of a 100 kB body, then nothing (inside the grace)
+                held.append(_slow_client(url, 100_000, b"RIFF"))
+            served(url)
+            print(f"10,000 idle connections ({idle_s:.1f} s) then 1,000 slow bodies: /health, /ready, classify 200")
+        finally:
+            for client in held:
                 client.close()
 
 
