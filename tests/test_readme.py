@@ -78,7 +78,7 @@ def test_readme_export_lines_then_make_serve_keeps_the_default_model(tmp_path: P
     every exported model answers, and a long recording shows the 1 s window the README describes."""
     venv = Path(sys.prefix)
     (venv / "bin" / ".installed").touch(exist_ok=True)
-    for name in ("Makefile", "pyproject.toml", "scripts", "keyword_spotter", "samples"):
+    for name in ("Makefile", "pyproject.toml", "scripts", "keyword_spotter", "samples", "local_triton"):
         (tmp_path / name).symlink_to(ROOT / name)
     (tmp_path / ".venv").symlink_to(venv)
     shutil.copytree(ROOT / "model_repository", tmp_path / "model_repository", ignore=shutil.ignore_patterns("__py*"))
