@@ -9,7 +9,10 @@ cannot lock out the others (they are bounded by the body's minimum rate and time
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 
 from gateway.errors import GatewayError
 
@@ -19,9 +22,16 @@ class Admission:
     max_requests: int
     max_body_bytes: int
     max_streams: int
+    max_heavy: int = 1
     requests: int = 0
     body_bytes: int = 0
     streams: int = 0
+    # Requests heavy to decode (gateway.decode_cost) go to Triton this many at a time, the others waiting
+    # here (each within its own timeout), so Triton's remaining preprocess instances serve light requests.
+    heavy: asyncio.Semaphore = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.heavy = asyncio.Semaphore(self.max_heavy)
 
     def enter(self) -> None:
         """Admit one more classify request, or refuse it (503)."""
@@ -41,6 +51,22 @@ class Admission:
     def release(self, size: int) -> None:
         """Give back ``size`` body bytes reserved earlier."""
         self.body_bytes -= size
+
+    @contextlib.asynccontextmanager
+    async def lane(self, heavy: bool, timeout_s: float) -> AsyncIterator[None]:
+        """Hold the heavy lane for a heavy request (waiting up to ``timeout_s``: 504 past it); nothing for a
+        light one."""
+        if not heavy:
+            yield
+            return
+        try:
+            await asyncio.wait_for(self.heavy.acquire(), timeout_s)
+        except asyncio.TimeoutError:  # noqa: UP041 - Python 3.10's is not the builtin
+            raise GatewayError(504, f"timed out after waiting {timeout_s:g} s behind other heavy requests") from None
+        try:
+            yield
+        finally:
+            self.heavy.release()
 
     def enter_stream(self) -> None:
         """Admit one more live-audio stream, or refuse it (503: the stream is closed with 1013)."""

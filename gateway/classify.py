@@ -9,7 +9,7 @@ import time
 from fastapi import Request
 from starlette.concurrency import run_in_threadpool
 
-from gateway import request_body
+from gateway import decode_cost, request_body
 from gateway.dependencies import Services
 from gateway.errors import GatewayError
 from gateway.observability import request_id_of
@@ -59,6 +59,7 @@ async def classify(request: Request, services: Services, model_id: str | None) -
         else:
             parsed = request_body.parse(body, content_type, query)
         waiting = parsed.options.wait_for_model or wants_to_wait(request.headers.get(WAIT_HEADER, ""))
+        heavy = decode_cost.is_heavy(parsed.audio)
         wait_deadline = start + settings.wait_for_model_s
         attempt_start = start
         while True:
@@ -69,10 +70,12 @@ async def classify(request: Request, services: Services, model_id: str | None) -
                 parameters = parsed.parameters
                 remaining = max(0.001, attempt_start + settings.timeout_s - time.perf_counter())
                 with services.on_demand.using(model):  # never unloaded while this request is on it
-                    answer = await triton.classify(
-                        model.name, parsed.audio, parameters.top_k, parameters.function_to_apply, remaining,
-                        request_id_of(request.scope),
-                    )  # fmt: skip
+                    async with services.admission.lane(heavy, remaining):
+                        remaining = max(0.001, attempt_start + settings.timeout_s - time.perf_counter())
+                        answer = await triton.classify(
+                            model.name, parsed.audio, parameters.top_k, parameters.function_to_apply, remaining,
+                            request_id_of(request.scope),
+                        )  # fmt: skip
                 break
             except GatewayError as error:
                 # X-Wait-For-Model / options.wait_for_model: a model that is loading is waited for, up to a limit

@@ -38,6 +38,12 @@ class Settings(BaseSettings):
     max_concurrent_requests: int = Field(
         256, description="classify requests in progress at once, per worker; 503 beyond"
     )
+    max_heavy_requests: int = Field(
+        1,
+        ge=1,
+        description="requests heavy to decode (over 48 kHz stereo, or bodies over 2 MiB) sent to Triton at once, "
+        "per worker; the others wait their turn, so light requests are not stuck behind them",
+    )
     max_inflight_body_bytes: int = Field(
         256 * 1024 * 1024, description="request body bytes held at once, over all requests of a worker; 503 beyond"
     )

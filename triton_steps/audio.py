@@ -6,8 +6,10 @@ PyAV) for everything else: FLAC (libsndfile trusts its header's length, and fail
 whose length is 0), WebM / Matroska, MP4 / M4A with AAC or ALAC, AMR-NB / WB, bare Opus, ... The container is
 sniffed from the bytes, never from a Content-Type. A header's claimed length is never trusted for an
 allocation: decoding stops as soon as the audio passes ``max_seconds``, and rates and channel counts beyond
-``MAX_RATE`` / ``MAX_CHANNELS`` are refused before decoding. Each block is averaged to mono and resampled by
-soxr's streaming resampler (VHQ, as FFmpeg's soxr), so memory is the result at the target rate.
+``MAX_RATE`` / ``MAX_CHANNELS`` are refused before decoding, and decoding stops once frames x channels pass
+the decode budget (``DECODE_BUDGET_SAMPLES_PER_S`` per second of ``max_seconds``). Each block is averaged to
+mono and resampled by soxr's streaming resampler (VHQ, as FFmpeg's soxr), so memory is the result at the
+target rate.
 """
 
 from __future__ import annotations
@@ -24,6 +26,11 @@ import soxr
 
 MAX_RATE = 384_000  # Hz: the highest rate of any common recording format
 MAX_CHANNELS = 32
+# Decoding costs per decoded sample (frames x channels: 5-14 ns each here, whatever the format), so each
+# limit alone (rate, channels, seconds) still let a 400 kB FLAC of 119 s x 8 channels x 384 kHz cost 2.3 s of
+# CPU. The budget bounds the product: at most the samples of ``max_seconds`` of 48 kHz stereo, the most a
+# real recording of the model's longest clip holds; decoding stops as soon as the audio passes it.
+DECODE_BUDGET_SAMPLES_PER_S = 48_000 * 2
 BLOCK_FRAMES = 65_536
 FORMATS_HINT = "WAV, FLAC, MP3, OGG (Vorbis / Opus), WebM, MP4 / M4A (AAC, ALAC), AMR, AIFF or CAF"
 
@@ -112,14 +119,22 @@ def open_stream(data: bytes) -> Stream:
 
 
 def _limited(stream: Stream, max_seconds: float | None) -> Iterator[np.ndarray]:
-    """The blocks, checked: finite samples, and stopped with an error once past ``max_seconds``."""
+    """The blocks, checked: finite samples, and stopped with an error once past ``max_seconds`` or past the
+    decode budget."""
     limit = None if max_seconds is None else int(max_seconds * stream.rate)
+    budget = None if max_seconds is None else int(max_seconds * DECODE_BUDGET_SAMPLES_PER_S)
     total = 0
     for block in stream.blocks:
         total += len(block)
         if limit is not None and total > limit:
             raise AudioError(
                 f"the audio is longer than {max_seconds:g} s; this model accepts at most {max_seconds:g} s"
+            )
+        if budget is not None and total * stream.channels > budget:
+            raise AudioError(
+                f"the audio costs more to decode than this model allows: {stream.channels} channels at "
+                f"{stream.rate} Hz pass {budget} samples (the budget: {max_seconds:g} s of 48 kHz stereo) "
+                f"after {total / stream.rate:.1f} s; downmix or resample it first"
             )
         if not np.isfinite(block).all():
             raise AudioError("the audio contains NaN or infinite samples")

@@ -5,6 +5,7 @@ files, truncated files and decompression bombs, with the decoder's peak memory m
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import soundfile
 from audio_formats import FORMATS, ffmpeg_decode, ffmpeg_encode
 
 from triton_steps.audio import AudioError, load
@@ -115,3 +117,22 @@ def test_a_flac_header_claiming_2_to_the_36_frames_allocates_nothing_from_it() -
     outcome = decode_in_fresh_process(bytes(data), max_seconds=120)
     assert outcome["outcome"] == "accepted"  # the real (short) audio decodes
     assert outcome["peak_growth_mb"] < 60, outcome
+
+
+def _flac(rate: int, channels: int, seconds: float) -> bytes:
+    buffer = io.BytesIO()
+    silence = np.zeros((int(rate * seconds), channels), np.int16)  # compresses to almost nothing, as an attack's
+    soundfile.write(buffer, silence, rate, format="FLAC", subtype="PCM_16")
+    return buffer.getvalue()
+
+
+def test_the_decode_budget_bounds_rate_times_channels_times_seconds() -> None:
+    """Each limit alone admits 119 s x 8 channels x 384 kHz (a 400 kB FLAC, 2.3 s of CPU to decode); the budget
+    (max_seconds of 48 kHz stereo) stops it after 3.8 s of its audio, while real recordings pass."""
+    assert len(load(_flac(48_000, 2, 5), 16000, max_seconds=5)) == 5 * 16000  # the longest clip, 48 kHz stereo
+    with pytest.raises(AudioError, match="costs more to decode than this model allows: 4 channels at 48000 Hz"):
+        load(_flac(48_000, 4, 5), 16000, max_seconds=5)
+    attack = _flac(384_000, 8, 119)
+    assert len(attack) < 500_000
+    with pytest.raises(AudioError, match=r"8 channels at 384000 Hz pass 11520000 samples .* after 3\.8 s"):
+        load(attack, 16000, max_seconds=120)
