@@ -117,6 +117,7 @@ def test_gateway_matches_its_image_settings_routes_and_triton_service(overlay: s
     settings = find(objects, "ConfigMap", "gateway")["data"]
     known = {f"GATEWAY_{name.upper()}" for name in Settings.model_fields}
     assert set(settings) <= known, set(settings) - known
+    Settings(**{key.removeprefix("GATEWAY_").lower(): value for key, value in settings.items()})  # valid values
     token = find(objects, "Secret", "gateway-token")["stringData"]
     assert set(token) == {"GATEWAY_API_TOKEN"}
     exposed = re.search(r"^EXPOSE (\d+)", (ROOT / "gateway/Dockerfile").read_text(), re.M).group(1)
