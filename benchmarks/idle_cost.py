@@ -72,7 +72,7 @@ def main() -> None:
         if not (repository / name / "config.pbtxt").exists():
             print(f"exporting {name} (real-size {model}, random weights) ...", flush=True)
             checkpoint = real_size_models.build(model, args.workdir / "checkpoints" / model)
-            export_model(str(checkpoint), repository, ExportOptions(name=name), log=lambda _: None)
+            export_model(str(checkpoint), repository, ExportOptions(name=name))
 
     ports = {name: free_port() for name in ("HTTP_PORT", "GRPC_PORT", "METRICS_PORT", "GATEWAY_PORT")}
     command = ["make", "--no-print-directory", "-C", str(ROOT), "serve", f"VENV={sys.prefix}",

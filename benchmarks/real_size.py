@@ -218,7 +218,7 @@ def main() -> None:
         for precision in ("fp32", *(["int8"] if model in int8 else [])):
             name = served_name(model, precision)
             print(f"exporting {name} ...", flush=True)
-            export_model(str(checkpoint), repository, ExportOptions(name=name, quantize=precision), log=lambda _: None)
+            export_model(str(checkpoint), repository, ExportOptions(name=name, quantize=precision))
             plans.append((model, precision, checkpoint, clips))
     rows: list[dict] = []
     for model, precision, checkpoint, clips in plans:

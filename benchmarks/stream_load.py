@@ -168,7 +168,7 @@ def main() -> None:
     if "wav2vec2-base" in models and not (repository / "wav2vec2-base" / "config.pbtxt").exists():
         print("exporting a real-size wav2vec2-base (random weights) ...", flush=True)
         checkpoint = real_size_models.build("wav2vec2-base", args.workdir / "checkpoints" / "wav2vec2-base")
-        export_model(str(checkpoint), repository, ExportOptions(name="wav2vec2-base"), log=lambda _: None)
+        export_model(str(checkpoint), repository, ExportOptions(name="wav2vec2-base"))
     machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs"
     report: dict = {"machine": machine, "p99_limit_ms": P99_LIMIT_MS, "models": {}}
     with stack.served(repository, args.workdir / "serve", max_streams="1000") as (triton, gateway):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from dataclasses import fields
@@ -136,14 +137,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    # progress and errors on stderr, as plain lines: stdout stays free for what a script may pipe
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(message)s", force=True)
     try:
         # argparse's destinations are ExportOptions' field names: the options are declared once, by the parser
         options = ExportOptions(
             **{f.name: getattr(args, f.name) for f in fields(ExportOptions) if hasattr(args, f.name)}
         )
-        export_model(args.source, args.repository, options, log=lambda m: print(m, file=sys.stderr, flush=True))
+        export_model(args.source, args.repository, options)
     except (ExportError, StorageError) as error:
-        print(f"error: {error}", file=sys.stderr)
+        logging.getLogger("export").error("error: %s", error)
         return 1
     return 0
 

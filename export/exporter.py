@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import tempfile
 import time
@@ -21,6 +22,8 @@ from model_store.location import Location
 from triton_steps import contract, long_audio
 from triton_steps.features import FeatureExtractor, UnsupportedExtractorError, extractor_from_config
 from triton_steps.metadata import ModelMetadata
+
+log = logging.getLogger("export")
 
 
 @dataclass(frozen=True)
@@ -105,7 +108,6 @@ def _within_budget(
     checkpoint: ckpt.Checkpoint,
     extractor: FeatureExtractor,
     chunking: long_audio.Chunking | None,
-    log: Callable[[str], None],
 ) -> float | None:
     """``max_seconds``, lowered to what the memory budget allows a waveform model (in chunk mode the window
     bounds the memory instead, and must fit the budget)."""
@@ -124,7 +126,8 @@ def _within_budget(
             )
         return options.max_seconds
     if options.max_seconds is None or longest < options.max_seconds:
-        log(f"    max_seconds {longest:g}: the longest clip within --memory-budget {options.memory_budget_gib:g} GiB")
+        budget = options.memory_budget_gib
+        log.info("    max_seconds %g: the longest clip within --memory-budget %g GiB", longest, budget)
         return longest
     return options.max_seconds
 
@@ -151,7 +154,7 @@ class _Network:
     quantization: dict | None
 
 
-def _plan(source: str, options: ExportOptions, log: Callable[[str], None]) -> _Plan:
+def _plan(source: str, options: ExportOptions) -> _Plan:
     checkpoint = ckpt.load(source, options.revision, options.token)
     try:
         extractor = extractor_from_config(checkpoint.extractor_config)
@@ -160,30 +163,29 @@ def _plan(source: str, options: ExportOptions, log: Callable[[str], None]) -> _P
     shortest = onnx_graph.min_samples(checkpoint, extractor)
     extractor = extractor_from_config(checkpoint.extractor_config, min_length=shortest)
     chunking = _chunking(options, extractor, shortest)
-    max_seconds = _within_budget(options, checkpoint, extractor, chunking, log)
-    log(f"    {checkpoint.architecture}, {len(checkpoint.labels)} labels, {type(checkpoint.extractor).__name__}")
+    max_seconds = _within_budget(options, checkpoint, extractor, chunking)
+    log.info(f"    {checkpoint.architecture}, {len(checkpoint.labels)} labels, {type(checkpoint.extractor).__name__}")
     names = contract.StepNames(options.name or ckpt.default_name(source))
     return _Plan(checkpoint, names, extractor, shortest, chunking, max_seconds)
 
 
-def _export_network(plan: _Plan, options: ExportOptions, workdir: Path, step: Callable[[int, str], None],
-                    log: Callable[[str], None]) -> _Network:  # fmt: skip
+def _export_network(plan: _Plan, options: ExportOptions, workdir: Path, step: Callable[[int, str], None]) -> _Network:
     onnx_path = workdir / contract.NETWORK_FILE
     step(2, "exporting the network to ONNX")
     specs = onnx_graph.export(plan.checkpoint, plan.extractor, onnx_path)
     step(3, "checking onnxruntime against torch, and the features against transformers")
     parity = onnx_graph.verify(
         plan.checkpoint, plan.extractor, onnx_path, specs, plan.shortest, options.tolerance,
-        options.feature_tolerance, log,
+        options.feature_tolerance,
     )  # fmt: skip
     if options.quantize != "int8":
         return _Network(specs, onnx_path, parity, None)
-    log("    quantizing MatMul/Gemm to int8, then checking it against the fp32 torch model")
+    log.info("    quantizing MatMul/Gemm to int8, then checking it against the fp32 torch model")
     served = workdir / f"int8-{contract.NETWORK_FILE}"
     quantize.quantize_int8(onnx_path, served)
     report = quantize.check(
         plan.checkpoint, plan.extractor, served, plan.shortest, options.quantized_tolerance,
-        options.quantized_min_agreement, log,
+        options.quantized_min_agreement,
     )  # fmt: skip
     return _Network(specs, served, parity, report.as_metadata())
 
@@ -227,14 +229,15 @@ def _metadata(plan: _Plan, options: ExportOptions, network: _Network) -> ModelMe
 
 
 def _model_dirs(
-    plan: _Plan, options: ExportOptions, network: _Network, metadata: ModelMetadata, log: Callable[[str], None]
+    plan: _Plan, options: ExportOptions, network: _Network, metadata: ModelMetadata
 ) -> dict[str, repository.ModelDir]:
     """The four model directories, the ensemble last (the order they are written in)."""
     checkpoint, names, chunking, specs = plan.checkpoint, plan.names, plan.chunking, network.specs
     parameters = sum(p.numel() for p in checkpoint.model.parameters())
     threads = cpu_plan.network_threads(options.cpu_threads, parameters)
     instances = cpu_plan.network_instances(options.instances)
-    log(f"    {parameters / 1e6:.1f}M parameters: {instances} network instance(s), {threads} onnxruntime thread(s)")
+    log.info("    %.1fM parameters: %d network instance(s), %d onnxruntime thread(s)", parameters / 1e6, instances,
+             threads)  # fmt: skip
     mbs = options.max_batch_size
     preprocess_params = {
         contract.MIN_SAMPLES: str(plan.shortest),
@@ -284,28 +287,28 @@ def export_model(
     source: str,
     repository_dir: Path | Location,
     options: ExportOptions = ExportOptions(),
-    log: Callable[[str], None] = print,
 ) -> ExportResult:
     """Export ``source`` into ``repository_dir`` (a folder or S3) as an ensemble NAME and its three steps:
-    1 load and plan, 2 export the network to ONNX, 3 check it (and quantize), 4 write the four models."""
+    1 load and plan, 2 export the network to ONNX, 3 check it (and quantize), 4 write the four models.
+    Progress goes to the ``export`` logger (``python -m export`` shows it on stderr)."""
     start = time.monotonic()
     target = repository_dir if isinstance(repository_dir, Location) else Location(path=Path(repository_dir))
 
     def step(number: int, message: str) -> None:
-        log(f"[{number}/4 {time.monotonic() - start:6.1f}s] {message}")
+        log.info("[%d/4 %6.1fs] %s", number, time.monotonic() - start, message)
 
     step(1, f"loading {source}")
-    plan = _plan(source, options, log)
+    plan = _plan(source, options)
     workdir = Path(tempfile.mkdtemp(prefix=".export-onnx-"))
     try:
-        network = _export_network(plan, options, workdir, step, log)
+        network = _export_network(plan, options, workdir, step)
         metadata = _metadata(plan, options, network)
-        models = _model_dirs(plan, options, network, metadata, log)
+        models = _model_dirs(plan, options, network, metadata)
         step(4, f"writing {', '.join(plan.names.all())} into {target}")
         revision = repository.write(target, models, options.on_demand)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     seconds = time.monotonic() - start
     inputs = ", ".join(spec.name for spec in (contract.AUDIO, *contract.OPTIONAL_INPUTS))
-    log(f"done in {seconds:.1f}s: ensemble {plan.names.ensemble!r} (inputs {inputs}), revision {revision}")
+    log.info(f"done in {seconds:.1f}s: ensemble {plan.names.ensemble!r} (inputs {inputs}), revision {revision}")
     return ExportResult(metadata, network.parity, seconds)

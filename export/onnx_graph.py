@@ -5,8 +5,8 @@ An architecture that cannot be exported exactly is refused (``ExportError``), ne
 
 from __future__ import annotations
 
+import logging
 import warnings
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +18,8 @@ from tqdm import tqdm
 from export.checkpoint import Checkpoint, ExportError
 from triton_steps.contract import LOGITS, TensorSpec
 from triton_steps.features import FeatureExtractor, ModelInputs, Wav2Vec2Features
+
+log = logging.getLogger("export")
 
 OPSET = 17
 _TRITON_TYPES = {np.dtype(np.float32): "TYPE_FP32", np.dtype(np.int64): "TYPE_INT64"}
@@ -131,7 +133,6 @@ def verify(
     shortest: int,
     tolerance: float,
     feature_tolerance: float,
-    progress: Callable[[str], None] = print,
 ) -> ParityReport:
     """Compare onnxruntime with torch on several lengths and batch sizes, and our features with the
     checkpoint's extractor; raise ``ExportError`` when a difference exceeds its tolerance."""
@@ -167,5 +168,5 @@ def verify(
                 f"(> {tolerance:g}) on {samples} samples x batch {batch}; this architecture does not export "
                 "exactly, refusing it"
             )
-    progress(f"parity: logits max relative |diff| {max_logits:.2e}, features max |diff| {max_features:.2e}")
+    log.info(f"parity: logits max relative |diff| {max_logits:.2e}, features max |diff| {max_features:.2e}")
     return ParityReport(max_logits, max_features, cases)

@@ -9,7 +9,7 @@ wav2vec2 1.6x slower on CPU (../shared/NOTES.md).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +22,8 @@ from export.checkpoint import Checkpoint, ExportError
 from triton_steps.contract import LOGITS
 from triton_steps.features import FeatureExtractor
 from triton_steps.scores import apply_function
+
+log = logging.getLogger("export")
 
 PRECISIONS = ("fp32", "int8")
 GATE_SECONDS = (1.0, 2.5, 4.0)  # clip lengths checked, each at an even and an odd sample count
@@ -75,7 +77,6 @@ def check(
     shortest: int,
     max_score_diff: float,
     min_agreement: float,
-    progress: Callable[[str], None] = print,
 ) -> QuantizedReport:
     """Compare the int8 network with the fp32 torch model; ``ExportError`` past either threshold."""
     session = onnxruntime.InferenceSession(str(int8_path), providers=["CPUExecutionProvider"])
@@ -91,7 +92,7 @@ def check(
         agree += int(np.argmax(reference) == np.argmax(quantized))
         worst = max(worst, float(np.abs(reference - quantized).max()))
     report = QuantizedReport(len(clips), agree / len(clips), worst)
-    progress(
+    log.info(
         f"int8 gate: top-1 agreement {report.top1_agreement:.1%} on {report.clips} clips, "
         f"max score |diff| {report.max_score_diff:.3g} ({function})"
     )

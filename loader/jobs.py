@@ -72,13 +72,12 @@ def _export(source: str, repository: str, name: str, model_id: str) -> float:
     from export.exporter import ExportOptions, export_model  # torch: only in the export process
     from model_store import location
 
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s loader %(message)s")
-    progress = logging.getLogger("loader.export")
-    options = ExportOptions(name=name, model_id=model_id, on_demand=True)
-    result = export_model(
-        source, location.parse(repository), options, log=lambda message: progress.info("%s: %s", model_id, message)
+    # the exporter's progress (the "export" logger), each line naming the id it exports
+    logging.basicConfig(
+        level=logging.INFO, stream=sys.stderr, format=f"%(asctime)s loader.export {model_id}: %(message)s"
     )
-    return result.seconds
+    options = ExportOptions(name=name, model_id=model_id, on_demand=True)
+    return export_model(source, location.parse(repository), options).seconds
 
 
 class Loader:

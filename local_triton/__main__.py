@@ -19,6 +19,7 @@ def main(argv: list[str] | None = None) -> int:
     install = commands.add_parser("install", help="bin/tritonserver and backends/ under PREFIX, as in NGC's image")
     install.add_argument("prefix", type=Path, help="e.g. /opt/tritonserver (the binary's default backend folder)")
     args = parser.parse_args(argv)
+    serve.configure_logging()
     if args.command == "install":
         install_layout(args.prefix)
         return 0

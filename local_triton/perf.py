@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import base64
 import json
+import logging
 import os
 import struct
 import subprocess
@@ -19,6 +20,8 @@ from pathlib import Path
 
 from local_triton.server import wheel_dir
 from triton_steps.contract import AUDIO
+
+log = logging.getLogger("local_triton")
 
 PERF_WHEEL = "tritonclient==2.50.0"
 
@@ -68,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
         "--concurrency-range", args.concurrency, "--measurement-interval", str(args.interval_ms),
         "--stability-percentage", "100", "--max-trials", "10", "-b", "1",
     ]  # fmt: skip
-    print("$ " + " ".join(command), flush=True)
+    log.info("$ %s", " ".join(command))
     return subprocess.run(command, env=env).returncode
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import logging
 import os
 import signal
@@ -26,6 +25,7 @@ def _example(url: str) -> str:
     return f"curl -s --data-binary @{clip} {url}/"
 
 
+log = logging.getLogger("local_triton")
 DEFAULT_CHECKPOINT = Path("keyword_spotter/checkpoint")
 RESTART_BACKOFF_S = (1.0, 30.0)  # first and longest wait before restarting a tritonserver or gateway that died
 DEFAULT_NAME = "keyword-spotter"
@@ -41,7 +41,7 @@ def ensure_model(repository: Path | None) -> None:
         return
     from export.exporter import ExportOptions, export_model  # torch + transformers: only when needed
 
-    print(f"{repository} holds no model: exporting the default model from {DEFAULT_CHECKPOINT}", flush=True)
+    log.info("%s holds no model: exporting the default model from %s", repository, DEFAULT_CHECKPOINT)
     export_model(str(DEFAULT_CHECKPOINT), repository, ExportOptions(name=DEFAULT_NAME))
 
 
@@ -61,10 +61,10 @@ class Backoff:
         try:
             start()
         except (TritonStartError, ServiceStartError) as error:
-            print(f"restarting {what} failed: {error}", file=sys.stderr, flush=True)
+            log.error("restarting %s failed: %s", what, error)
             self.delay = min(self.delay * 2, self.longest)
             return
-        print(f"{what} restarted", file=sys.stderr, flush=True)
+        log.warning("%s restarted", what)
         self.delay = self.first
 
 
@@ -78,8 +78,6 @@ def default_model(repository: Path | None, chosen: str) -> str:
 
 
 def serve(args: argparse.Namespace) -> int:
-    # The sync's and the healer's lines, between make serve's own, on its output.
-    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
     repository = location.parse(args.repository)
     ensure_model(repository.path)
     workdir = Path(args.workdir)
@@ -104,55 +102,54 @@ def serve(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     try:
-        print(f"starting tritonserver on {triton.host} (HTTP {args.http_port}, gRPC {args.grpc_port}) ...", flush=True)
+        log.info("starting tritonserver on %s (HTTP %d, gRPC %d) ...", triton.host, args.http_port, args.grpc_port)
         triton.start(timeout=args.timeout)
         # Models exported (or re-exported) into the repository from now on are loaded without a restart.
         sync = Sync(repository, TritonRepository(triton.http_url), args.sync_interval).start()
         if loader is not None:
             loader.start()
-            print(f"on-demand loading of {os.environ['GATEWAY_AUTOLOAD']} (loader log: {loader.log_path})", flush=True)
+            log.info("on-demand loading of %s (loader log: %s)", os.environ["GATEWAY_AUTOLOAD"], loader.log_path)
         gateway.start()
         url = gateway.url
         deadline = time.monotonic() + args.timeout
         while not http_ok(f"{url}/ready"):
             if not gateway.running() or time.monotonic() > deadline:
-                print(f"the gateway did not become ready; see {workdir / 'gateway.log'}", file=sys.stderr)
+                log.error("the gateway did not become ready; see %s", workdir / "gateway.log")
                 return 1
             time.sleep(0.2)
-        print(f"ready: {url}  (docs: {url}/docs, Triton log: {triton.log_path})", flush=True)
-        print(f"try:   {_example(url)}", flush=True)
-        print("Ctrl-C stops both; either is restarted if it dies.", flush=True)
+        log.info("ready: %s  (docs: %s/docs, Triton log: %s)", url, url, triton.log_path)
+        log.info("try:   %s", _example(url))
+        log.info("Ctrl-C stops both; either is restarted if it dies.")
         triton_backoff, gateway_backoff = Backoff(*RESTART_BACKOFF_S), Backoff(*RESTART_BACKOFF_S)
         loader_backoff = Backoff(*RESTART_BACKOFF_S)
         while True:
             if triton.process is not None and triton.process.poll() is not None:
                 # The gateway answers 503 + Retry-After meanwhile, and reconnects by itself.
                 regions = triton.clean_up()
-                message = f"tritonserver exited ({triton.process.returncode}); removed what it left behind "
-                message += f"({len(regions)} shared-memory regions); restarting in {triton_backoff.delay:g}s"
-                print(message, file=sys.stderr, flush=True)
+                log.warning(
+                    "tritonserver exited (%s); removed what it left behind (%d shared-memory regions); "
+                    "restarting in %gs", triton.process.returncode, len(regions), triton_backoff.delay,
+                )  # fmt: skip
                 triton_backoff.restart(lambda: triton.start(timeout=args.timeout), "tritonserver")
             if not gateway.running():
                 # Clients get connection refused meanwhile; a load balancer in front moves them elsewhere.
                 code = gateway.process.returncode if gateway.process is not None else None
-                log = workdir / "gateway.log"
-                print(f"the gateway exited ({code}; see {log}); restarting in {gateway_backoff.delay:g}s",
-                      file=sys.stderr, flush=True)  # fmt: skip
+                log.warning("the gateway exited (%s; see %s); restarting in %gs", code, workdir / "gateway.log",
+                            gateway_backoff.delay)  # fmt: skip
                 gateway_backoff.restart(gateway.start, "the gateway")
             if loader is not None and not loader.running():
-                print(f"the loader exited (see {loader.log_path}); restarting in {loader_backoff.delay:g}s",
-                      file=sys.stderr, flush=True)  # fmt: skip
+                log.warning("the loader exited (see %s); restarting in %gs", loader.log_path, loader_backoff.delay)
                 loader_backoff.restart(loader.start, "the loader")
             time.sleep(0.5)
     except KeyboardInterrupt:
         return 0
     except (TritonStartError, ServiceStartError) as error:
-        print(f"error: {error}", file=sys.stderr)
+        log.error("error: %s", error)
         return 1
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the clean-up short
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        _say("stopping ...")
+        log.info("stopping ...")
         if sync is not None:
             sync.stop()
         # The gateway first: its open gRPC connection would make tritonserver wait out its exit timeout.
@@ -160,13 +157,33 @@ def serve(args: argparse.Namespace) -> int:
         if loader is not None:
             loader.stop()
         triton.stop()
-        _say("stopped.")
+        log.info("stopped.")
 
 
-def _say(message: str) -> None:
-    """Print, even to a reader that has gone (``make serve | head``, a closed pipe): the clean-up must go on."""
-    with contextlib.suppress(OSError):
-        print(message, flush=True)
+class _Below(logging.Filter):
+    def __init__(self, level: int) -> None:
+        super().__init__()
+        self.level = level
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno < self.level
+
+
+class _QuietStream(logging.StreamHandler):
+    """A handler that keeps going when its reader has gone (``make serve | head``, a closed pipe): the
+    clean-up must finish."""
+
+    def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 - logging's name
+        pass
+
+
+def configure_logging() -> None:
+    """make serve's lines (and the sync's and the healer's between them) as plain lines: progress on stdout,
+    warnings and errors on stderr."""
+    out, err = _QuietStream(sys.stdout), _QuietStream(sys.stderr)
+    out.addFilter(_Below(logging.WARNING))
+    err.setLevel(logging.WARNING)
+    logging.basicConfig(level=logging.INFO, format="%(message)s", handlers=[out, err], force=True)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

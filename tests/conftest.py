@@ -89,9 +89,7 @@ def exported(checkpoints: dict[str, Path], repository_dir: Path) -> dict[str, Ex
     # hubert gets a Hub-style id, as a local copy of a Hub checkpoint would: the gateway routes org/name
     ids = {"hubert": "org/hubert-ks"}
     return {
-        name: export_model(
-            str(folder), repository_dir, ExportOptions(name=name, model_id=ids.get(name)), log=lambda _: None
-        )
+        name: export_model(str(folder), repository_dir, ExportOptions(name=name, model_id=ids.get(name)))
         for name, folder in checkpoints.items()
     }
 

@@ -136,7 +136,7 @@ def test_readme_python_example(gateway_url: str) -> None:
 
 def test_committed_repository_is_the_export_of_the_committed_checkpoint(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.chdir(ROOT)  # the source is recorded as given: the same relative path as the Makefile's
-    export_model("keyword_spotter/checkpoint", tmp_path, ExportOptions(name=NAME), log=lambda _: None)
+    export_model("keyword_spotter/checkpoint", tmp_path, ExportOptions(name=NAME))
     committed = ROOT / "model_repository"
 
     def files(root: Path, model: str) -> list[Path]:  # as git sees them (Triton leaves __pycache__ behind)

@@ -25,7 +25,7 @@ BROKEN_MODEL = """class TritonPythonModel:
 
 def test_a_model_that_cannot_load_leaves_the_others_served(checkpoints, tmp_path: Path) -> None:
     repository = tmp_path / "repo"
-    export_model(str(checkpoints["hubert"]), repository, ExportOptions(name="good"), log=lambda _: None)
+    export_model(str(checkpoints["hubert"]), repository, ExportOptions(name="good"))
     (repository / "broken" / "1").mkdir(parents=True)
     (repository / "broken" / "config.pbtxt").write_text(BROKEN_CONFIG)
     (repository / "broken" / "1" / "model.py").write_text(BROKEN_MODEL)

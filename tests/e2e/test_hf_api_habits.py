@@ -50,7 +50,7 @@ def test_options_are_accepted(gateway: str) -> None:
 def test_wait_for_model_rides_out_a_cold_start(checkpoints, tmp_path: Path) -> None:
     """Triton starts 2 s after the request: with wait_for_model it is answered, without it 503 at once."""
     repository = tmp_path / "repo"
-    export_model(str(checkpoints["ast"]), repository, ExportOptions(name="ast"), log=lambda _: None)
+    export_model(str(checkpoints["ast"]), repository, ExportOptions(name="ast"))
     ports = Ports(free_port(), free_port(), free_port())
     triton = LocalTriton(repository, tmp_path / "run", ports)
     audio = wav_bytes(make_waveform(1.0, seed=14))

@@ -13,7 +13,7 @@ from local_triton.server import LocalTriton, Ports
 
 def test_an_int8_model_is_served_and_says_it_is_int8(checkpoints, tmp_path) -> None:
     options = ExportOptions(name="int8", quantize="int8")
-    result = export_model(str(checkpoints["wav2vec2_layer_norm"]), tmp_path / "repo", options, log=lambda _: None)
+    result = export_model(str(checkpoints["wav2vec2_layer_norm"]), tmp_path / "repo", options)
     waveform = make_waveform(1.5, seed=3)
     reference = pipeline("audio-classification", model=str(checkpoints["wav2vec2_layer_norm"]), device="cpu")
     expected = {p["label"]: p["score"] for p in reference(waveform.copy())}

@@ -30,7 +30,7 @@ def long_gateway(checkpoints: dict[str, Path], tmp_path_factory) -> Iterator[str
     repository = tmp_path_factory.mktemp("long") / "repo"
     for name, (checkpoint, window, hop, _) in CASES.items():
         options = ExportOptions(name=name, long_audio="chunk", chunk_seconds=window, chunk_hop_seconds=hop)
-        export_model(str(checkpoints[checkpoint]), repository, options, log=lambda _: None)
+        export_model(str(checkpoints[checkpoint]), repository, options)
     triton = LocalTriton(repository, tmp_path_factory.mktemp("long-run"), Ports(free_port(), free_port(), free_port()))
     with triton, running_gateway(triton.grpc_url) as url:
         yield url

@@ -74,7 +74,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, checkpoints) -> Iterator[Sta
     folders = _hub_cache(root / "hf")
     repository = root / "model_repository"
     # One model an operator published: never unloaded, and not counted in the on-demand limit.
-    export_model(str(checkpoints["hubert"]), repository, ExportOptions(name="resident"), log=lambda _: None)
+    export_model(str(checkpoints["hubert"]), repository, ExportOptions(name="resident"))
     triton = LocalTriton(repository, root / "run", Ports(free_port(), free_port(), free_port()))
     loader = LoaderProcess(
         str(repository), free_port(), root / "loader.log", HF_HOME=str(root / "hf"), HF_HUB_OFFLINE="1"

@@ -64,7 +64,7 @@ def s3_server() -> Iterator[str]:
 
 
 def _export(checkpoint: Path, name: str, **options) -> None:
-    export_model(str(checkpoint), location.parse(REPOSITORY), ExportOptions(name=name, **options), log=lambda _: None)
+    export_model(str(checkpoint), location.parse(REPOSITORY), ExportOptions(name=name, **options))
 
 
 @pytest.fixture(scope="module")
@@ -214,7 +214,7 @@ def test_tritons_url_form_works_without_the_endpoint_variable(served, s3_server:
     """``s3://http://host:port/bucket/prefix`` (what Triton users type) is the same bucket, exported and read."""
     monkeypatch.delenv("AWS_ENDPOINT_URL")
     triton_form = f"s3://{s3_server}/{BUCKET}/triton-form"
-    export_model(str(checkpoints["hubert"]), location.parse(triton_form), ExportOptions(name="tf"), log=lambda _: None)
+    export_model(str(checkpoints["hubert"]), location.parse(triton_form), ExportOptions(name="tf"))
     assert "tf" in manifest.read(location.parse(triton_form))
     monkeypatch.setenv("AWS_ENDPOINT_URL", s3_server)
     assert "tf" in manifest.read(location.parse(f"s3://{BUCKET}/triton-form"))

@@ -18,7 +18,7 @@ def test_non_ascii_labels_are_served_as_exported(tmp_path, monkeypatch: pytest.M
     monkeypatch.setenv("LC_ALL", "C")
     monkeypatch.setenv("LANG", "C")
     checkpoint = tiny_checkpoints.build("hubert", tmp_path / "ckpt", labels=LABELS)
-    export_model(str(checkpoint), tmp_path / "repo", ExportOptions(name="unicode"), log=lambda _: None)
+    export_model(str(checkpoint), tmp_path / "repo", ExportOptions(name="unicode"))
     triton = LocalTriton(tmp_path / "repo", tmp_path / "run", Ports(free_port(), free_port(), free_port()))
     with triton, running_gateway(triton.grpc_url) as gateway:
         answer = httpx.post(f"{gateway}/models/unicode", content=wav_bytes(make_waveform(1.0)), timeout=60)

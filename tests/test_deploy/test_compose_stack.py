@@ -135,7 +135,7 @@ def _wait_for(condition, timeout: float, what: str) -> float:
 
 def test_a_model_exported_into_the_mounted_repository_is_loaded_without_a_restart(stack: Stack, tmp_path: Path) -> None:
     checkpoint = tiny_checkpoints.build("wav2vec2-layer-norm", tmp_path / "checkpoint")
-    export_model(str(checkpoint), stack.repository, ExportOptions(name=SECOND_MODEL), log=lambda _: None)
+    export_model(str(checkpoint), stack.repository, ExportOptions(name=SECOND_MODEL))
 
     def served() -> bool:
         answer = httpx.post(f"{stack.url}/models/{SECOND_MODEL}", content=wav_bytes(_tone()), timeout=30)

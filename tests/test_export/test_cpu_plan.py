@@ -29,7 +29,7 @@ def test_available_cpus_is_within_the_affinity() -> None:
 
 def test_threads_and_instances_reach_the_network_config(checkpoints, tmp_path: Path) -> None:
     options = ExportOptions(name="m", cpu_threads=3, instances=2)
-    export_model(str(checkpoints["hubert"]), tmp_path, options, log=lambda _: None)
+    export_model(str(checkpoints["hubert"]), tmp_path, options)
     config = model_configs.parse((tmp_path / "m_onnx" / "config.pbtxt").read_text())
     assert config.parameters[INTRA_OP_THREADS].string_value == "3"
     assert [group.count for group in config.instance_group] == [2]

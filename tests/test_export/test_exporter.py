@@ -29,28 +29,28 @@ def test_unsupported_feature_extractor_is_refused(checkpoints, tmp_path: Path) -
     config["feature_extractor_type"] = "ClapFeatureExtractor"
     config_path.write_text(json.dumps(config))
     with pytest.raises(ExportError, match="ClapFeatureExtractor"):
-        export_model(str(folder), tmp_path / "repo", log=lambda _: None)
+        export_model(str(folder), tmp_path / "repo")
     assert not (tmp_path / "repo" / "ckpt").exists()
 
 
 def test_a_graph_that_differs_from_torch_is_refused(checkpoints, tmp_path: Path) -> None:
     with pytest.raises(ExportError, match="does not export exactly, refusing it"):
-        export_model(str(checkpoints["ast"]), tmp_path / "repo", ExportOptions(tolerance=1e-12), log=lambda _: None)
+        export_model(str(checkpoints["ast"]), tmp_path / "repo", ExportOptions(tolerance=1e-12))
     assert not (tmp_path / "repo").exists()  # nothing written
 
 
 def test_not_a_checkpoint_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ExportError, match="could not load an audio-classification checkpoint"):
-        export_model(str(tmp_path), tmp_path / "repo", log=lambda _: None)
+        export_model(str(tmp_path), tmp_path / "repo")
 
 
 def test_reexport_replaces_the_model_atomically(checkpoints, tmp_path: Path) -> None:
     repository = tmp_path / "repo"
-    export_model(str(checkpoints["hubert"]), repository, ExportOptions(name="m"), log=lambda _: None)
+    export_model(str(checkpoints["hubert"]), repository, ExportOptions(name="m"))
     before = {p: p.stat().st_ino for p in repository.iterdir()}
     marker = repository / "m_onnx" / "stale-file"
     marker.write_text("from the old export")
-    export_model(str(checkpoints["unispeech"]), repository, ExportOptions(name="m"), log=lambda _: None)
+    export_model(str(checkpoints["unispeech"]), repository, ExportOptions(name="m"))
     assert sorted(p.name for p in repository.iterdir()) == [
         "m", "m_onnx", "m_postprocess", "m_preprocess", "published.json"
     ]  # fmt: skip

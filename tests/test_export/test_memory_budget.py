@@ -47,18 +47,16 @@ def fine_grained(tmp_path_factory) -> Path:
 
 def test_the_exporter_lowers_max_seconds_to_the_budget(fine_grained: Path, tmp_path: Path) -> None:
     options = ExportOptions(name="fine", memory_budget_gib=1.0)
-    result = export_model(str(fine_grained), tmp_path / "repo", options, log=lambda _: None)
+    result = export_model(str(fine_grained), tmp_path / "repo", options)
     expected = longest_seconds(tf.AutoConfig.from_pretrained(fine_grained), Wav2Vec2Features(), GIB)
     assert expected < 120 and result.metadata.max_seconds == expected
     config = (tmp_path / "repo" / "fine_preprocess" / "config.pbtxt").read_text()
     assert f'string_value: "{expected}"' in config  # what the preprocess step enforces (400 beyond)
-    unlimited = export_model(
-        str(fine_grained), tmp_path / "repo2", ExportOptions(name="fine", memory_budget_gib=None), log=lambda _: None
-    )
+    unlimited = export_model(str(fine_grained), tmp_path / "repo2", ExportOptions(name="fine", memory_budget_gib=None))
     assert unlimited.metadata.max_seconds == 120.0
 
 
 def test_a_chunk_window_over_the_budget_is_refused(fine_grained: Path, tmp_path: Path) -> None:
     options = ExportOptions(name="fine", memory_budget_gib=0.25, long_audio="chunk", chunk_seconds=10.0)
     with pytest.raises(ExportError, match="needs more than the memory budget"):
-        export_model(str(fine_grained), tmp_path / "repo", options, log=lambda _: None)
+        export_model(str(fine_grained), tmp_path / "repo", options)

@@ -16,9 +16,7 @@ from triton_steps.metadata import ModelMetadata
 
 
 def test_int8_export_quantizes_matmuls_and_records_its_gate(checkpoints, tmp_path: Path) -> None:
-    result = export_model(
-        str(checkpoints["wav2vec2_layer_norm"]), tmp_path, ExportOptions(name="q", quantize="int8"), log=print
-    )
+    result = export_model(str(checkpoints["wav2vec2_layer_norm"]), tmp_path, ExportOptions(name="q", quantize="int8"))
     metadata = ModelMetadata.from_json((tmp_path / "q" / METADATA_FILE).read_text())
     assert metadata == result.metadata and metadata.precision == "int8"
     assert metadata.quantization["clips"] == 48 and metadata.quantization["top1_agreement"] >= 0.95
@@ -42,7 +40,7 @@ def test_fp32_stays_the_default(exported) -> None:
 )
 def test_what_int8_cannot_promise_is_refused(checkpoints, tmp_path: Path, options, message) -> None:
     with pytest.raises(ExportError, match=message):
-        export_model(str(checkpoints["hubert"]), tmp_path / "repo", ExportOptions(**options), log=lambda _: None)
+        export_model(str(checkpoints["hubert"]), tmp_path / "repo", ExportOptions(**options))
     assert not (tmp_path / "repo").exists()
 
 
