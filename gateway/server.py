@@ -6,8 +6,9 @@ a client trickling one byte a second holds its connection forever, and enough of
 after it opened or after its previous answer, and answers requests beyond ``GATEWAY_MAX_CONNECTIONS`` open
 connections with 503 + Retry-After in the gateway's JSON (uvicorn's own ``limit_concurrency`` answers plain
 text, without Retry-After, and logs a warning per refusal); a request that is not valid HTTP also gets its
-400 in JSON. Connections cannot lock everyone out: once open connections pass 90% of the cap, idle ones (no
-request in progress) are closed, longest idle first, down to 75%; and the probes (``/health``, ``/ready``)
+400 in JSON. Connections cannot lock everyone out: once open connections pass 90% of the cap, and before a
+request over the cap is refused, idle ones (no request in progress) are closed, longest idle first, down to
+75%; and the probes (``/health``, ``/ready``)
 are answered whatever the count, so a flood never makes a liveness probe kill a healthy pod.
 """
 
@@ -30,6 +31,9 @@ from gateway.settings import Settings
 
 PROBE_PATHS = (b"/health", b"/ready")  # answered beyond the connection cap
 IDLE_SHED_ABOVE, IDLE_SHED_TO = 0.90, 0.75  # fractions of the connection cap
+# A connection is shed only once idle this long: one just accepted has usually sent its request already, and
+# the event loop accepts a burst of connections before it reads any of their bytes.
+MIN_IDLE_S = 0.1
 MAX_REQUEST_LINE = 16 * 1024  # bytes of method, path and query string; longer is a 414 (h11's default limit)
 _TIMEOUT_BODY = b'{"error": "the request headers did not arrive in time"}'
 _TIMEOUT_ANSWER = (
@@ -72,15 +76,21 @@ class GatewayProtocol(HttpToolsProtocol):
         if len(self.connections) > cap * IDLE_SHED_ABOVE:
             self._shed_idle(int(cap * IDLE_SHED_TO))
 
-    def _shed_idle(self, keep: int) -> None:
-        """Close idle connections (this new one aside), longest idle first, until at most ``keep`` are open."""
-        idle = [c for c in self.connections if c is not self and isinstance(c, GatewayProtocol) and c._idle()]
+    def _shed_idle(self, keep: int) -> int:
+        """Close connections idle for ``MIN_IDLE_S`` or more (this one aside), longest idle first, until at most
+        ``keep`` are open; the connections still open."""
+        open_now = [c for c in self.connections if not c.transport.is_closing()]
+        oldest = self.loop.time() - MIN_IDLE_S
+        idle = [c for c in open_now if c is not self and isinstance(c, GatewayProtocol) and c._idle(oldest)]
         idle.sort(key=lambda connection: connection._idle_since)
-        for connection in idle[: max(0, len(self.connections) - keep)]:
-            connection.transport.close()
+        shed = idle[: max(0, len(open_now) - keep)]
+        for connection in shed:
+            connection.transport.close()  # it leaves self.connections a moment later (connection_lost)
+        return len(open_now) - len(shed)
 
-    def _idle(self) -> bool:
-        return self._awaiting_headers() and not self._partial and not self.transport.is_closing()
+    def _idle(self, since: float) -> bool:
+        """No request in progress, and none since ``since`` (the loop's clock)."""
+        return self._awaiting_headers() and not self._partial and self._idle_since <= since
 
     def data_received(self, data: bytes) -> None:
         if self._awaiting_headers():
@@ -100,7 +110,10 @@ class GatewayProtocol(HttpToolsProtocol):
         self._disarm()
         cap = _settings().max_connections
         probe = self.url.split(b"?", 1)[0] in PROBE_PATHS
-        if probe or (len(self.connections) <= cap and len(self.tasks) < cap):
+        connections = len(self.connections)
+        if connections > cap and not probe:  # idle ones make room before a request is refused
+            connections = self._shed_idle(int(cap * IDLE_SHED_TO))
+        if probe or (connections <= cap and len(self.tasks) < cap):
             super().on_headers_complete()
             return
         self.app, app = _over_capacity, self.app  # the app this one request runs

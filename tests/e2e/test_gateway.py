@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import re
 import socket
@@ -284,12 +285,16 @@ def test_headers_that_do_not_arrive_in_time_are_408_and_idle_connections_are_clo
 
 def test_a_connection_flood_is_refused_in_json_and_locks_no_one_out_for_long(triton, waveform) -> None:
     audio = wav_bytes(waveform)
-    with running_gateway(triton.grpc_url, max_connections="20", header_timeout_s="2") as url:
+    with running_gateway(triton.grpc_url, max_connections="20", header_timeout_s="4") as url:
         host, port = url.removeprefix("http://").split(":")
-        flood = [socket.create_connection((host, int(port))) for _ in range(200)]
+        flood: list[socket.socket] = []
         try:
-            for client in flood:
-                client.sendall(b"GET /health HTTP/1.1\r\n")  # a request that never completes
+            for i in range(200):  # each sends the start of a request that never completes: not idle, never shed
+                flood.append(socket.create_connection((host, int(port))))
+                with contextlib.suppress(OSError):  # refused once over the cap
+                    flood[-1].sendall(b"GET /health HTTP/1.1\r\n")
+                if i % 10 == 9:
+                    time.sleep(0.02)  # the gateway reads each one's bytes before the next connections arrive
             refused = httpx.post(f"{url}/models/ast", content=audio, timeout=10)
             assert refused.status_code == 503 and refused.headers["Retry-After"]
             assert "limit of 20 connections" in refused.json()["error"]
