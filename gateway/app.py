@@ -43,12 +43,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        triton = Triton(settings.triton_url, settings.triton_lb_policy, settings.models_refresh_s)
+        metrics = Metrics()
+        triton = Triton(
+            settings.triton_url, settings.triton_lb_policy, settings.models_refresh_s,
+            on_stub_reload=lambda _model: metrics.stub_reloads.inc(),
+        )  # fmt: skip
         admission = Admission(
             settings.max_concurrent_requests, settings.max_inflight_body_bytes, settings.max_streams,
             settings.max_heavy_requests,
         )  # fmt: skip
-        metrics = Metrics()
         on_demand = OnDemand(settings, triton, LoaderClient(settings.loader_url), metrics)
         app.state.services = Services(settings, triton, metrics, admission, on_demand)
         drain.install()  # here: after the server's own signal handlers, in the serving process

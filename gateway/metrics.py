@@ -42,6 +42,12 @@ class Metrics:
             registry=self.registry,
             multiprocess_mode="livesum",
         )
+        self.stub_reloads = Counter(
+            "gateway_stub_reloads",
+            "Triton steps the gateway reloaded because their Python stub process had died (the model-sync reloads "
+            "the others, and logs each)",
+            registry=self.registry,
+        )
         self.stream_windows = Counter(
             "gateway_stream_windows",
             "Windows of live-audio streams classified, by model",

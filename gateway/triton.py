@@ -21,6 +21,7 @@ import logging
 import re
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -141,8 +142,9 @@ class _StubRecovery:
     503 with Retry-After, as is every request until the reload is done; ``/ready`` says which models recover.
     """
 
-    def __init__(self, client: grpcclient.InferenceServerClient) -> None:
+    def __init__(self, client: grpcclient.InferenceServerClient, on_reload: Callable[[str], None]) -> None:
         self.client = client
+        self.on_reload = on_reload  # told each model it reloaded (the gateway's metrics)
         self.recovering: dict[str, asyncio.Task[None]] = {}
         self.reloaded_at: dict[str, float] = {}  # model -> time.monotonic() its last reload finished
 
@@ -152,6 +154,7 @@ class _StubRecovery:
             config = with_reload_marker((await self.client.get_model_config(model, as_json=True))["config"])
             await self.client.load_model(model, config=json.dumps(config))
             self.reloaded_at[model] = time.monotonic()
+            self.on_reload(model)
             log.info("reloaded %s after its stub died, in %.2fs", model, time.monotonic() - started)
         except InferenceServerException as error:
             log.warning("could not reload %s: %s", model, error.message())
@@ -175,9 +178,11 @@ class _StubRecovery:
 class Triton:
     """Triton, as the gateway sees it. Create it inside the app's lifespan; ``close`` it at the end."""
 
-    def __init__(self, url: str, lb_policy: str, refresh_s: float) -> None:
+    def __init__(
+        self, url: str, lb_policy: str, refresh_s: float, on_stub_reload: Callable[[str], None] = lambda _: None
+    ) -> None:
         self._client = _connect(url, lb_policy)
-        self._recovery = _StubRecovery(self._client)
+        self._recovery = _StubRecovery(self._client, on_stub_reload)
         self._refresh_s = refresh_s
         self._models = ModelList()
         self._loaded_at = -float("inf")

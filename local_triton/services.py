@@ -83,6 +83,11 @@ class GatewayProcess(ServiceProcess):
         inherit: bool = False,
         **settings: str,
     ) -> None:
+        from gateway.settings import Settings  # pydantic: not in the slim Triton image, which imports this package
+
+        unknown = set(settings) - set(Settings.model_fields)
+        if unknown:  # a misspelt setting would otherwise be passed on and silently ignored
+            raise TypeError(f"not gateway settings: {', '.join(sorted(unknown))}")
         env = {key: value for key, value in os.environ.items() if inherit or not key.startswith("GATEWAY_")}
         env.update(GATEWAY_TRITON_URL=triton_url, GATEWAY_HOST=host, GATEWAY_PORT=str(port))
         env.update({f"GATEWAY_{key.upper()}": value for key, value in settings.items() if value})

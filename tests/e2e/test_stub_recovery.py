@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
 import signal
 import time
 from pathlib import Path
@@ -95,6 +96,8 @@ def test_a_killed_stub_is_reloaded_and_nothing_is_answered_wrong(
             return answers, readiness, killed_at
 
         answers, readiness, killed_at = asyncio.run(scenario())
+        reloads = re.search(r"^gateway_stub_reloads_total (\S+)$", httpx.get(f"{gateway}/metrics").text, re.M)
+        assert reloads and float(reloads.group(1)) >= 1  # the gateway's own reload, counted for the dashboard
         # No orphan: a sibling of the dead stub can outlive the reload (seen under load); the sync beside Triton
         # removes it once it has outlived its grace, so there are as many stub processes as before the kill.
         repository = TritonRepository(triton.http_url)
