@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from gateway.server import serve
-from gateway.settings import Settings
+from gateway.settings import from_environment
 
 if __name__ == "__main__":
-    serve(Settings())
+    serve(from_environment())

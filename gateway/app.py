@@ -22,7 +22,7 @@ from gateway.metrics import Metrics
 from gateway.observability import RequestIds
 from gateway.on_demand import OnDemand
 from gateway.routes import router
-from gateway.settings import Settings
+from gateway.settings import Settings, from_environment
 from gateway.triton import Triton
 
 
@@ -38,7 +38,7 @@ async def _trim_forever(on_demand: OnDemand, interval_s: float) -> None:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The app; its Triton connection is opened and closed by the lifespan."""
-    settings = settings or Settings()
+    settings = settings or from_environment()
     drain = Drain(settings.drain_s, settings.retry_after_s)
 
     @asynccontextmanager

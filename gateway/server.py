@@ -15,7 +15,6 @@ are answered whatever the count, so a flood never makes a liveness probe kill a 
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
 import os
 import tempfile
@@ -27,7 +26,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from gateway.errors import error_response
 from gateway.observability import log_config
-from gateway.settings import Settings
+from gateway.settings import Settings, from_environment
 
 PROBE_PATHS = (b"/health", b"/ready")  # answered beyond the connection cap
 IDLE_SHED_ABOVE, IDLE_SHED_TO = 0.90, 0.75  # fractions of the connection cap
@@ -42,15 +41,8 @@ _TIMEOUT_ANSWER = (
 )
 
 
-@functools.cache
-def _settings() -> Settings:
-    # Read once per process from the environment: uvicorn builds the protocol itself (by import path, so that
-    # worker processes can too), without a way to hand it settings.
-    return Settings()
-
-
 async def _over_capacity(scope: Any, receive: Any, send: Any) -> None:
-    settings = _settings()
+    settings = from_environment()
     answer = error_response(
         503, f"the gateway is at its limit of {settings.max_connections} connections", settings.retry_after_s
     )
@@ -72,7 +64,7 @@ class GatewayProtocol(HttpToolsProtocol):
         super().connection_made(transport)
         self._idle_since = self.loop.time()
         self._arm()
-        cap = _settings().max_connections
+        cap = from_environment().max_connections
         if len(self.connections) > cap * IDLE_SHED_ABOVE:
             self._shed_idle(int(cap * IDLE_SHED_TO))
 
@@ -108,7 +100,7 @@ class GatewayProtocol(HttpToolsProtocol):
         self._partial = False
         self._line_bytes, self._line_done = 0, False
         self._disarm()
-        cap = _settings().max_connections
+        cap = from_environment().max_connections
         probe = self.url.split(b"?", 1)[0] in PROBE_PATHS
         connections = len(self.connections)
         if connections > cap and not probe:  # idle ones make room before a request is refused
@@ -151,7 +143,7 @@ class GatewayProtocol(HttpToolsProtocol):
 
     def _arm(self) -> None:
         self._disarm()
-        self._header_timer = self.loop.call_later(_settings().header_timeout_s, self._timed_out)
+        self._header_timer = self.loop.call_later(from_environment().header_timeout_s, self._timed_out)
 
     def _disarm(self) -> None:
         if self._header_timer is not None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -90,3 +92,11 @@ class Settings(BaseSettings):
 
     def pinned(self) -> set[str]:
         return {p.strip() for p in self.pinned_models.split(",") if p.strip()}
+
+
+@functools.cache
+def from_environment() -> Settings:
+    """The settings of this process, read from the environment once: ``python -m gateway``, the app and the
+    HTTP protocol all use this one (uvicorn builds the app and the protocol by import path, in each worker
+    process, with no way to hand them an object)."""
+    return Settings()
