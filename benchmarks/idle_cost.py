@@ -28,6 +28,7 @@ import real_size_models  # noqa: E402
 
 from export.exporter import ExportOptions, export_model  # noqa: E402
 from local_triton.server import free_port  # noqa: E402
+from model_store import proc  # noqa: E402
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -36,14 +37,12 @@ def _tree_cpu_seconds(root: int) -> tuple[float, int]:
     """CPU seconds (user + system) of ``root`` and all its descendants alive now, and how many they are."""
     children: dict[int, list[int]] = {}
     times: dict[int, float] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
+    for pid in proc.pids():
+        found = proc.stat(pid)
+        if found is None:
             continue
-        pid, ppid = int(stat.parent.name), int(fields[1])
-        children.setdefault(ppid, []).append(pid)
-        times[pid] = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+        children.setdefault(found.ppid, []).append(pid)
+        times[pid] = found.cpu_ticks / CLOCK_TICKS
     total, count, todo = 0.0, 0, [root]
     while todo:
         pid = todo.pop()

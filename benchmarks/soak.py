@@ -20,13 +20,11 @@ sys.path.insert(0, str(ROOT))
 
 from local_triton.server import LocalTriton, Ports, free_port, http_ok  # noqa: E402
 from local_triton.services import GatewayProcess  # noqa: E402
+from model_store import proc  # noqa: E402
 
 
 def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
+    return proc.memory_mb(pid)
 
 
 async def soak(url: str, audio: bytes, requests: int, concurrency: int) -> tuple[Counter, int, float]:

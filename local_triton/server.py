@@ -17,7 +17,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from model_store import s3
+from model_store import proc, s3
 from model_store.location import Location
 from model_store.s3 import StorageError
 
@@ -167,11 +167,10 @@ def remove_orphaned_regions(min_age_s: float = ORPHAN_MIN_AGE_S) -> list[str]:
                 candidates[path.name] = path
     if not candidates:
         return []
-    for maps in Path("/proc").glob("[0-9]*/maps"):  # this user's processes are all readable
-        with contextlib.suppress(OSError):
-            for line in maps.read_text().splitlines():
-                if f"{SHM}/triton_" in line:
-                    candidates.pop(line.rsplit("/", 1)[-1].split(" ")[0], None)
+    for pid in proc.pids():  # this user's processes are all readable
+        for path in proc.mapped(pid):
+            if path.startswith(f"{SHM}/triton_"):
+                candidates.pop(path.rsplit("/", 1)[-1].split(" ")[0], None)
     for path in candidates.values():
         path.unlink(missing_ok=True)
     return sorted(candidates)
@@ -180,14 +179,10 @@ def remove_orphaned_regions(min_age_s: float = ORPHAN_MIN_AGE_S) -> list[str]:
 def _group_commands(group: int) -> list[list[str]]:
     """The command lines of the live processes in process group ``group``."""
     commands = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            state, _, pgrp = stat.read_text().rsplit(")", 1)[1].split()[:3]
-            argv = (stat.parent / "cmdline").read_bytes().decode(errors="replace").split("\0")
-        except (OSError, ValueError):
-            continue
-        if int(pgrp) == group and state != "Z":
-            commands.append(argv)
+    for process in proc.processes():
+        found = proc.stat(process.pid)
+        if found is not None and found.pgrp == group and found.state != "Z":
+            commands.append(process.argv)
     return commands
 
 

@@ -16,6 +16,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from model_store import proc
+
 STUB_BINARY = "triton_python_backend_stub"
 SERVER_BINARY = "tritonserver"
 DEFAULT_HTTP_PORT = 8000  # tritonserver's own default for --http-port
@@ -49,13 +51,8 @@ class Stubs:
 
 def _processes() -> Iterator[list[str]]:
     """The command line of every visible process with one (``argv[0]`` first) and its pid last."""
-    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
-        try:
-            raw = cmdline.read_bytes()
-        except OSError:  # gone meanwhile
-            continue
-        if raw:  # zombies and kernel threads have an empty command line
-            yield [*raw.decode(errors="replace").rstrip("\0").split("\0"), cmdline.parent.name]
+    for process in proc.processes():
+        yield [*process.argv, str(process.pid)]
 
 
 def _flag(argv: list[str], name: str) -> str | None:
@@ -73,7 +70,7 @@ def _python_based_backends(server_pid: int, argv: list[str]) -> set[str]:
     onnxruntime shim), read through ``/proc/<pid>/root`` or ``cwd`` so that its own view of the files counts;
     empty where that is not readable."""
     folder = _flag(argv, "--backend-directory") or DEFAULT_BACKEND_DIRECTORY
-    base = Path(f"/proc/{server_pid}/root" if folder.startswith("/") else f"/proc/{server_pid}/cwd")
+    base = proc.PROC / str(server_pid) / ("root" if folder.startswith("/") else "cwd")
     try:
         return {d.name for d in (base / folder.lstrip("/")).iterdir() if (d / "model.py").is_file()}
     except OSError:
@@ -103,10 +100,8 @@ def find(http_port: int) -> Stubs | None:
 
 def _started(pid: int) -> int:
     """When a process started (clock ticks since boot); 0 if it is gone."""
-    try:
-        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
-    except (OSError, IndexError, ValueError):
-        return 0
+    found = proc.stat(pid)
+    return found.start_ticks if found else 0
 
 
 def instance_names(config: dict) -> set[str]:

@@ -6,7 +6,6 @@ import asyncio
 import base64
 import contextlib
 import json
-import re
 import socket
 import time
 from pathlib import Path
@@ -20,6 +19,7 @@ from transformers import pipeline
 
 from gateway.errors import error_response
 from local_triton.services import GatewayProcess
+from model_store import proc
 
 TOLERANCE = 1e-4
 
@@ -348,8 +348,7 @@ def test_several_workers_serve_and_their_metrics_are_summed(triton, waveform) ->
 
 
 def _peak_rss_mb(pid: int) -> float:
-    status = Path(f"/proc/{pid}/status").read_text()
-    return int(re.search(r"VmHWM:\s+(\d+) kB", status)[1]) / 1024
+    return proc.memory_mb(pid, "VmHWM")
 
 
 # The gateway's peak memory may grow by at most this much on a 12 MB JSON bomb: the body read in chunks

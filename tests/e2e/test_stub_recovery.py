@@ -18,7 +18,7 @@ import pytest
 from conftest import free_port, running_gateway
 
 from local_triton.server import LocalTriton, Ports, remove_orphaned_regions
-from model_store import location
+from model_store import location, proc
 from model_store.sync import Sync, TritonRepository
 from triton_steps.contract import StepNames
 
@@ -31,14 +31,11 @@ def stub_pids(workdir: Path, model: str = "") -> list[int]:
     """The Python stubs of ``model`` (every model: "") started by the tritonserver whose backends live under
     ``workdir``."""
     pids = []
-    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
-        try:
-            argv = cmdline.read_bytes().decode(errors="replace").split("\0")
-        except OSError:
-            continue
+    for process in proc.processes():
+        argv = process.argv
         ours = argv[0].endswith("triton_python_backend_stub") and str(workdir) in argv[0]
         if ours and (not model or f"/{model}/" in argv[1]):
-            pids.append(int(cmdline.parent.name))
+            pids.append(process.pid)
     return pids
 
 
@@ -57,7 +54,7 @@ def test_a_killed_stub_is_reloaded_and_nothing_is_answered_wrong(
         expected = httpx.post(f"{gateway}/", content=CLIP, timeout=30).json()
         stubs_before = len(stub_pids(workdir))
         (victim, *_) = stub_pids(workdir, step)
-        victim_region = Path(f"/proc/{victim}/cmdline").read_bytes().split(b"\0")[2].decode()
+        (victim_region,) = [p.argv[2] for p in proc.processes() if p.pid == victim]
 
         async def scenario() -> tuple[list[tuple[float, int, list]], list[tuple[float, int]], float]:
             answers: list[tuple[float, int, list]] = []

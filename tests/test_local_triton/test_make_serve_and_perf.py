@@ -17,6 +17,8 @@ import pytest
 import tiny_checkpoints
 from conftest import free_port, make_waveform, read_until_ready, wav_bytes
 
+from model_store import proc
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -34,14 +36,7 @@ def _shm() -> set[str]:
 
 
 def _processes_mentioning(text: str) -> list[str]:
-    found = []
-    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
-        try:
-            if text in cmdline.read_bytes().decode(errors="replace"):
-                found.append(cmdline.parent.name)
-        except OSError:
-            continue
-    return found
+    return [str(p.pid) for p in proc.processes() if text in "\0".join(p.argv)]
 
 
 def test_make_serve_classifies_then_stops_cleanly_on_ctrl_c(repository: Path, tmp_path: Path) -> None:
@@ -73,22 +68,12 @@ def test_make_serve_classifies_then_stops_cleanly_on_ctrl_c(repository: Path, tm
 
 
 def _pids_mentioning(*texts: str) -> list[int]:
-    found = []
-    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
-        try:
-            text = cmdline.read_bytes().decode(errors="replace")
-        except OSError:
-            continue
-        if all(t in text for t in texts):
-            found.append(int(cmdline.parent.name))
-    return found
+    return [p.pid for p in proc.processes() if all(t in "\0".join(p.argv) for t in texts)]
 
 
 def _alive(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
+    found = proc.stat(pid)
+    return found is not None and found.state != "Z"
 
 
 def test_make_serve_restarts_a_killed_tritonserver_and_gateway_and_leaves_nothing_behind(tmp_path: Path) -> None:
@@ -107,7 +92,7 @@ def test_make_serve_restarts_a_killed_tritonserver_and_gateway_and_leaves_nothin
         (server,) = _pids_mentioning("bin/tritonserver", str(workdir))
         stubs = _pids_mentioning("triton_python_backend_stub", str(workdir))
         # each stub's command line names its shared-memory region
-        shm_of_server = {Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[2].decode() for pid in stubs}
+        shm_of_server = {p.argv[2] for p in proc.processes() if p.pid in stubs}
         assert stubs and shm_of_server <= _shm()
         os.kill(server, signal.SIGKILL)  # what the OOM killer does
         killed = time.monotonic()
@@ -128,8 +113,8 @@ def test_make_serve_restarts_a_killed_tritonserver_and_gateway_and_leaves_nothin
         assert _pids_mentioning("bin/tritonserver", str(workdir)) != [server]
 
         # The gateway too is supervised: restarted when it dies. This one is the gateway on this port.
-        port = f"GATEWAY_PORT={ports['GATEWAY_PORT']}".encode()
-        (gateway,) = [p for p in _pids_mentioning("-m\0gateway") if port in Path(f"/proc/{p}/environ").read_bytes()]
+        port = str(ports["GATEWAY_PORT"])
+        (gateway,) = [p for p in _pids_mentioning("-m\0gateway") if proc.environ(p).get("GATEWAY_PORT") == port]
         os.kill(gateway, signal.SIGKILL)
         killed = time.monotonic()
         deadline = killed + 60

@@ -17,7 +17,7 @@ import pytest
 from conftest import free_port
 
 from local_triton.server import LocalTriton, Ports
-from model_store import location, stub_processes
+from model_store import location, proc, stub_processes
 from model_store.heal import StubHealer
 from model_store.sync import Sync, TritonRepository
 from triton_steps.contract import StepNames
@@ -37,15 +37,10 @@ def triton(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalTriton]:
 
 def _stubs(server_pid: int) -> dict[int, str]:
     """pid -> instance name of every live stub process of the server."""
-    found = {}
-    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
-        try:
-            argv = cmdline.read_bytes().decode(errors="replace").split("\0")
-        except OSError:
-            continue
-        if argv[0].endswith(stub_processes.STUB_BINARY) and argv[5] == str(server_pid):
-            found[int(cmdline.parent.name)] = argv[8]
-    return found
+    return {
+        p.pid: p.argv[8] for p in proc.processes()
+        if p.argv[0].endswith(stub_processes.STUB_BINARY) and p.argv[5] == str(server_pid)
+    }  # fmt: skip
 
 
 def _pid_of(instance: str, server_pid: int) -> int:
