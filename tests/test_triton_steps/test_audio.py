@@ -112,10 +112,22 @@ def _with_bits_per_sample(bits: int) -> bytes:
     return bytes(wav)
 
 
+def _flac_without_frames() -> bytes:
+    """A FLAC's marker and metadata blocks, its audio frames cut off (about 100 bytes)."""
+    flac = encode(np.zeros((1600, 1), np.float32), 16000, "FLAC", "PCM_16")
+    end = 4
+    while True:  # each metadata block: a last-block flag, its type, its 24-bit length
+        last, length = flac[end] & 0x80, int.from_bytes(flac[end + 1 : end + 4], "big")
+        end += 4 + length
+        if last:
+            return flac[:end]
+
+
 @pytest.mark.parametrize(
     ("data", "message"),
     [
         (b"", "empty audio"),
+        (_flac_without_frames(), "no samples"),  # answered 200 "_silence_" once
         (b"RIFF\x00\x00\x00\x00WAVEjunk", "could not decode"),
         (bytes(range(256)) * 4, "could not decode"),
         (encode(np.zeros((0, 1), np.float32), 16000, "WAV", "PCM_16"), "no samples"),
