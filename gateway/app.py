@@ -23,6 +23,7 @@ from gateway.observability import RequestIds
 from gateway.on_demand import OnDemand
 from gateway.routes import router
 from gateway.settings import Settings, from_environment
+from gateway.tracing import TraceRequests, Tracing
 from gateway.triton import Triton
 
 
@@ -40,6 +41,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """The app; its Triton connection is opened and closed by the lifespan."""
     settings = settings or from_environment()
     drain = Drain(settings.drain_s, settings.retry_after_s)
+    tracing = Tracing()  # here, not in the lifespan: the middleware below needs it
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -53,7 +55,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             settings.max_heavy_requests,
         )  # fmt: skip
         on_demand = OnDemand(settings, triton, LoaderClient(settings.loader_url), metrics)
-        app.state.services = Services(settings, triton, metrics, admission, on_demand)
+        app.state.services = Services(settings, triton, metrics, admission, on_demand, tracing.tracer)
         drain.install()  # here: after the server's own signal handlers, in the serving process
         trimming = (
             asyncio.create_task(_trim_forever(on_demand, settings.models_refresh_s)) if on_demand.patterns else None
@@ -64,6 +66,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if trimming is not None:
                 trimming.cancel()
             await triton.close()
+            tracing.shutdown()
 
     app = FastAPI(
         title="hf-audio-triton gateway",
@@ -73,6 +76,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.add_middleware(DrainGuard, drain=drain)
+    app.add_middleware(TraceRequests, tracing=tracing)
     app.add_middleware(RequestIds)  # added last, so outermost: the drain's 503s carry a request id too
     openapi.install(app)
     errors.install(app, settings.retry_after_s)

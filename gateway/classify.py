@@ -38,7 +38,7 @@ async def _read_body(request: Request, services: Services, reserve: request_body
 
 async def classify(request: Request, services: Services, model_id: str | None) -> list[Prediction]:
     """Classify the request's audio with ``model_id`` (None: the default model)."""
-    settings, metrics, triton = services.settings, services.metrics, services.triton
+    settings, metrics, triton, tracer = services.settings, services.metrics, services.triton, services.tracer
     start = time.perf_counter()
     label, status = UNKNOWN_MODEL_LABEL, 500
     admitted, reserved = False, 0
@@ -50,14 +50,17 @@ async def classify(request: Request, services: Services, model_id: str | None) -
 
     metrics.in_flight.inc()
     try:
-        body = await _read_body(request, services, reserve)
+        with tracer.start_as_current_span("read body") as span:
+            body = await _read_body(request, services, reserve)
+            span.set_attribute("body.bytes", len(body))
         services.admission.enter()  # only now: a slow upload holds no slot while it arrives
         admitted = True
         content_type, query = request.headers.get("content-type"), dict(request.query_params)
-        if len(body) > INLINE_PARSE_BYTES:
-            parsed = await run_in_threadpool(request_body.parse, body, content_type, query)
-        else:
-            parsed = request_body.parse(body, content_type, query)
+        with tracer.start_as_current_span("parse"):
+            if len(body) > INLINE_PARSE_BYTES:
+                parsed = await run_in_threadpool(request_body.parse, body, content_type, query)
+            else:
+                parsed = request_body.parse(body, content_type, query)
         waiting = parsed.options.wait_for_model or wants_to_wait(request.headers.get(WAIT_HEADER, ""))
         heavy = decode_cost.is_heavy(parsed.audio)
         wait_deadline = start + settings.wait_for_model_s
@@ -72,10 +75,12 @@ async def classify(request: Request, services: Services, model_id: str | None) -
                 with services.on_demand.using(model):  # never unloaded while this request is on it
                     async with services.admission.lane(heavy, remaining):
                         remaining = max(0.001, attempt_start + settings.timeout_s - time.perf_counter())
-                        answer = await triton.classify(
-                            model.name, parsed.audio, parameters.top_k, parameters.function_to_apply, remaining,
-                            request_id_of(request.scope),
-                        )  # fmt: skip
+                        with tracer.start_as_current_span("triton infer") as span:
+                            span.set_attributes({"model": model.name, "heavy": heavy})
+                            answer = await triton.classify(
+                                model.name, parsed.audio, parameters.top_k, parameters.function_to_apply,
+                                remaining, request_id_of(request.scope),
+                            )  # fmt: skip
                 break
             except GatewayError as error:
                 # X-Wait-For-Model / options.wait_for_model: a model that is loading is waited for, up to a limit

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
+from opentelemetry.trace import Tracer
 from starlette.requests import HTTPConnection
 
 from gateway.admission import Admission
@@ -26,6 +27,7 @@ class Services:
     metrics: Metrics
     admission: Admission
     on_demand: OnDemand  # its patterns empty unless GATEWAY_AUTOLOAD is set: then every unknown id is a 404
+    tracer: Tracer  # records nothing unless OpenTelemetry's OTLP endpoint is set (gateway.tracing)
 
     @property
     def token_required(self) -> bool:

@@ -30,6 +30,7 @@ from tritonclient.utils import InferenceServerException, triton_to_np_dtype
 
 from gateway.errors import GatewayError
 from gateway.schemas import Prediction
+from gateway.tracing import outgoing_headers
 from triton_steps import contract
 from triton_steps.metadata import ModelMetadata
 from triton_steps.stub_health import dead_instance, model_of, with_reload_marker
@@ -288,7 +289,9 @@ class Triton:
         for attempt in (1, 2):
             left_s = timeout_s - (time.monotonic() - started)
             try:
-                result = await self._client.infer(model, inputs, client_timeout=left_s, request_id=request_id)
+                result = await self._client.infer(
+                    model, inputs, client_timeout=left_s, request_id=request_id, headers=outgoing_headers()
+                )
                 break
             except InferenceServerException as error:
                 if attempt == 1 and _replica_gone(error) and left_s > 0:
