@@ -165,7 +165,7 @@ def _third_party_imports(files: list[Path]) -> set[str]:
 
 def _declared(*extras: str) -> set[str]:
     """What installing the project with ``extras`` brings, following extras that name other extras."""
-    requirements = list(PYPROJECT["project"]["dependencies"])
+    requirements = list(PYPROJECT["project"]["dependencies"])  # none: each part names its own
     pending = list(extras)
     while pending:
         for requirement in PYPROJECT["project"]["optional-dependencies"][pending.pop()]:
@@ -187,7 +187,7 @@ def _distributions(imports: set[str]) -> dict[str, set[str]]:
     [
         ("gateway/Dockerfile", ["gateway", "triton_steps"], ["gateway"],
          ["gateway/*.py", "triton_steps/metadata.py", "triton_steps/__init__.py"]),
-        ("docker/triton.Dockerfile", ["triton_steps", "model_store"], ["store"],
+        ("docker/triton.Dockerfile", ["triton_steps", "model_store"], ["steps", "store"],
          ["triton_steps/audio.py", "triton_steps/features.py", "triton_steps/spectral.py", "triton_steps/scores.py",
           "triton_steps/preprocess_model.py", "triton_steps/postprocess_model.py", "triton_steps/triton_io.py",
           "model_store/*.py"]),
@@ -238,3 +238,12 @@ def test_cpu_image_lays_out_the_server_as_local_mode_does() -> None:
     assert "python -m local_triton install /opt/tritonserver" in text
     assert "-r local_triton/tritonserver-wheel.txt" in text
     assert "-r local_triton/tritonserver-wheel.txt" in (ROOT / "Makefile").read_text()
+
+
+def test_the_gateway_image_carries_no_decoder_it_never_uses() -> None:
+    """The gateway shares the steps' contract, not their decoding: PyAV (about 100 MB with its FFmpeg) is in
+    the steps' extra only, and the gateway imports without it."""
+    assert "av" not in _declared("gateway") and "av" in _declared("steps")
+    blocked = "import sys; sys.modules['av'] = None; import gateway.app, gateway.streaming, gateway.triton"
+    result = subprocess.run([sys.executable, "-c", blocked], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr[-2000:]
