@@ -259,7 +259,7 @@ def _model_dirs(
                 names, mbs, specs, options.preprocess_instances, preprocess_params, chunk_labels
             ),  # fmt: skip
             files={contract.EXTRACTOR_FILE: json.dumps(checkpoint.extractor_config, indent=2, sort_keys=True)},
-            version_files={"model.py": _shim("triton_steps.preprocess_model")},
+            version_files={contract.PYTHON_MODEL_FILE: _shim("triton_steps.preprocess_model")},
         ),
         names.network: repository.ModelDir(
             model_configs.network_config(names, mbs, specs, num_labels, options.tensorrt, threads, instances),
@@ -270,7 +270,7 @@ def _model_dirs(
                 names, mbs, num_labels, checkpoint.function_to_apply, chunked=chunking is not None
             ),
             files={contract.LABELS_FILE: json.dumps(checkpoint.labels, indent=2, ensure_ascii=False)},
-            version_files={"model.py": _shim("triton_steps.postprocess_model")},
+            version_files={contract.PYTHON_MODEL_FILE: _shim("triton_steps.postprocess_model")},
         ),
         names.ensemble: repository.ModelDir(
             model_configs.ensemble_config(

@@ -23,6 +23,7 @@ from tritonclient.grpc import model_config_pb2 as mc
 from export import model_configs
 from model_store import manifest, s3
 from model_store.location import Location
+from triton_steps import contract
 
 _RENAME_EXCHANGE = 2
 
@@ -36,9 +37,9 @@ class ModelDir:
     version_files: dict[str, str | bytes | Path] = field(default_factory=dict)  # a Path is moved in
 
     def write(self, path: Path) -> None:
-        (path / "1").mkdir(parents=True)
-        (path / "config.pbtxt").write_text(model_configs.to_text(self.config), encoding="utf-8")
-        for folder, files in ((path, self.files), (path / "1", self.version_files)):
+        (path / contract.VERSION_DIR).mkdir(parents=True)
+        (path / contract.CONFIG_FILE).write_text(model_configs.to_text(self.config), encoding="utf-8")
+        for folder, files in ((path, self.files), (path / contract.VERSION_DIR, self.version_files)):
             for name, content in files.items():
                 target = folder / name
                 if isinstance(content, Path):

@@ -7,14 +7,14 @@ import functools
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from triton_steps.contract import DEFAULT_LOADER_PORT
+from triton_steps.contract import DEFAULT_GATEWAY_PORT, DEFAULT_LOADER_PORT, TRITON_GRPC_PORT
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="GATEWAY_")
 
     triton_url: str = Field(
-        "127.0.0.1:8001",
+        f"127.0.0.1:{TRITON_GRPC_PORT}",
         description="Triton's gRPC endpoint: host:port, several replicas as host:port,host:port, or "
         "dns:///name:port for every address a name resolves to",
     )
@@ -59,7 +59,7 @@ class Settings(BaseSettings):
         1024 * 1024, gt=0, description="largest message of a stream (10 s of 48 kHz 16-bit PCM is 960 kB)"
     )
     host: str = Field("127.0.0.1", description="address the gateway listens on")
-    port: int = Field(8080, description="port the gateway listens on")
+    port: int = Field(DEFAULT_GATEWAY_PORT, description="port the gateway listens on")
     workers: int = Field(1, ge=1, description="gateway processes sharing the port (metrics are summed over them)")
     retry_after_s: int = Field(5, description="Retry-After sent with 503 answers")
     drain_s: float = Field(

@@ -19,6 +19,7 @@ import zipfile
 from pathlib import Path
 
 from local_triton.server import wheel_dir
+from triton_steps import contract
 from triton_steps.contract import AUDIO
 
 log = logging.getLogger("local_triton")
@@ -78,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, help="the ensemble's Triton name")
     parser.add_argument("--audio", required=True, help="an audio file to send")
-    parser.add_argument("--url", default="127.0.0.1:8001", help="Triton's gRPC endpoint")
+    parser.add_argument("--url", default=f"127.0.0.1:{contract.TRITON_GRPC_PORT}", help="Triton's gRPC endpoint")
     parser.add_argument(
         "--concurrency", default="1:4", help="perf_analyzer --concurrency-range start:end[:step] (step is added)"
     )

@@ -16,6 +16,7 @@ from local_triton.server import LocalTriton, Ports, TritonStartError, http_ok
 from local_triton.services import GatewayProcess, LoaderProcess, ServiceStartError
 from model_store import location
 from model_store.sync import Sync, TritonRepository
+from triton_steps import contract
 from triton_steps.contract import DEFAULT_LOADER_PORT
 
 
@@ -35,7 +36,7 @@ def ensure_model(repository: Path | None) -> None:
     """An empty local repository gets the project's default model, exported from its committed checkpoint."""
     if (
         repository is None
-        or any((p / "config.pbtxt").is_file() for p in repository.glob("*"))
+        or any((p / contract.CONFIG_FILE).is_file() for p in repository.glob("*"))
         or not DEFAULT_CHECKPOINT.is_dir()
     ):
         return
@@ -72,7 +73,7 @@ def default_model(repository: Path | None, chosen: str) -> str:
     """The model ``POST /`` uses: the one chosen, else the shipped keyword spotter where the repository holds
     it (so that exporting a second model beside it keeps ``POST /`` working), else none (the gateway then
     takes the only model served)."""
-    if chosen or repository is None or not (repository / DEFAULT_NAME / "config.pbtxt").is_file():
+    if chosen or repository is None or not (repository / DEFAULT_NAME / contract.CONFIG_FILE).is_file():
         return chosen
     return DEFAULT_NAME
 
@@ -196,10 +197,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--sync-interval", type=float, default=5.0, help="seconds between reads of the repository's manifest"
     )
-    parser.add_argument("--http-port", type=int, default=8000)
-    parser.add_argument("--grpc-port", type=int, default=8001)
-    parser.add_argument("--metrics-port", type=int, default=8002)
-    parser.add_argument("--gateway-port", type=int, default=8080)
+    parser.add_argument("--http-port", type=int, default=contract.TRITON_HTTP_PORT)
+    parser.add_argument("--grpc-port", type=int, default=contract.TRITON_GRPC_PORT)
+    parser.add_argument("--metrics-port", type=int, default=contract.TRITON_METRICS_PORT)
+    parser.add_argument("--gateway-port", type=int, default=contract.DEFAULT_GATEWAY_PORT)
     parser.add_argument(
         "--loader-port", type=int, default=DEFAULT_LOADER_PORT, help="the on-demand loader's, with GATEWAY_AUTOLOAD"
     )

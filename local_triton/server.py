@@ -20,6 +20,7 @@ from pathlib import Path
 from model_store import proc, s3
 from model_store.location import Location
 from model_store.s3 import StorageError
+from triton_steps import contract
 
 EXIT_TIMEOUT_S = 5
 SHM = Path("/dev/shm")
@@ -36,9 +37,9 @@ class TritonStartError(RuntimeError):
 
 @dataclass(frozen=True)
 class Ports:
-    http: int = 8000
-    grpc: int = 8001
-    metrics: int = 8002
+    http: int = contract.TRITON_HTTP_PORT
+    grpc: int = contract.TRITON_GRPC_PORT
+    metrics: int = contract.TRITON_METRICS_PORT
 
 
 def wheel_dir() -> Path:
@@ -83,7 +84,7 @@ def backend_dir(target: Path) -> Path:
         library.unlink()
     shutil.copyfile(wheel / "backends" / "python" / "libtriton_python.so", library)
     (target / "onnxruntime").mkdir(exist_ok=True)
-    (target / "onnxruntime" / "model.py").write_text(ONNXRUNTIME_SHIM)
+    (target / "onnxruntime" / contract.PYTHON_MODEL_FILE).write_text(ONNXRUNTIME_SHIM)
     return target
 
 
@@ -211,7 +212,7 @@ class LocalTriton:
     def command(self) -> list[str]:
         self.workdir.mkdir(parents=True, exist_ok=True)
         local = self.repository.path
-        if local is not None and not any((p / "config.pbtxt").is_file() for p in local.glob("*")):
+        if local is not None and not any((p / contract.CONFIG_FILE).is_file() for p in local.glob("*")):
             raise TritonStartError(f"{local} holds no model (export one: python -m export SOURCE)")
         if local is None:  # a bucket Triton cannot read makes it retry for about a minute, then wait unready
             try:

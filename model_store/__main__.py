@@ -11,6 +11,7 @@ import time
 
 from model_store import location
 from model_store.sync import Sync, TritonRepository
+from triton_steps import contract
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -24,8 +25,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     sync.add_argument(
         "--triton-url",
-        default=os.environ.get("TRITON_HTTP_URL", "127.0.0.1:8000"),
-        help="Triton's HTTP endpoint (env TRITON_HTTP_URL; default: 127.0.0.1:8000)",
+        default=os.environ.get("TRITON_HTTP_URL", f"127.0.0.1:{contract.TRITON_HTTP_PORT}"),
+        help=f"Triton's HTTP endpoint (env TRITON_HTTP_URL; default: 127.0.0.1:{contract.TRITON_HTTP_PORT})",
     )
     sync.add_argument("--interval", type=float, default=5.0, help="seconds between manifest reads (default: 5)")
     url = commands.add_parser("triton-url", help="print what tritonserver --model-repository takes for REPOSITORY")

@@ -13,9 +13,9 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from model_store.location import Location
+from triton_steps import contract
 
 # Uploaded last within a model: Triton decides what a directory is from its config.
-CONFIG_FILE = "config.pbtxt"
 
 
 class StorageError(RuntimeError):
@@ -67,7 +67,7 @@ def upload_model(location: Location, name: str, folder: Path) -> None:
     loads it only when told, after this returns (see ``model_store.sync``).
     """
     files = sorted(p for p in folder.rglob("*") if p.is_file())
-    files.sort(key=lambda p: p.name == CONFIG_FILE)
+    files.sort(key=lambda p: p.name == contract.CONFIG_FILE)
     client = _client(location)
     written = set()
     try:

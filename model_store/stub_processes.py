@@ -17,10 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from model_store import proc
+from triton_steps import contract
 
 STUB_BINARY = "triton_python_backend_stub"
 SERVER_BINARY = "tritonserver"
-DEFAULT_HTTP_PORT = 8000  # tritonserver's own default for --http-port
+DEFAULT_HTTP_PORT = contract.TRITON_HTTP_PORT  # tritonserver's own default for --http-port
 DEFAULT_BACKEND_DIRECTORY = "/opt/tritonserver/backends"  # and for --backend-directory
 PYTHON_MODEL_RUNTIME = "DEFAULT"  # the runtime argument of a stub that runs a model.py
 _PARENT, _INSTANCE, _RUNTIME = 5, 8, 9  # argument positions in a stub's command line
@@ -72,7 +73,7 @@ def _python_based_backends(server_pid: int, argv: list[str]) -> set[str]:
     folder = _flag(argv, "--backend-directory") or DEFAULT_BACKEND_DIRECTORY
     base = proc.PROC / str(server_pid) / ("root" if folder.startswith("/") else "cwd")
     try:
-        return {d.name for d in (base / folder.lstrip("/")).iterdir() if (d / "model.py").is_file()}
+        return {d.name for d in (base / folder.lstrip("/")).iterdir() if (d / contract.PYTHON_MODEL_FILE).is_file()}
     except OSError:
         return set()
 

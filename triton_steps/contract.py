@@ -60,6 +60,12 @@ class StepNames:
         return [self.preprocess, self.network, self.postprocess, self.ensemble]
 
 
+# A model directory of Triton's repository: its config, the version folder Triton serves, and a Python
+# model's (or a Python-based backend's) entry point in it.
+CONFIG_FILE = "config.pbtxt"
+VERSION_DIR = "1"
+PYTHON_MODEL_FILE = "model.py"
+
 # Files in the model directories.
 METADATA_FILE = "metadata.json"  # in the ensemble's directory
 EXTRACTOR_FILE = "preprocessor_config.json"  # in the preprocess step's directory
@@ -79,5 +85,10 @@ FUNCTION_TO_APPLY_DEFAULT = "function_to_apply"  # postprocess: used when a requ
 INTRA_OP_THREADS = "intra_op_thread_count"  # network: as Triton's onnxruntime backend names it
 INTER_OP_THREADS = "inter_op_thread_count"  # network: as Triton's onnxruntime backend names it
 
-# Where the stack's services meet (every launcher and default refers to these).
+# Where the stack's services meet (every launcher and default refers to these; the Makefile, compose and the
+# Kubernetes manifests repeat them as data, and tests/test_deploy checks they agree).
+TRITON_HTTP_PORT = 8000  # tritonserver's own defaults
+TRITON_GRPC_PORT = 8001
+TRITON_METRICS_PORT = 8002
+DEFAULT_GATEWAY_PORT = 8080
 DEFAULT_LOADER_PORT = 8090  # the on-demand loader (python -m loader), asked by the gateway's GATEWAY_LOADER_URL

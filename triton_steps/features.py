@@ -17,7 +17,7 @@ from triton_steps import spectral
 ModelInputs = dict[str, np.ndarray]
 
 # Kaldi-compatible fbank settings shared by the AST and SeamlessM4T (Wav2Vec2-BERT) extractors.
-_KALDI_FRAME, _KALDI_HOP, _KALDI_FFT = 400, 160, 512
+KALDI_FRAME, KALDI_HOP, _KALDI_FFT = 400, 160, 512  # KALDI_FRAME/HOP: long_audio uses them too
 _KALDI_MEL_FLOOR = 1.192092955078125e-07
 
 
@@ -54,7 +54,7 @@ def _kaldi_mel_filters(num_mel_bins: int, sampling_rate: int) -> np.ndarray:
 def _kaldi_fbank(waveform: np.ndarray, window: np.ndarray, mel_filters: np.ndarray) -> np.ndarray:
     """Kaldi-style log-mel filterbank, shape ``(frames, mels)``, float32 (transformers' numpy path)."""
     power = spectral.power_spectrogram(
-        waveform, window, _KALDI_HOP, _KALDI_FFT, center=False, preemphasis=0.97, remove_dc_offset=True
+        waveform, window, KALDI_HOP, _KALDI_FFT, center=False, preemphasis=0.97, remove_dc_offset=True
     )
     return spectral.log_mel(power, mel_filters, _KALDI_MEL_FLOOR, "log").T
 
@@ -92,7 +92,7 @@ class ASTFeatures:
 
     def __post_init__(self) -> None:
         self._filters = _kaldi_mel_filters(self.num_mel_bins, self.sampling_rate)
-        self._window = spectral.window_function(_KALDI_FRAME, "hann", periodic=False)
+        self._window = spectral.window_function(KALDI_FRAME, "hann", periodic=False)
 
     def __call__(self, waveform: np.ndarray) -> ModelInputs:
         fbank = _kaldi_fbank(np.asarray(waveform, dtype=np.float32), self._window, self._filters)
@@ -104,7 +104,7 @@ class ASTFeatures:
         return {"input_values": fbank.astype(np.float32)}
 
     def min_samples(self) -> int:
-        return _KALDI_FRAME
+        return KALDI_FRAME
 
 
 @dataclass
@@ -156,7 +156,7 @@ class SeamlessM4TFeatures:
 
     def __post_init__(self) -> None:
         self._filters = _kaldi_mel_filters(self.num_mel_bins, self.sampling_rate)
-        self._window = spectral.window_function(_KALDI_FRAME, "povey", periodic=False)
+        self._window = spectral.window_function(KALDI_FRAME, "povey", periodic=False)
 
     def __call__(self, waveform: np.ndarray) -> ModelInputs:
         x = np.asarray(waveform, dtype=np.float32) * (2**15)  # Kaldi works on 16-bit integer scale
@@ -174,7 +174,7 @@ class SeamlessM4TFeatures:
 
     def min_samples(self) -> int:
         # Two frames, so that the stacked frame has a real (unmasked) second half.
-        return _KALDI_FRAME + _KALDI_HOP
+        return KALDI_FRAME + KALDI_HOP
 
 
 _EXTRACTORS: dict[str, type] = {

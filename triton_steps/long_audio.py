@@ -14,11 +14,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from triton_steps.features import ASTFeatures, FeatureExtractor, WhisperFeatures
+from triton_steps.features import KALDI_FRAME, KALDI_HOP, ASTFeatures, FeatureExtractor, WhisperFeatures
 
 MODES = ("none", "chunk")
 WAVEFORM_WINDOW_S = 10.0  # default window of waveform models, which have no window of their own
-_KALDI_FRAME, _KALDI_HOP = 400, 160  # samples at 16 kHz: AST's fbank frames
 
 
 @dataclass(frozen=True)
@@ -31,7 +30,7 @@ def default_window(extractor: FeatureExtractor) -> int:
     """The model's own window, in samples: what its extractor keeps of a clip (AST: ``max_length`` frames,
     10.24 s for the AudioSet checkpoints; Whisper: 30 s), or ``WAVEFORM_WINDOW_S`` for waveform models."""
     if isinstance(extractor, ASTFeatures):
-        return (extractor.max_length - 1) * _KALDI_HOP + _KALDI_FRAME
+        return (extractor.max_length - 1) * KALDI_HOP + KALDI_FRAME
     if isinstance(extractor, WhisperFeatures):
         return extractor.chunk_length * extractor.sampling_rate
     return int(WAVEFORM_WINDOW_S * extractor.sampling_rate)
