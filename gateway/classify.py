@@ -25,6 +25,11 @@ def wants_to_wait(value: str) -> bool:
     return value.strip().lower() in ("true", "1", "yes")
 
 
+def _left_s(deadline: float) -> float:
+    """Seconds left until ``deadline`` (``time.perf_counter``), never quite zero."""
+    return max(0.001, deadline - time.perf_counter())
+
+
 async def _read_body(request: Request, services: Services, reserve: request_body.Reserve) -> bytes:
     settings = services.settings
     try:
@@ -71,15 +76,14 @@ async def classify(request: Request, services: Services, model_id: str | None) -
                 label = model.model_id  # a served model: a bounded label
                 request.state.model = label  # for the access line
                 parameters = parsed.parameters
-                remaining = max(0.001, attempt_start + settings.timeout_s - time.perf_counter())
+                deadline = attempt_start + settings.timeout_s
                 with services.on_demand.using(model):  # never unloaded while this request is on it
-                    async with services.admission.lane(heavy, remaining):
-                        remaining = max(0.001, attempt_start + settings.timeout_s - time.perf_counter())
+                    async with services.admission.lane(heavy, _left_s(deadline)):
                         with tracer.start_as_current_span("triton infer") as span:
                             span.set_attributes({"model": model.name, "heavy": heavy})
                             answer = await triton.classify(
                                 model.name, parsed.audio, parameters.top_k, parameters.function_to_apply,
-                                remaining, request_id_of(request.scope),
+                                _left_s(deadline), request_id_of(request.scope),
                             )  # fmt: skip
                 break
             except GatewayError as error:

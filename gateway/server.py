@@ -8,8 +8,8 @@ connections with 503 + Retry-After in the gateway's JSON (uvicorn's own ``limit_
 text, without Retry-After, and logs a warning per refusal); a request that is not valid HTTP also gets its
 400 in JSON. Connections cannot lock everyone out: once open connections pass 90% of the cap, and before a
 request over the cap is refused, idle ones (no request in progress) are closed, longest idle first, down to
-75%; and the probes (``/health``, ``/ready``)
-are answered whatever the count, so a flood never makes a liveness probe kill a healthy pod.
+75%; and the probes (``/health``, ``/ready``) are answered whatever the count, so a flood never makes a
+liveness probe kill a healthy pod.
 """
 
 from __future__ import annotations
