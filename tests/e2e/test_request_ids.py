@@ -4,6 +4,7 @@ gateway's JSON log (the access line), and never the token."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -30,11 +31,22 @@ def _log_lines(gateway: GatewayProcess) -> list[dict]:
     return [json.loads(line) for line in gateway.log_path.read_text().splitlines() if line.strip()]
 
 
+def _entries_with_id(gateway: GatewayProcess, request_id: str, timeout: float = 10) -> list[dict]:
+    """The log lines carrying ``request_id``. The access line is written after the last body byte is sent, so a
+    fast client can read the log before it lands: wait for it rather than race it."""
+    deadline = time.monotonic() + timeout
+    while not (found := [e for e in _log_lines(gateway) if e.get("request_id") == request_id]):
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    return found
+
+
 def test_a_client_id_is_echoed_and_logged_with_the_model_and_status(gateway: GatewayProcess) -> None:
     clip = (ROOT / "samples" / "yes.wav").read_bytes()
     answer = httpx.post(f"{gateway.url}/", content=clip, headers={**AUTH, "X-Request-Id": "client-42.a:b"})
     assert answer.status_code == 200 and answer.headers["x-request-id"] == "client-42.a:b"
-    (line,) = [e for e in _log_lines(gateway) if e.get("request_id") == "client-42.a:b"]
+    (line,) = _entries_with_id(gateway, "client-42.a:b")
     assert line["logger"] == "gateway.access" and line["model"] == "keyword-spotter" and line["status"] == 200
     assert line["bytes"] == len(answer.content) and line["client"] == "127.0.0.1" and line["seconds"] > 0
 
