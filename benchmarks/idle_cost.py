@@ -18,7 +18,6 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -29,6 +28,7 @@ import real_size_models  # noqa: E402
 from export.exporter import ExportOptions, export_model  # noqa: E402
 from local_triton.server import free_port  # noqa: E402
 from model_store import proc  # noqa: E402
+from triton_control import TritonControl  # noqa: E402
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -52,9 +52,9 @@ def _tree_cpu_seconds(root: int) -> tuple[float, int]:
     return total, count
 
 
-def _inferences(http_port: int) -> int:
-    with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/v2/models/stats", timeout=10) as response:
-        return sum(m["inference_count"] for m in json.loads(response.read())["model_stats"])
+def _inferences(grpc_port: int) -> int:
+    with TritonControl(f"127.0.0.1:{grpc_port}") as control:
+        return sum(counted.inferences for counted in control.statistics().values())
 
 
 def main() -> None:
@@ -89,12 +89,12 @@ def main() -> None:
             raise SystemExit("make serve stopped before it was ready")
         time.sleep(10)  # let start-up work (first sync round, imports) settle
         cpu_before, processes = _tree_cpu_seconds(serve.pid)
-        inferences_before = _inferences(ports["HTTP_PORT"])
+        inferences_before = _inferences(ports["GRPC_PORT"])
         started = time.monotonic()
         time.sleep(args.idle_seconds)
         wall = time.monotonic() - started
         cpu_after, _ = _tree_cpu_seconds(serve.pid)
-        inferences = _inferences(ports["HTTP_PORT"]) - inferences_before
+        inferences = _inferences(ports["GRPC_PORT"]) - inferences_before
     finally:
         os.killpg(serve.pid, signal.SIGINT)
         serve.communicate(timeout=120)

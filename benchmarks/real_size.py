@@ -30,7 +30,6 @@ import numpy as np
 import onnxruntime
 import soundfile
 import torch
-import tritonclient.grpc.aio as grpcaio
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -43,7 +42,7 @@ from serving_latency import http_post  # noqa: E402
 from export.cpu_plan import available_cpus  # noqa: E402
 from export.exporter import ExportOptions, export_model  # noqa: E402
 from export.quantize import voice_like  # noqa: E402
-from gateway.triton import ensemble_inputs  # noqa: E402
+from triton_control import AsyncTritonControl  # noqa: E402
 from triton_steps import audio as audio_io  # noqa: E402
 from triton_steps import contract  # noqa: E402
 from triton_steps.features import extractor_from_config  # noqa: E402
@@ -99,10 +98,10 @@ async def served(
 ) -> dict:
     results = {}
     timeout = aiohttp.ClientTimeout(total=600)
-    async with grpcaio.InferenceServerClient(triton_url) as grpc, aiohttp.ClientSession(timeout=timeout) as http:
+    async with AsyncTritonControl(triton_url) as grpc, aiohttp.ClientSession(timeout=timeout) as http:
 
         async def direct() -> None:
-            await grpc.infer(model, ensemble_inputs(data), client_timeout=600)
+            await grpc.classify(model, data, timeout_s=600)
 
         async def through_gateway() -> None:
             await http_post(http, f"{gateway_url}/models/{model}", data)

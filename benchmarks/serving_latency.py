@@ -19,16 +19,15 @@ import time
 from pathlib import Path
 
 import aiohttp
-import tritonclient.grpc.aio as grpcaio
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import measure  # noqa: E402
 
-from gateway.triton import ensemble_inputs  # noqa: E402
 from local_triton.server import LocalTriton, Ports, free_port, http_ok  # noqa: E402
 from local_triton.services import GatewayProcess  # noqa: E402
+from triton_control import AsyncTritonControl  # noqa: E402
 from triton_steps.audio import load  # noqa: E402
 
 CONCURRENCY = (1, 8)
@@ -45,11 +44,11 @@ async def served(
 ) -> dict[str, measure.Result]:
     """Triton direct (when ``gateway_url`` is None) or through the gateway, at each concurrency."""
     results = {}
-    async with grpcaio.InferenceServerClient(triton_url) as grpc, aiohttp.ClientSession() as http:
+    async with AsyncTritonControl(triton_url) as grpc, aiohttp.ClientSession() as http:
 
         async def call() -> None:
             if gateway_url is None:
-                await grpc.infer(model, ensemble_inputs(audio))
+                await grpc.classify(model, audio)
             else:
                 await http_post(http, f"{gateway_url}/models/{model}", audio)
 

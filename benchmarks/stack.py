@@ -15,7 +15,8 @@ sys.path.insert(0, str(ROOT))
 from local_triton.server import LocalTriton, Ports, free_port, http_ok  # noqa: E402
 from local_triton.services import GatewayProcess  # noqa: E402
 from model_store import location  # noqa: E402
-from model_store.sync import Sync, TritonRepository  # noqa: E402
+from model_store.sync import Sync  # noqa: E402
+from triton_control import TritonControl  # noqa: E402
 
 
 @contextlib.contextmanager
@@ -25,7 +26,7 @@ def served(repository: Path, workdir: Path, **gateway_settings: str) -> Iterator
         LocalTriton(repository, workdir, Ports(free_port(), free_port(), free_port())) as triton,
         GatewayProcess(triton.grpc_url, free_port(), workdir / "gateway.log", **gateway_settings) as gateway,
     ):
-        sync = Sync(location.parse(repository), TritonRepository(triton.http_url)).start()
+        sync = Sync(location.parse(repository), TritonControl(triton.grpc_url)).start()
         try:
             while not http_ok(f"{gateway.url}/ready"):
                 time.sleep(0.5)

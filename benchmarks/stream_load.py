@@ -23,7 +23,6 @@ import platform
 import shutil
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import aiohttp
@@ -37,6 +36,7 @@ import real_size_models  # noqa: E402
 import stack  # noqa: E402
 
 from export.exporter import ExportOptions, export_model  # noqa: E402
+from triton_control import TritonControl  # noqa: E402
 
 RATE = 16000
 CHUNK_S, WINDOW_S, HOP_S = 0.1, 1.0, 0.5
@@ -189,10 +189,10 @@ def main() -> None:
                 held = [r["streams"] for r in rows if r[way]["real_time"]]
                 report.setdefault("most_real_time_streams", {})[f"{model} {way}"] = max(held, default=0)
             # Windows of concurrent streams are batched by Triton: clips per execution of the network step.
-            with urllib.request.urlopen(f"http://{triton.http_url}/v2/models/{model}_onnx/stats") as response:
-                step = json.loads(response.read())["model_stats"][0]
+            with TritonControl(triton.grpc_url) as control:
+                step = control.statistics(f"{model}_onnx")[f"{model}_onnx"]
             report.setdefault("network_clips_per_execution", {})[model] = round(
-                step["inference_count"] / max(1, step["execution_count"]), 2
+                step.inferences / max(1, step.executions), 2
             )
     print(json.dumps({k: report[k] for k in ("most_real_time_streams", "network_clips_per_execution")}, indent=2))
     args.results.mkdir(parents=True, exist_ok=True)

@@ -15,6 +15,7 @@ WORKDIR /opt/hf-audio-triton
 COPY pyproject.toml README.md ./
 COPY triton_steps ./triton_steps
 COPY model_store ./model_store
+COPY triton_control ./triton_control
 COPY local_triton ./local_triton
 RUN pip install --no-cache-dir ".[local]" \
     && pip install --no-cache-dir --no-deps -r local_triton/tritonserver-wheel.txt \

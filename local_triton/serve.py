@@ -15,7 +15,8 @@ from pathlib import Path
 from local_triton.server import LocalTriton, Ports, TritonStartError, http_ok
 from local_triton.services import GatewayProcess, LoaderProcess, ServiceStartError
 from model_store import location
-from model_store.sync import Sync, TritonRepository
+from model_store.sync import Sync
+from triton_control import TritonControl
 from triton_steps import contract
 from triton_steps.contract import DEFAULT_LOADER_PORT
 
@@ -106,7 +107,7 @@ def serve(args: argparse.Namespace) -> int:
         log.info("starting tritonserver on %s (HTTP %d, gRPC %d) ...", triton.host, args.http_port, args.grpc_port)
         triton.start(timeout=args.timeout)
         # Models exported (or re-exported) into the repository from now on are loaded without a restart.
-        sync = Sync(repository, TritonRepository(triton.http_url), args.sync_interval).start()
+        sync = Sync(repository, TritonControl(triton.grpc_url), args.sync_interval).start()
         if loader is not None:
             loader.start()
             log.info("on-demand loading of %s (loader log: %s)", os.environ["GATEWAY_AUTOLOAD"], loader.log_path)

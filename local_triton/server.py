@@ -20,6 +20,7 @@ from pathlib import Path
 from model_store import proc, s3
 from model_store.location import Location
 from model_store.s3 import StorageError
+from triton_control import TritonControl
 from triton_steps import contract
 
 EXIT_TIMEOUT_S = 5
@@ -202,10 +203,6 @@ class LocalTriton:
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
-    def http_url(self) -> str:
-        return f"{self.host}:{self.ports.http}"
-
-    @property
     def grpc_url(self) -> str:
         return f"{self.host}:{self.ports.grpc}"
 
@@ -258,7 +255,9 @@ class LocalTriton:
         raise TritonStartError(f"tritonserver not ready after {timeout:.0f}s:\n{self.log_tail()}")
 
     def ready(self) -> bool:
-        return http_ok(f"http://{self.http_url}/v2/health/ready")
+        # a fresh channel each time: a channel refused while the server starts waits out gRPC's reconnect backoff
+        with TritonControl(self.grpc_url) as control:
+            return control.server_ready()
 
     def stop(self) -> int | None:
         """SIGTERM, then SIGKILL if it outlives its exit timeout; then whatever is left of it (see

@@ -10,7 +10,8 @@ import sys
 import time
 
 from model_store import location
-from model_store.sync import Sync, TritonRepository
+from model_store.sync import Sync
+from triton_control import TritonControl
 from triton_steps import contract
 
 
@@ -25,8 +26,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     sync.add_argument(
         "--triton-url",
-        default=os.environ.get("TRITON_HTTP_URL", f"127.0.0.1:{contract.TRITON_HTTP_PORT}"),
-        help=f"Triton's HTTP endpoint (env TRITON_HTTP_URL; default: 127.0.0.1:{contract.TRITON_HTTP_PORT})",
+        default=os.environ.get("TRITON_GRPC_URL", f"127.0.0.1:{contract.TRITON_GRPC_PORT}"),
+        help=f"Triton's gRPC endpoint (env TRITON_GRPC_URL; default: 127.0.0.1:{contract.TRITON_GRPC_PORT})",
     )
     sync.add_argument("--interval", type=float, default=5.0, help="seconds between manifest reads (default: 5)")
     url = commands.add_parser("triton-url", help="print what tritonserver --model-repository takes for REPOSITORY")
@@ -38,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stdout)
     syncer = Sync(
         location.parse(args.repository),
-        TritonRepository(args.triton_url),
+        TritonControl(args.triton_url),
         args.interval,
     ).start()
     try:

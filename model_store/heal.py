@@ -19,15 +19,12 @@ import logging
 import os
 import signal
 import time
-from typing import TYPE_CHECKING
-from urllib.parse import urlparse
 
 from model_store import stub_processes
+from triton_control import TritonControl
+from triton_control.channel import port_of
 
 log = logging.getLogger("model_store.heal")
-
-if TYPE_CHECKING:
-    from model_store.sync import TritonRepository
 
 CONFIRM_AFTER_S = 0.2  # a missing stub is looked for again after this: a model unloaded meanwhile is not dead
 
@@ -39,10 +36,10 @@ ORPHAN_GRACE_S = 60.0
 
 
 class StubHealer:
-    def __init__(self, triton: TritonRepository, orphan_grace_s: float = ORPHAN_GRACE_S) -> None:
+    def __init__(self, triton: TritonControl, orphan_grace_s: float = ORPHAN_GRACE_S) -> None:
         self.triton = triton
         self.orphan_grace_s = orphan_grace_s
-        self.http_port = urlparse(triton.base).port or stub_processes.DEFAULT_HTTP_PORT
+        self.grpc_port = port_of(triton.url) or stub_processes.DEFAULT_GRPC_PORT
         self._configs: dict[str, dict] = {}  # model -> its config while it stays ready
         self._blind = False  # said once: Triton's processes are not visible from here
         self._superseded: dict[int, float] = {}  # pid of an old stub -> when a newer one was first seen
@@ -53,7 +50,7 @@ class StubHealer:
         self._configs.pop(model, None)
 
     def _ready(self) -> set[str]:
-        ready = {e["name"] for e in self.triton.index() if e.get("state") == "READY"}
+        ready = {entry.name for entry in self.triton.index() if entry.ready}
         for model in set(self._configs) - ready:
             del self._configs[model]
         return ready
@@ -73,11 +70,11 @@ class StubHealer:
 
     def check(self) -> list[str]:
         """Reload every ready model that lost a stub process; returns those reloaded."""
-        stubs = stub_processes.find(self.http_port)
+        stubs = stub_processes.find(self.grpc_port)
         if stubs is None:
             if not self._blind:
                 log.info(
-                    f"stub health: no tritonserver on HTTP port {self.http_port} is visible from here (share its "
+                    f"stub health: no tritonserver on gRPC port {self.grpc_port} is visible from here (share its "
                     "PID namespace); dead stubs are reloaded by the gateway on their next request instead"
                 )
                 self._blind = True
@@ -88,7 +85,7 @@ class StubHealer:
         if not suspects:
             return []
         time.sleep(CONFIRM_AFTER_S)  # look again: an unload or reload in progress is not a death
-        stubs = stub_processes.find(self.http_port)
+        stubs = stub_processes.find(self.grpc_port)
         if stubs is None:
             return []
         confirmed = self._missing(self._ready() & set(suspects), stubs)

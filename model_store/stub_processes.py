@@ -21,7 +21,7 @@ from triton_steps import contract
 
 STUB_BINARY = "triton_python_backend_stub"
 SERVER_BINARY = "tritonserver"
-DEFAULT_HTTP_PORT = contract.TRITON_HTTP_PORT  # tritonserver's own default for --http-port
+DEFAULT_GRPC_PORT = contract.TRITON_GRPC_PORT  # tritonserver's own default for --grpc-port
 DEFAULT_BACKEND_DIRECTORY = "/opt/tritonserver/backends"  # and for --backend-directory
 PYTHON_MODEL_RUNTIME = "DEFAULT"  # the runtime argument of a stub that runs a model.py
 _PARENT, _INSTANCE, _RUNTIME = 5, 8, 9  # argument positions in a stub's command line
@@ -78,13 +78,13 @@ def _python_based_backends(server_pid: int, argv: list[str]) -> set[str]:
         return set()
 
 
-def find(http_port: int) -> Stubs | None:
-    """The live stubs of the tritonserver listening for HTTP on ``http_port``; None when no single such
-    server is visible (another PID namespace, or not running)."""
+def find(grpc_port: int) -> Stubs | None:
+    """The live stubs of the tritonserver listening for gRPC on ``grpc_port`` (the port its control client
+    uses); None when no single such server is visible (another PID namespace, or not running)."""
     processes = list(_processes())
     servers = [
         p for p in processes
-        if Path(p[0]).name == SERVER_BINARY and int(_flag(p[:-1], "--http-port") or DEFAULT_HTTP_PORT) == http_port
+        if Path(p[0]).name == SERVER_BINARY and int(_flag(p[:-1], "--grpc-port") or DEFAULT_GRPC_PORT) == grpc_port
     ]  # fmt: skip
     if len(servers) != 1:
         return None

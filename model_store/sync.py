@@ -11,65 +11,16 @@ it always talks to its own Triton.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
-import urllib.error
-import urllib.request
 
 from model_store import manifest
 from model_store.heal import ORPHAN_GRACE_S, StubHealer
 from model_store.location import Location
 from model_store.s3 import StorageError
-from triton_steps.stub_health import with_reload_marker
+from triton_control import TritonControl, TritonError
 
 log = logging.getLogger("model_store.sync")
-
-
-class TritonRepository:
-    """Triton's HTTP repository API: load, unload, readiness."""
-
-    def __init__(self, http_url: str, timeout_s: float = 600.0) -> None:
-        self.base = http_url if "://" in http_url else f"http://{http_url}"
-        self.timeout_s = timeout_s
-
-    def _post(self, path: str, body: dict | None = None) -> bytes:
-        data = json.dumps(body or {}).encode()
-        request = urllib.request.Request(f"{self.base}{path}", data=data, method="POST")
-        request.add_header("Content-Type", "application/json")
-        try:
-            with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
-                return response.read()
-        except urllib.error.HTTPError as error:
-            detail = error.read().decode(errors="replace")
-            raise RuntimeError(f"POST {path}: HTTP {error.code} {detail}") from None
-
-    def index(self) -> list[dict]:
-        """Every model of the repository, with its state."""
-        return json.loads(self._post("/v2/repository/index") or b"[]")
-
-    def config(self, model: str) -> dict:
-        with urllib.request.urlopen(f"{self.base}/v2/models/{model}/config", timeout=30) as response:
-            return json.loads(response.read())
-
-    def reload(self, model: str) -> None:
-        """Load fresh instances of a loaded model: its config passed back with a marker parameter (Triton
-        treats loading an unchanged model as a no-op, which would keep a dead stub)."""
-        config = with_reload_marker(self.config(model))
-        self._post(f"/v2/repository/models/{model}/load", {"parameters": {"config": json.dumps(config)}})
-
-    def load(self, model: str) -> None:
-        self._post(f"/v2/repository/models/{model}/load")
-
-    def unload(self, model: str) -> None:
-        self._post(f"/v2/repository/models/{model}/unload", {"parameters": {"unload_dependents": True}})
-
-    def ready(self, model: str) -> bool:
-        try:
-            with urllib.request.urlopen(f"{self.base}/v2/models/{model}/ready", timeout=10) as response:
-                return response.status == 200
-        except (urllib.error.URLError, OSError):
-            return False
 
 
 class Sync:
@@ -78,7 +29,7 @@ class Sync:
     def __init__(
         self,
         location: Location,
-        triton: TritonRepository,
+        triton: TritonControl,
         interval_s: float = 5.0,
         orphan_grace_s: float = ORPHAN_GRACE_S,
     ) -> None:
@@ -94,7 +45,7 @@ class Sync:
         """Apply the manifest once; returns the ensembles it loaded or unloaded."""
         entries = manifest.read(self.location)
         if self.applied is None:  # Triton started with --load-model=*: what is ready is current
-            self.applied = {n: e.revision for n, e in entries.items() if self.triton.ready(n)}
+            self.applied = {n: e.revision for n, e in entries.items() if self.triton.model_ready(n)}
         changed = []
         for name, entry in entries.items():
             # On-demand exports are loaded by the gateway when asked (and unloaded when idle): not here.
@@ -107,15 +58,15 @@ class Sync:
                     self.triton.load(model)
                     self.healer.forget(model)
                 log.info(f"loaded {name} (revision {entry.revision})")
-            except (RuntimeError, OSError) as error:
+            except TritonError as error:
                 log.warning(f"could not load {name}: {error}")
         for name in sorted(set(self.applied) - set(entries)):
             del self.applied[name]
             changed.append(name)
             try:
-                self.triton.unload(name)
+                self.triton.unload_export(name)
                 log.info(f"unloaded {name} (no longer published)")
-            except (RuntimeError, OSError) as error:
+            except TritonError as error:
                 log.warning(f"could not unload {name}: {error}")
         return changed
 
@@ -124,7 +75,7 @@ class Sync:
             try:
                 self.step()
                 self.healer.check()
-            except (StorageError, OSError, ValueError, RuntimeError) as error:  # briefly away: next round
+            except (StorageError, TritonError, OSError, ValueError) as error:  # briefly away: next round
                 log.warning(f"repository sync: {error}")
 
     def start(self) -> Sync:

@@ -11,28 +11,19 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import tritonclient.grpc as grpcclient
-import tritonclient.grpc.aio as grpcaio
 from conftest import PROBLEM_TYPES, make_waveform, model_name, wav_bytes
 from tiny_checkpoints import ARCHITECTURES
 from transformers import pipeline
-from tritonclient.utils import InferenceServerException
 
-from gateway.triton import ensemble_inputs
-from triton_steps.contract import LABELS, SCORES
+from triton_control import AsyncTritonControl, TritonControl, TritonError
 
 TOLERANCE = 1e-4
 ALL_MODELS = [model_name(a) for a in ARCHITECTURES] + list(PROBLEM_TYPES)
 
 
-def _answer(result: grpcclient.InferResult) -> list[tuple[str, float]]:
-    labels = [label.decode() for label in result.as_numpy(LABELS.name)[0]]
-    return list(zip(labels, result.as_numpy(SCORES.name)[0].tolist(), strict=True))
-
-
 def classify(url: str, model: str, audio: bytes, **parameters: object) -> list[tuple[str, float]]:
-    with grpcclient.InferenceServerClient(url) as client:
-        return _answer(client.infer(model, ensemble_inputs(audio, **parameters)))
+    with TritonControl(url) as control:
+        return control.classify(model, audio, **parameters)
 
 
 def assert_same(served: list[tuple[str, float]], reference: list[dict]) -> None:
@@ -73,10 +64,10 @@ def test_default_function_follows_problem_type(exported) -> None:
     ],
 )
 def test_invalid_parameters_are_invalid_argument(triton, waveform, parameters, message) -> None:
-    with pytest.raises(InferenceServerException) as error:
+    with pytest.raises(TritonError) as error:
         classify(triton.grpc_url, "hubert", wav_bytes(waveform), **parameters)
-    assert error.value.status() == "StatusCode.INVALID_ARGUMENT"
-    assert message in error.value.message()
+    assert error.value.status == "INVALID_ARGUMENT"
+    assert message in error.value.message
 
 
 @pytest.mark.parametrize(
@@ -89,10 +80,10 @@ def test_invalid_parameters_are_invalid_argument(triton, waveform, parameters, m
     ],
 )
 def test_bad_audio_is_invalid_argument(triton, audio: bytes, message: str) -> None:
-    with pytest.raises(InferenceServerException) as error:
+    with pytest.raises(TritonError) as error:
         classify(triton.grpc_url, "ast", audio)
-    assert error.value.status() == "StatusCode.INVALID_ARGUMENT"
-    assert message in error.value.message()
+    assert error.value.status == "INVALID_ARGUMENT"
+    assert message in error.value.message
 
 
 @pytest.mark.parametrize("name", ["ast", "wav2vec2_layer_norm"])
@@ -104,18 +95,18 @@ def test_bad_audio_does_not_fail_the_rest_of_its_batch(name: str, triton, wavefo
     requests = [(audio, True) for audio in good] * 4 + [(audio, False) for audio in bad] * 4
 
     async def send_all() -> list[object]:
-        async with grpcaio.InferenceServerClient(triton.grpc_url) as client:
-            calls = [client.infer(name, ensemble_inputs(audio)) for audio, _ in requests]
+        async with AsyncTritonControl(triton.grpc_url) as control:
+            calls = [control.classify(name, audio) for audio, _ in requests]
             return await asyncio.gather(*calls, return_exceptions=True)
 
     answers = asyncio.run(send_all())
     for index, ((audio, is_good), answer) in enumerate(zip(requests, answers, strict=True)):
         if is_good:
             assert not isinstance(answer, Exception), answer
-            got = _answer(answer)
+            got = answer
             want = expected[good.index(audio)]
             assert [label for label, _ in got] == [label for label, _ in want]
             np.testing.assert_allclose([s for _, s in got], [s for _, s in want], atol=1e-6)
         else:
-            assert isinstance(answer, InferenceServerException), (index, answer)
-            assert answer.status() == "StatusCode.INVALID_ARGUMENT"
+            assert isinstance(answer, TritonError), (index, answer)
+            assert answer.status == "INVALID_ARGUMENT"

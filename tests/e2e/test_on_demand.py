@@ -29,6 +29,7 @@ from loader.jobs import triton_name
 from local_triton.server import LocalTriton, Ports, free_port
 from local_triton.services import LoaderProcess
 from model_store import stub_processes
+from triton_control import TritonControl
 
 AUDIO_IDS = ("org/w2v-a", "org/w2v-b", "org/w2v-c", "org/w2v-d", "org/w2v-e")
 WAIT = {"X-Wait-For-Model": "true"}
@@ -92,14 +93,10 @@ def _loader_metric(stack: Stack, outcome: str) -> float:
 
 def _on_demand_loaded(stack: Stack) -> set[str]:
     """The on-demand ensembles Triton has loaded now."""
-    index = json.loads(
-        urllib.request.urlopen(
-            urllib.request.Request(f"http://{stack.triton.http_url}/v2/repository/index", data=b"{}", method="POST"),
-            timeout=10,
-        ).read()
-    )
+    with TritonControl(stack.triton.grpc_url) as control:
+        index = control.index()
     names = {triton_name(i) for i in AUDIO_IDS}
-    return {m["name"] for m in index if m["name"] in names and m.get("state") == "READY"}
+    return {entry.name for entry in index if entry.name in names and entry.ready}
 
 
 def _post(stack: Stack, model_id: str, audio: bytes, headers: dict[str, str] | None = None) -> httpx.Response:
@@ -189,7 +186,7 @@ def test_at_most_the_limit_is_loaded_and_evicted_models_return_without_an_export
             answer = _post(stack, model_id, audio, WAIT)
             assert answer.status_code == 200, answer.text
             assert len(_on_demand_loaded(stack)) <= LIMIT
-            stubs.append(len(stub_processes.find(stack.triton.ports.http).pids))
+            stubs.append(len(stub_processes.find(stack.triton.ports.grpc).pids))
     assert _loader_metric(stack, "exported") == exports  # evicted models came back from the repository
     # Memory stays bounded: the Python-backend processes (the preprocess instances, the network, the
     # postprocess of each model loaded) stop growing.

@@ -24,7 +24,8 @@ from export.exporter import ExportOptions, export_model
 from local_triton.server import LocalTriton, Ports, http_ok
 from local_triton.services import LoaderProcess
 from model_store import location, manifest
-from model_store.sync import Sync, TritonRepository
+from model_store.sync import Sync
+from triton_control import TritonControl
 from triton_steps.contract import NETWORK_FILE, StepNames
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -75,7 +76,7 @@ def served(s3_server: str, checkpoints: dict[str, Path], tmp_path_factory) -> It
         location.parse(REPOSITORY), tmp_path_factory.mktemp("s3triton"), Ports(*(free_port() for _ in range(3)))
     )
     with triton:
-        sync = Sync(location.parse(REPOSITORY), TritonRepository(triton.http_url), interval_s=0.5).start()
+        sync = Sync(location.parse(REPOSITORY), TritonControl(triton.grpc_url), interval_s=0.5).start()
         try:
             with running_gateway(triton.grpc_url, models_refresh_s="1") as url:
                 yield triton, url
@@ -165,7 +166,7 @@ def test_a_reexport_under_load_loses_no_request(served, checkpoints) -> None:
 def test_an_unloaded_model_leaves_the_gateway(served) -> None:
     triton, gateway = served
     _wait_for(lambda: "hubert" in _listed(gateway))
-    TritonRepository(triton.http_url).unload("hubert")
+    TritonControl(triton.grpc_url).unload("hubert")
     _wait_for(lambda: "hubert" not in _listed(gateway))  # not served, and not listed as failed either
     answer = httpx.post(f"{gateway}/models/hubert", content=wav_bytes(make_waveform(1.0)), timeout=60)
     assert answer.status_code == 404 and "not served" in answer.json()["error"]

@@ -19,7 +19,8 @@ from conftest import free_port, running_gateway
 
 from local_triton.server import LocalTriton, Ports, remove_orphaned_regions
 from model_store import location, proc
-from model_store.sync import Sync, TritonRepository
+from model_store.sync import Sync
+from triton_control import TritonControl
 from triton_steps.contract import StepNames
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -97,7 +98,7 @@ def test_a_killed_stub_is_reloaded_and_nothing_is_answered_wrong(
         assert reloads and float(reloads.group(1)) >= 1  # the gateway's own reload, counted for the dashboard
         # No orphan: a sibling of the dead stub can outlive the reload (seen under load); the sync beside Triton
         # removes it once it has outlived its grace, so there are as many stub processes as before the kill.
-        repository = TritonRepository(triton.http_url)
+        repository = TritonControl(triton.grpc_url)
         sync = Sync(location.parse(ROOT / "model_repository"), repository, 0.5, orphan_grace_s=1.0)
         sync.start()
         try:
@@ -138,7 +139,7 @@ def test_the_sync_beside_triton_heals_a_dead_stub_without_any_traffic(
     workdir = tmp_path / "run"
     triton = LocalTriton(ROOT / "model_repository", workdir, Ports(free_port(), free_port(), free_port()))
     with triton:
-        sync = Sync(location.parse(ROOT / "model_repository"), TritonRepository(triton.http_url), 0.5)
+        sync = Sync(location.parse(ROOT / "model_repository"), TritonControl(triton.grpc_url), 0.5)
         sync.start()
         try:
             (victim,) = stub_pids(workdir, DEFAULT.network)

@@ -9,7 +9,6 @@ import json
 import os
 import signal
 import time
-import urllib.request
 from pathlib import Path
 
 import httpx
@@ -17,6 +16,7 @@ import pytest
 
 from local_triton.server import LocalTriton, Ports, free_port
 from local_triton.services import GatewayProcess
+from triton_control import TritonControl
 
 ROOT = Path(__file__).resolve().parents[2]
 CLIPS = [path.read_bytes() for path in sorted((ROOT / "samples").iterdir())]
@@ -31,9 +31,8 @@ def _replica(workdir: Path, ports: Ports) -> LocalTriton:
 
 def _inferences(triton: LocalTriton) -> int:
     """Successful inferences of the ensemble on this replica (Triton's statistics)."""
-    with urllib.request.urlopen(f"http://{triton.http_url}/v2/models/{MODEL}/stats", timeout=5) as answer:
-        stats = json.load(answer)["model_stats"]
-    return sum(int(entry["inference_stats"]["success"]["count"]) for entry in stats)
+    with TritonControl(triton.grpc_url) as control:
+        return control.statistics(MODEL)[MODEL].inferences
 
 
 async def _load(url: str, stop: asyncio.Event, answers: list[tuple[int, int, str]]) -> None:

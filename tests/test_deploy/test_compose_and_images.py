@@ -116,7 +116,7 @@ def test_model_sync_service_loads_what_is_published(compose: dict) -> None:
     sync = compose["services"]["model-sync"]
     assert sync["image"] == compose["services"]["triton"]["image"]
     assert sync["command"][:4] == ["python3", "-m", "model_store", "sync"]
-    assert "triton:8000" in sync["command"]
+    assert "triton:8001" in sync["command"]
     # it finds dead stubs among Triton's processes, in a PID namespace that outlives Triton
     assert sync["pid"] == compose["services"]["triton"]["pid"] == "service:process-namespace"
     assert compose["services"]["process-namespace"]["init"] is True  # reaps the stubs a dead Triton leaves

@@ -4,12 +4,10 @@ through any model of an idle server (Triton's own statistics count them)."""
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import signal
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,7 +17,8 @@ from conftest import free_port
 from local_triton.server import LocalTriton, Ports
 from model_store import location, proc, stub_processes
 from model_store.heal import StubHealer
-from model_store.sync import Sync, TritonRepository
+from model_store.sync import Sync
+from triton_control import TritonControl
 from triton_steps.contract import StepNames
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -49,14 +48,14 @@ def _pid_of(instance: str, server_pid: int) -> int:
 
 
 def _inference_counts(triton: LocalTriton) -> dict[str, int]:
-    with urllib.request.urlopen(f"http://{triton.http_url}/v2/models/stats", timeout=10) as response:
-        return {m["name"]: m["inference_count"] for m in json.loads(response.read())["model_stats"]}
+    with TritonControl(triton.grpc_url) as control:
+        return {name: counted.inferences for name, counted in control.statistics().items()}
 
 
 def _wait_all_alive(healer: StubHealer, triton: LocalTriton, timeout: float = 60) -> stub_processes.Stubs:
     deadline = time.monotonic() + timeout
     while True:
-        stubs = stub_processes.find(triton.ports.http)
+        stubs = stub_processes.find(triton.ports.grpc)
         if stubs is not None and not healer._missing(healer._ready(), stubs):
             return stubs
         assert time.monotonic() < deadline, "the stubs did not come back"
@@ -64,9 +63,9 @@ def _wait_all_alive(healer: StubHealer, triton: LocalTriton, timeout: float = 60
 
 
 def test_every_step_of_the_served_model_is_seen_as_its_stub_processes(triton: LocalTriton) -> None:
-    stubs = stub_processes.find(triton.ports.http)
+    stubs = stub_processes.find(triton.ports.grpc)
     assert stubs is not None and stubs.server_pid == triton.process.pid
-    repository = TritonRepository(triton.http_url)
+    repository = TritonControl(triton.grpc_url)
     expected = set()
     for step in (DEFAULT.preprocess, DEFAULT.network, DEFAULT.postprocess):
         config = repository.config(step)
@@ -80,7 +79,7 @@ def test_every_step_of_the_served_model_is_seen_as_its_stub_processes(triton: Lo
 
 def test_an_idle_server_gets_no_request_from_the_health_machinery(triton: LocalTriton) -> None:
     before = _inference_counts(triton)
-    sync = Sync(location.parse(ROOT / "model_repository"), TritonRepository(triton.http_url), 0.1)
+    sync = Sync(location.parse(ROOT / "model_repository"), TritonControl(triton.grpc_url), 0.1)
     sync.start()
     try:
         time.sleep(3)  # about 30 rounds
@@ -100,7 +99,7 @@ def test_a_stopped_stub_is_not_dead_and_a_killed_one_is_reloaded(
     triton: LocalTriton, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="model_store")
-    healer = StubHealer(TritonRepository(triton.http_url))
+    healer = StubHealer(TritonControl(triton.grpc_url))
     stubs = _wait_all_alive(healer, triton)
     count = len(_stubs(stubs.server_pid))
     network = _pid_of(f"{DEFAULT.network}_0_0", stubs.server_pid)
