@@ -1,8 +1,10 @@
-"""OpenTelemetry traces from a real gateway process to a real OTLP/HTTP receiver: one request is one span tree
-that continues the client's ``traceparent`` and carries the request id."""
+"""OpenTelemetry traces from a real gateway process, and a real tritonserver, to a real OTLP/HTTP receiver: one
+request is one span tree that continues the client's ``traceparent``, carries the request id, and goes on
+inside Triton (its request, the ensemble and each step)."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -11,10 +13,13 @@ from pathlib import Path
 
 import httpx
 import pytest
+from google.protobuf import json_format
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
-from local_triton.server import LocalTriton, free_port
+from local_triton.server import TRACE_SERVICE_NAME, LocalTriton, Ports, free_port
 from local_triton.services import GatewayProcess
+from triton_steps import contract
 
 ROOT = Path(__file__).resolve().parents[2]
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -23,16 +28,23 @@ CLIENT_SPAN_ID = "00f067aa0ba902b7"
 
 @pytest.fixture
 def receiver() -> Iterator[tuple[str, list]]:
-    """An OTLP/HTTP endpoint (protobuf, as the exporter sends it) collecting every span it is sent."""
-    spans: list = []
+    """An OTLP/HTTP endpoint collecting every span it is sent, as (service name, span): protobuf (the gateway's
+    exporter) or JSON (Triton's)."""
+    spans: list[tuple[str, Span]] = []
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:  # noqa: N802 - http.server's name
+            body = self.rfile.read(int(self.headers["Content-Length"]))
             request = ExportTraceServiceRequest()
-            request.ParseFromString(self.rfile.read(int(self.headers["Content-Length"])))
+            if self.headers.get("Content-Type", "").startswith("application/json"):
+                json_format.Parse(body, request, ignore_unknown_fields=True)  # ids: hex in OTLP/JSON, base64 here
+                _ids_from_hex(json.loads(body), request)
+            else:
+                request.ParseFromString(body)
             for resource in request.resource_spans:
+                service = {a.key: a.value.string_value for a in resource.resource.attributes}.get("service.name", "")
                 for scope in resource.scope_spans:
-                    spans.extend(scope.spans)
+                    spans.extend((service, span) for span in scope.spans)
             self.send_response(200)
             self.send_header("Content-Length", "0")
             self.end_headers()
@@ -44,6 +56,27 @@ def receiver() -> Iterator[tuple[str, list]]:
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{server.server_address[1]}", spans
     server.shutdown()
+
+
+def _ids_from_hex(document: dict, request: ExportTraceServiceRequest) -> None:
+    """OTLP/JSON writes trace and span ids as hex, which protobuf's JSON parser reads as base64: set them."""
+    for resource, parsed_resource in zip(document["resourceSpans"], request.resource_spans, strict=True):
+        for scope, parsed_scope in zip(resource["scopeSpans"], parsed_resource.scope_spans, strict=True):
+            for span, parsed in zip(scope["spans"], parsed_scope.spans, strict=True):
+                parsed.trace_id = bytes.fromhex(span["traceId"])
+                parsed.span_id = bytes.fromhex(span["spanId"])
+                parsed.parent_span_id = bytes.fromhex(span.get("parentSpanId", ""))
+
+
+def _wait_for(spans: list[tuple[str, Span]], names: set[str], timeout: float = 15) -> dict[str, Span]:
+    """The spans of the test's trace, by name, once every one of ``names`` has arrived."""
+    deadline = time.monotonic() + timeout
+    while True:
+        ours = {span.name: span for _, span in list(spans) if span.trace_id.hex() == TRACE_ID}
+        if names <= set(ours):
+            return ours
+        assert time.monotonic() < deadline, f"missing {names - set(ours)}; got {sorted(ours)}"
+        time.sleep(0.1)
 
 
 def test_one_request_is_one_span_tree_under_the_clients_trace(
@@ -59,12 +92,7 @@ def test_one_request_is_one_span_tree_under_the_clients_trace(
             headers={"traceparent": f"00-{TRACE_ID}-{CLIENT_SPAN_ID}-01", "x-request-id": "trace-me-1"},
         )  # fmt: skip
         assert answer.status_code == 200
-        deadline = time.monotonic() + 15
-        while not any(span.name == "POST /" for span in spans):
-            assert time.monotonic() < deadline, f"no server span exported; got {[s.name for s in spans]}"
-            time.sleep(0.1)
-    ours = {span.name: span for span in spans if span.trace_id.hex() == TRACE_ID}
-    assert {"POST /", "read body", "parse", "triton infer"} <= set(ours), sorted(ours)
+        ours = _wait_for(spans, {"POST /", "read body", "parse", "triton infer"})
     server = ours["POST /"]
     assert server.parent_span_id.hex() == CLIENT_SPAN_ID  # it continues the client's trace
     for child in ("read body", "parse", "triton infer"):
@@ -76,3 +104,28 @@ def test_one_request_is_one_span_tree_under_the_clients_trace(
     infer = {a.key: a.value for a in ours["triton infer"].attributes}
     assert infer["model"].string_value == "keyword-spotter"
     assert ours["triton infer"].end_time_unix_nano > ours["triton infer"].start_time_unix_nano
+
+
+def test_the_trace_goes_on_inside_triton_with_the_request_id(receiver, tmp_path: Path, monkeypatch) -> None:
+    """One variable traces both: ``make serve``'s Triton (local_triton) gets OpenTelemetry flags from it."""
+    endpoint, spans = receiver
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)
+    monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "100")
+    model = contract.StepNames("keyword-spotter")
+    ports = Ports(free_port(), free_port(), free_port())
+    with (
+        LocalTriton(ROOT / "model_repository", tmp_path / "triton", ports) as triton,
+        GatewayProcess(triton.grpc_url, free_port(), tmp_path / "gateway.log") as gateway,
+    ):
+        answer = httpx.post(
+            f"{gateway.url}/", content=(ROOT / "samples" / "yes.wav").read_bytes(),
+            headers={"traceparent": f"00-{TRACE_ID}-{CLIENT_SPAN_ID}-01", "x-request-id": "follow-me-7"},
+        )  # fmt: skip
+        assert answer.status_code == 200
+        ours = _wait_for(spans, {"triton infer", "InferRequest", *model.all()})
+    services = {span.name: service for service, span in spans if span.trace_id.hex() == TRACE_ID}
+    assert services["POST /"] != services["InferRequest"] == TRACE_SERVICE_NAME
+    assert ours["InferRequest"].parent_span_id == ours["triton infer"].span_id  # the gateway's call is its parent
+    for name in model.all():  # the ensemble and each of its steps, each with the client's request id
+        attributes = {a.key: a.value.string_value for a in ours[name].attributes}
+        assert attributes["triton.request_id"] == "follow-me-7", (name, attributes)
