@@ -35,13 +35,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "to a Triton model repository: an ensemble NAME = NAME_preprocess -> NAME_onnx -> NAME_postprocess.",
     )
     parser.add_argument("source", help="Hub id (org/name) or a local folder with model + feature extractor")
-    parser.add_argument(
-        "--repository",
-        type=location.parse,
-        default=os.environ.get("MODEL_REPOSITORY", "model_repository"),
-        help="Triton model repository to write into: a folder or s3://bucket/prefix (S3 endpoint and credentials "
-        "from the AWS_* environment variables) (env MODEL_REPOSITORY; default: model_repository)",
-    )
+    location.add_repository_argument(parser, "the Triton model repository to write into")
     parser.add_argument("--name", help="Triton model name (default: the last part of SOURCE)")
     parser.add_argument(
         "--model-id",

@@ -16,16 +16,10 @@ from triton_steps.contract import DEFAULT_LOADER_PORT
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    defaults = LoaderSettings(location.parse("model_repository"))
+    defaults = LoaderSettings(location.parse(location.DEFAULT_REPOSITORY))
     env = os.environ.get
     parser = argparse.ArgumentParser(prog="python -m loader", description=__doc__)
-    parser.add_argument(
-        "--repository",
-        type=location.parse,
-        default=env("MODEL_REPOSITORY", "model_repository"),
-        help="the Triton repository exports go into: a folder or s3://bucket/prefix (env MODEL_REPOSITORY; "
-        "default: model_repository)",
-    )
+    location.add_repository_argument(parser, "the Triton repository exports go into")
     parser.add_argument(
         "--host", default=env("LOADER_HOST", "127.0.0.1"), help="env LOADER_HOST (default: %(default)s)"
     )

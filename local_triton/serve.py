@@ -80,7 +80,7 @@ def default_model(repository: Path | None, chosen: str) -> str:
 
 
 def serve(args: argparse.Namespace) -> int:
-    repository = location.parse(args.repository)
+    repository = args.repository
     ensure_model(repository.path)
     workdir = Path(args.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
@@ -189,11 +189,7 @@ def configure_logging() -> None:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--repository",
-        default=os.environ.get("MODEL_REPOSITORY", "model_repository"),
-        help="a folder or s3://bucket/prefix (env MODEL_REPOSITORY; default: model_repository)",
-    )
+    location.add_repository_argument(parser, "the repository to serve")
     parser.add_argument("--workdir", default=".run", help="where backends and logs go (default: .run)")
     parser.add_argument(
         "--sync-interval", type=float, default=5.0, help="seconds between reads of the repository's manifest"

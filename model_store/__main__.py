@@ -19,11 +19,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m model_store")
     commands = parser.add_subparsers(dest="command", required=True)
     sync = commands.add_parser("sync", help="load what the repository's manifest publishes, until stopped")
-    sync.add_argument(
-        "--repository",
-        default=os.environ.get("MODEL_REPOSITORY", "model_repository"),
-        help="a folder or s3://bucket/prefix (env MODEL_REPOSITORY; default: model_repository)",
-    )
+    location.add_repository_argument(sync, "the repository whose published models to load")
     sync.add_argument(
         "--triton-url",
         default=os.environ.get("TRITON_GRPC_URL", f"127.0.0.1:{contract.TRITON_GRPC_PORT}"),
@@ -38,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stdout)
     syncer = Sync(
-        location.parse(args.repository),
+        args.repository,
         TritonControl(args.triton_url),
         args.interval,
     ).start()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
 from dataclasses import dataclass
@@ -10,6 +11,22 @@ from pathlib import Path
 S3_SCHEME = "s3://"
 # boto3 reads the first (since 1.28); Triton has no endpoint variable of its own, so it gets it in its URL.
 ENDPOINT_VARIABLES = ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL")
+
+
+REPOSITORY_VARIABLE = "MODEL_REPOSITORY"
+DEFAULT_REPOSITORY = "model_repository"
+
+
+def add_repository_argument(parser: argparse.ArgumentParser, what: str) -> None:
+    """``--repository`` as every command takes it (``args.repository`` is a ``Location``): env
+    MODEL_REPOSITORY, default ``model_repository``; ``what`` says what the command does with it."""
+    parser.add_argument(
+        "--repository",
+        type=parse,
+        default=os.environ.get(REPOSITORY_VARIABLE, DEFAULT_REPOSITORY),
+        help=f"{what}: a folder or s3://bucket/prefix (S3 endpoint and credentials from the AWS_* variables) "
+        f"(env {REPOSITORY_VARIABLE}; default: {DEFAULT_REPOSITORY})",
+    )
 
 
 class LocationError(ValueError):

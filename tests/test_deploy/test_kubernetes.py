@@ -97,7 +97,7 @@ def test_triton_matches_its_image_ports_and_model_store(overlay: str) -> None:
     sync = container(objects, "triton", "model-sync")
     assert sync["image"] == triton["image"]
     assert sync["command"][:4] == ["python3", "-m", "model_store", "sync"]
-    assert f"127.0.0.1:{Ports().http}" in sync["command"]
+    assert f"127.0.0.1:{Ports().grpc}" in sync["command"]
     # it finds dead stubs from Triton's processes (model_store.stub_processes), so it must see them
     assert find(objects, "Deployment", "triton")["spec"]["template"]["spec"]["shareProcessNamespace"] is True
     secrets = find(objects, "Secret", "s3-credentials")["stringData"]
