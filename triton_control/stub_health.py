@@ -1,4 +1,5 @@
-"""Recognising a dead Python stub in Triton's errors (shared by the gateway and ``model_store.heal``).
+"""A dead Python stub: recognised in Triton's errors (the gateway's recovery), and the config that makes
+Triton really reload its model (``TritonControl.reload``, used by the gateway and ``model_store.heal``).
 
 tritonserver 2.51 never restarts a stub that died: the model stays "ready" and each request it gets fails
 with "Stub process '<model>_<group>_<index>' is not healthy".
