@@ -25,9 +25,9 @@ from gateway.errors import GatewayError
 from gateway.schemas import Prediction
 from gateway.tracing import outgoing_headers
 from triton_control import AsyncTritonControl, TritonError
+from triton_control.stub_health import dead_instance, model_of
 from triton_steps import contract
 from triton_steps.metadata import ModelMetadata
-from triton_control.stub_health import dead_instance, model_of
 
 # A miss (an unknown model id) re-reads Triton's model list, but at most this often: a flood of made-up ids
 # costs Triton one listing per second, not one per request.

@@ -17,8 +17,8 @@ from tritonclient.utils import triton_to_np_dtype
 
 from triton_control.channel import channel_args, grpc_target
 from triton_control.errors import TritonError, translated
-from triton_steps import contract
 from triton_control.stub_health import with_reload_marker
+from triton_steps import contract
 
 LOAD_TIMEOUT_S = 600.0  # a load or unload: a real-size model takes tens of seconds on a busy CPU
 QUERY_TIMEOUT_S = 30.0  # readiness, the index, a config, statistics

@@ -23,6 +23,7 @@ class NetworkError(RuntimeError):
 
 class TritonPythonModel:
     def initialize(self, args: dict[str, str]) -> None:
+        triton_io.one_blas_thread()
         params = triton_io.parameters(args)
         config = json.loads((triton_io.model_dir(args) / contract.EXTRACTOR_FILE).read_text(encoding="utf-8"))
         self.extractor = extractor_from_config(config, min_length=int(params.get(contract.MIN_SAMPLES, "1")))

@@ -48,3 +48,14 @@ def test_random_dither_is_refused() -> None:
     config = tf.WhisperFeatureExtractor(dither=0.5).to_dict()
     with pytest.raises(UnsupportedExtractorError, match="dither"):
         extractor_from_config(config)
+
+
+@pytest.mark.parametrize("samples", [1, 161, 401, 160_037, 479_799, 479_800, 480_000])
+def test_whisper_computes_only_the_frames_that_reach_the_audio_and_still_equals_transformers(samples: int) -> None:
+    """The frames of the zero padding to 30 s are filled in, not computed: a frame at the audio's end that
+    were taken for padding would be -10 (log10 of the floor) here and the audio's level in transformers."""
+    reference = tf.WhisperFeatureExtractor()
+    waveform = make_waveform(samples / 16000 + 0.01, seed=samples)[:samples]
+    expected = reference(waveform, sampling_rate=16000, return_tensors="np")["input_features"][0]
+    actual = extractor_from_config(reference.to_dict())(waveform)["input_features"]
+    np.testing.assert_allclose(actual, expected, atol=TOLERANCE["whisper-80"], rtol=0)
