@@ -142,20 +142,26 @@ def print_table(rows: list[dict], concurrency: int) -> None:
 # (row, ratio, predicate, how it is shown): the README's targets
 TARGETS = [
     (("wav2vec2-base", 1.0), "served_vs_pipeline", lambda v: v >= 1.3, "served/pipeline {:.2f}x (>= 1.3x)"),
-    (("wav2vec2-base", 1.0), "served_vs_forward", lambda v: v >= 0.9, "served/forward-only {:.0%} (>= 90%)"),
-    (("wav2vec2-base", 1.0), "p50_c1_vs_forward_plus_preprocess", lambda v: v <= 1.15,
-     "p50 at c1 / (forward + preprocess p50) {:.2f} (<= 1.15)"),
     (("wav2vec2-base", 1.0), "gateway_overhead_c1_ms", lambda v: v <= 2, "gateway - Triton p50, c1 {:+.1f} ms (<= 2)"),
     (("ast-base", 10.0), "served_vs_pipeline", lambda v: v >= 1.0, "served/pipeline {:.2f}x (>= 1.0x)"),
     (("wav2vec2-base-int8", 1.0), "served_vs_pipeline", lambda v: v >= 2.0, "served/pipeline {:.2f}x (>= 2x)"),
 ]  # fmt: skip
 
 
+# Every model and clip: the served stack keeps what the hardware gives (throughput against onnxruntime
+# forward-only) and adds little to one request's latency (against forward + our preprocessing).
+EVERY_ROW = [
+    ("served_vs_forward", lambda v: v >= 0.95, "served/forward-only {:.0%} (>= 95%)"),
+    ("p50_c1_vs_forward_plus_preprocess", lambda v: v <= 1.1, "p50 at c1 / (forward + preprocess p50) {:.2f} (<= 1.1)"),
+]  # fmt: skip
+
+
 def check_targets(rows: list[dict]) -> list[str]:
     """The README's targets, as measured in this run (those whose rows were measured)."""
     found = {(row["label"], row["seconds"]): row["ratios"] for row in rows}
+    targets = TARGETS + [(key, *target) for key in found for target in EVERY_ROW]
     checks = []
-    for key, ratio, ok, shown in TARGETS:
+    for key, ratio, ok, shown in targets:
         if key in found:
             value = found[key][ratio]
             checks.append(f"{'met   ' if ok(value) else 'MISSED'} {key[0]} {key[1]:g} s: {shown.format(value)}")
