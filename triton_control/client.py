@@ -74,7 +74,7 @@ def _tensor(spec: contract.TensorSpec, value: object) -> grpcclient.InferInput:
     return tensor
 
 
-def ensemble_inputs(audio: bytes, top_k: int | None = None, function: str | None = None) -> list[grpcclient.InferInput]:
+def _ensemble_inputs(audio: bytes, top_k: int | None, function: str | None) -> list[grpcclient.InferInput]:
     """The ensemble's inputs for one clip (the optional ones only when given)."""
     inputs = [_tensor(contract.AUDIO, audio)]
     if top_k is not None:
@@ -163,7 +163,7 @@ class TritonControl:
     def classify(self, model: str, audio: bytes, top_k: int | None = None, function: str | None = None) -> Answer:
         """One clip through the ensemble ``model``."""
         with translated():
-            return _answer(self._client.infer(model, ensemble_inputs(audio, top_k, function)))
+            return _answer(self._client.infer(model, _ensemble_inputs(audio, top_k, function)))
 
 
 class AsyncTritonControl:
@@ -241,7 +241,7 @@ class AsyncTritonControl:
         with translated():
             result = await self._client.infer(
                 model,
-                ensemble_inputs(audio, top_k, function),
+                _ensemble_inputs(audio, top_k, function),
                 client_timeout=timeout_s,
                 request_id=request_id,
                 headers=headers,
