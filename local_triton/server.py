@@ -21,6 +21,7 @@ from model_store import proc, s3
 from model_store.location import Location
 from model_store.s3 import StorageError
 from triton_control import TritonControl
+from triton_control.server_flags import opentelemetry_flags
 from triton_steps import contract
 
 EXIT_TIMEOUT_S = 5
@@ -30,34 +31,6 @@ SHM = Path("/dev/shm")
 SHM_REGION = re.compile(r"^triton_\w+_backend_shm_region_[0-9a-f-]+$")
 WHEEL_REQUIREMENT = Path(__file__).with_name("tritonserver-wheel.txt")  # the pinned wheel, for pip -r
 ORPHAN_MIN_AGE_S = 1.0  # a region is mapped by the server that creates it within microseconds of creating it
-
-
-TRACE_SERVICE_NAME = "hf-audio-triton-triton"
-
-
-def opentelemetry_flags(environ: dict[str, str]) -> list[str]:
-    """tritonserver's flags for OpenTelemetry traces, from OpenTelemetry's own variables (the gateway reads the
-    same ones, so one setting traces both): none unless ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` or
-    ``OTEL_EXPORTER_OTLP_ENDPOINT`` is set. Triton exports OTLP/HTTP (JSON) and continues the ``traceparent``
-    the gateway sends; ``TRITON_TRACE_RATE`` traces one request in N (default 1: every request, as the
-    gateway's default sampler does)."""
-    endpoint = environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or (
-        f"{environ['OTEL_EXPORTER_OTLP_ENDPOINT'].rstrip('/')}/v1/traces"
-        if environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
-        else ""
-    )
-    if not endpoint:
-        return []
-    rate = environ.get("TRITON_TRACE_RATE", "1")
-    if not rate.isdigit() or int(rate) < 1:
-        raise TritonStartError(f"TRITON_TRACE_RATE must be a whole number >= 1 (one request in N), not {rate!r}")
-    return [
-        "--trace-config=mode=opentelemetry",
-        f"--trace-config=opentelemetry,url={endpoint}",
-        f"--trace-config=opentelemetry,resource=service.name={TRACE_SERVICE_NAME}",
-        f"--trace-config=rate={rate}",
-        "--trace-config=level=TIMESTAMPS",
-    ]
 
 
 class TritonStartError(RuntimeError):
@@ -260,8 +233,15 @@ class LocalTriton:
             "--exit-on-error=false",  # a model that fails to load must not take the others down ...
             "--strict-readiness=false",  # ... nor make the server "not ready"
             "--log-verbose=0",
-            *opentelemetry_flags(dict(os.environ)),
+            *self._trace_flags(),
         ]
+
+    @staticmethod
+    def _trace_flags() -> list[str]:
+        try:
+            return opentelemetry_flags(dict(os.environ))
+        except ValueError as error:
+            raise TritonStartError(str(error)) from None
 
     def start(self, timeout: float = 180.0) -> LocalTriton:
         command = self.command()

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -41,6 +43,20 @@ def read_until_ready(serve: subprocess.Popen[str], timeout: float = 240) -> list
             break
     assert lines and lines[-1].startswith("ready: "), "".join(lines)
     return lines
+
+
+def triton_arguments(shell_line: str, environment: dict[str, str], tmp_path: Path) -> list[str]:
+    """The arguments a container's ``sh -c`` line hands tritonserver: run for real, with a stand-in
+    ``tritonserver`` that prints them and this interpreter as ``python3``."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    (bin_dir / "tritonserver").write_text('#!/bin/sh\nfor a in "$@"; do echo "$a"; done\n')
+    (bin_dir / "tritonserver").chmod(0o755)
+    (bin_dir / "python3").write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')  # a link would lose the venv
+    (bin_dir / "python3").chmod(0o755)
+    env = {"PATH": f"{bin_dir}:{os.environ['PATH']}", **environment}
+    done = subprocess.run(["sh", "-c", shell_line], env=env, capture_output=True, text=True, cwd=ROOT, check=True)
+    return done.stdout.splitlines()
 
 
 def make_waveform(seconds: float = 1.3, seed: int = 0, rate: int = 16000) -> np.ndarray:

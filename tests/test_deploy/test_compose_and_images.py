@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import tomllib
 import yaml
+from conftest import triton_arguments
 
 from triton_steps.contract import DEFAULT_LOADER_PORT
 
@@ -98,13 +99,22 @@ def test_podman_override_joins_the_same_pid_namespace() -> None:
         assert podman[name]["pid"] == f"container:${{COMPOSE_PROJECT_NAME:-hf-audio-triton}}_{holder}_1"
 
 
-def test_triton_service(compose: dict) -> None:
+def test_triton_service(compose: dict, tmp_path: Path) -> None:
     triton = compose["services"]["triton"]
     dockerfile = (ROOT / triton["build"]["dockerfile"]).read_text()
     assert re.search(r"nvcr\.io/nvidia/tritonserver:\d\d\.\d\d-py3", dockerfile)
     assert any(v["target"] == "/models" and v["source"].endswith("model_repository") for v in _volumes(triton))
-    assert "--model-repository=/models" in triton["command"]
-    assert {"--model-control-mode=explicit", "--load-model=*"} <= set(triton["command"])
+    assert triton["command"][:2] == ["sh", "-c"]
+    line = triton["command"][2].replace("$$", "$")  # compose's escape for a literal $
+    plain = triton_arguments(line, {"TRITON_TRACE_RATE": "1"}, tmp_path)
+    assert {"--model-repository=/models", "--model-control-mode=explicit", "--load-model=*"} <= set(plain)
+    assert not any(a.startswith("--trace-config") for a in plain)  # no endpoint, no tracing
+    traced = triton_arguments(
+        line, {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318", "TRITON_TRACE_RATE": "5"}, tmp_path
+    )
+    assert traced[: len(plain)] == plain and "--trace-config=rate=5" in traced
+    for service in ("triton", "gateway"):  # one variable traces both
+        assert "OTEL_EXPORTER_OTLP_ENDPOINT" in compose["services"][service]["environment"]
     devices = triton["deploy"]["resources"]["reservations"]["devices"]
     assert devices[0]["driver"] == "nvidia" and "gpu" in devices[0]["capabilities"]
     assert "/v2/health/ready" in " ".join(triton["healthcheck"]["test"])

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import triton_arguments
 from kubernetes_validate import validate
 from kubernetes_validate.utils import latest_version
 
@@ -79,7 +80,7 @@ def test_gpu_overlay_asks_for_a_gpu_and_cpu_overlay_does_not() -> None:
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_triton_matches_its_image_ports_and_model_store(overlay: str) -> None:
+def test_triton_matches_its_image_ports_and_model_store(overlay: str, tmp_path: Path) -> None:
     objects = render(overlay)
     triton = container(objects, "triton", "triton")
     assert triton["image"] == compose_image("triton", overlay)
@@ -87,9 +88,18 @@ def test_triton_matches_its_image_ports_and_model_store(overlay: str) -> None:
     assert ports == {"http": Ports().http, "grpc": Ports().grpc, "metrics": Ports().metrics}
     assert triton["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready"
     assert triton["livenessProbe"]["httpGet"]["path"] == "/v2/health/live"
-    command = " ".join(triton["command"] + triton["args"])
-    assert "--model-control-mode=explicit" in command and "--load-model=*" in command
-    assert '"$(python3 -m model_store triton-url "$MODEL_REPOSITORY")"' in command
+    assert triton["command"] == ["sh", "-c"]
+    (line,) = triton["args"]
+    store = {"MODEL_REPOSITORY": "s3://b/m", "AWS_ENDPOINT_URL": "http://minio:9000"}
+    arguments = triton_arguments(line, {**store, **find(objects, "ConfigMap", "tracing")["data"]}, tmp_path)
+    assert {"--model-control-mode=explicit", "--load-model=*"} <= set(arguments)
+    assert "--model-repository=s3://http://minio:9000/b/m" in arguments  # model_store's form, run for real
+    assert not any(a.startswith("--trace-config") for a in arguments)  # the ConfigMap's empty endpoint: off
+    traced = {**store, "OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318", "TRITON_TRACE_RATE": "1"}
+    assert "--trace-config=mode=opentelemetry" in triton_arguments(line, traced, tmp_path)
+    assert {r["configMapRef"]["name"] for r in triton["envFrom"] if "configMapRef" in r} >= {"model-store", "tracing"}
+    gateway = container(objects, "gateway", "gateway")
+    assert "tracing" in {r["configMapRef"]["name"] for r in gateway["envFrom"] if "configMapRef" in r}
     mounts = {m["mountPath"] for m in triton["volumeMounts"]}
     assert "/dev/shm" in mounts
     store = find(objects, "ConfigMap", "model-store")["data"]

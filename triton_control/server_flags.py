@@ -1,0 +1,32 @@
+"""tritonserver's command-line flags that follow the project's settings, for every launcher: ``make serve``
+(``local_triton``) passes them itself; compose and Kubernetes start Triton through
+``python -m triton_control trace-flags`` in a shell."""
+
+from __future__ import annotations
+
+TRACE_SERVICE_NAME = "hf-audio-triton-triton"
+
+
+def opentelemetry_flags(environ: dict[str, str]) -> list[str]:
+    """tritonserver's flags for OpenTelemetry traces, from OpenTelemetry's own variables (the gateway reads the
+    same ones, so one setting traces both): none unless ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` or
+    ``OTEL_EXPORTER_OTLP_ENDPOINT`` is set. Triton exports OTLP/HTTP (JSON) and continues the ``traceparent``
+    the gateway sends; ``TRITON_TRACE_RATE`` traces one request in N (default 1: every request, as the
+    gateway's default sampler does)."""
+    endpoint = environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or (
+        f"{environ['OTEL_EXPORTER_OTLP_ENDPOINT'].rstrip('/')}/v1/traces"
+        if environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+        else ""
+    )
+    if not endpoint:
+        return []
+    rate = environ.get("TRITON_TRACE_RATE", "1")
+    if not rate.isdigit() or int(rate) < 1:
+        raise ValueError(f"TRITON_TRACE_RATE must be a whole number >= 1 (one request in N), not {rate!r}")
+    return [
+        "--trace-config=mode=opentelemetry",
+        f"--trace-config=opentelemetry,url={endpoint}",
+        f"--trace-config=opentelemetry,resource=service.name={TRACE_SERVICE_NAME}",
+        f"--trace-config=rate={rate}",
+        "--trace-config=level=TIMESTAMPS",
+    ]
