@@ -5,7 +5,7 @@ Configuration is OpenTelemetry's own environment variables, so any collector's i
 ``OTEL_SERVICE_NAME`` names the service (default ``hf-audio-triton-gateway``), ``OTEL_TRACES_SAMPLER`` samples.
 A request's span continues the client's ``traceparent`` and carries its request id; its children time the
 body, the parsing and the Triton inference, and the inference passes ``traceparent`` on to Triton in its gRPC
-metadata, where a Triton started with ``--trace-config mode=opentelemetry`` continues the same trace.
+metadata, where Triton continues the same trace (``triton_control.server_flags``, from the same variables).
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
 
-ENDPOINT_VARIABLES = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+from triton_control.server_flags import ENDPOINT_VARIABLES
+
 DEFAULT_SERVICE_NAME = "hf-audio-triton-gateway"
 
 

@@ -18,7 +18,6 @@ from model_store import location
 from model_store.sync import Sync
 from triton_control import TritonControl
 from triton_steps import contract
-from triton_steps.contract import DEFAULT_LOADER_PORT
 
 
 def _example(url: str) -> str:
@@ -199,7 +198,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--metrics-port", type=int, default=contract.TRITON_METRICS_PORT)
     parser.add_argument("--gateway-port", type=int, default=contract.DEFAULT_GATEWAY_PORT)
     parser.add_argument(
-        "--loader-port", type=int, default=DEFAULT_LOADER_PORT, help="the on-demand loader's, with GATEWAY_AUTOLOAD"
+        "--loader-port",
+        type=int,
+        default=contract.DEFAULT_LOADER_PORT,
+        help="the on-demand loader's, with GATEWAY_AUTOLOAD",
     )
     parser.add_argument(
         "--default-model",

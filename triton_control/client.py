@@ -84,6 +84,11 @@ def _ensemble_inputs(audio: bytes, top_k: int | None, function: str | None) -> l
     return inputs
 
 
+def _config_text(config: dict | None) -> str | None:
+    """A config to load in place of the repository's file, as Triton's load API takes it (JSON)."""
+    return None if config is None else json.dumps(config)
+
+
 def _answer(result: grpcclient.InferResult) -> Answer:
     labels = result.as_numpy(contract.LABELS.name)[0]
     scores = result.as_numpy(contract.SCORES.name)[0]
@@ -134,9 +139,7 @@ class TritonControl:
     def load(self, name: str, config: dict | None = None) -> None:
         """Load (or load again) ``name``, from the repository or with ``config`` in place of its file."""
         with translated():
-            self._client.load_model(
-                name, config=None if config is None else json.dumps(config), client_timeout=LOAD_TIMEOUT_S
-            )
+            self._client.load_model(name, config=_config_text(config), client_timeout=LOAD_TIMEOUT_S)
 
     def reload(self, name: str) -> None:
         """Fresh instances of a loaded model, swapped in when ready: its config passed back with a marker
@@ -171,7 +174,6 @@ class AsyncTritonControl:
     them). Create it inside a running event loop; ``await close()`` it."""
 
     def __init__(self, url: str, lb_policy: str = "pick_first") -> None:
-        self.url = url
         self._client = grpcaio.InferenceServerClient(grpc_target(url), channel_args=channel_args(url, lb_policy))
 
     async def close(self) -> None:
@@ -205,9 +207,7 @@ class AsyncTritonControl:
 
     async def load(self, name: str, config: dict | None = None) -> None:
         with translated():
-            await self._client.load_model(
-                name, config=None if config is None else json.dumps(config), client_timeout=LOAD_TIMEOUT_S
-            )
+            await self._client.load_model(name, config=_config_text(config), client_timeout=LOAD_TIMEOUT_S)
 
     async def reload(self, name: str) -> None:
         await self.load(name, with_reload_marker(await self.config(name)))

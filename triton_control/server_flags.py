@@ -5,6 +5,8 @@
 from __future__ import annotations
 
 TRACE_SERVICE_NAME = "hf-audio-triton-triton"
+# OpenTelemetry's own variables for where traces go, the traces-only one first: the gateway reads the same.
+ENDPOINT_VARIABLES = ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")
 
 
 def opentelemetry_flags(environ: dict[str, str]) -> list[str]:
@@ -13,11 +15,8 @@ def opentelemetry_flags(environ: dict[str, str]) -> list[str]:
     ``OTEL_EXPORTER_OTLP_ENDPOINT`` is set. Triton exports OTLP/HTTP (JSON) and continues the ``traceparent``
     the gateway sends; ``TRITON_TRACE_RATE`` traces one request in N (default 1: every request, as the
     gateway's default sampler does)."""
-    endpoint = environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or (
-        f"{environ['OTEL_EXPORTER_OTLP_ENDPOINT'].rstrip('/')}/v1/traces"
-        if environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
-        else ""
-    )
+    traces_only, base = (environ.get(name, "") for name in ENDPOINT_VARIABLES)
+    endpoint = traces_only or (f"{base.rstrip('/')}/v1/traces" if base else "")
     if not endpoint:
         return []
     rate = environ.get("TRITON_TRACE_RATE", "1")
