@@ -26,7 +26,7 @@ class TritonError(Exception):
 
     @property
     def replica_gone(self) -> bool:
-        """The server went away or could not be reached (worth one try on another replica)."""
+        """The server went away or could not be reached (worth trying again: another replica may answer)."""
         return self.status == "UNAVAILABLE" or bool(_SHUTTING_DOWN.search(self.message))
 
     @property
