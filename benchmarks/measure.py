@@ -59,3 +59,13 @@ def serial(call: Callable[[], object], min_requests: int, min_seconds: float, wa
         call()
         latencies.append(time.perf_counter() - began)
     return _summary(latencies, time.perf_counter() - start)
+
+
+def median(results: list[Result]) -> Result:
+    """The median of each figure over rounds of one measurement; ``requests`` is their sum."""
+    return Result(
+        float(np.median([r.clips_per_s for r in results])),
+        float(np.median([r.p50_ms for r in results])),
+        float(np.median([r.p99_ms for r in results])),
+        sum(r.requests for r in results),
+    )

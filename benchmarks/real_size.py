@@ -8,6 +8,9 @@ Whisper-base encoder classifier (``real_size_models``), on 1, 10 and 30 s clips,
   triton cN     Triton over gRPC (ensemble: decode, features, network, scores), N concurrent clients;
   gateway cN    the gateway over HTTP (aiohttp client), in front of the same Triton.
 The served stack runs as ``make serve`` runs it: Triton with the model sync and stub healer beside it.
+Each row is measured in ``--rounds`` rounds, each round every way in turn (in this process, then served), and
+each cell is the median over rounds: a machine whose speed drifts over minutes (shared CPUs) moves every way
+of a round alike, so the ratios compare like with like.
 It prints a table with the ratios to the pipeline and to the forward-only limit, checks the targets of the
 README's "Performance" section, and writes ``real_size.json`` and ``real_size.png`` into ``--results``.
 
@@ -23,7 +26,9 @@ import json
 import platform
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import numpy as np
@@ -62,35 +67,41 @@ def served_name(model: str, precision: str) -> str:
     return model if precision == "fp32" else f"{model}-{precision}"
 
 
-def in_process(
-    checkpoint: Path, repository: Path, name: str, clips: dict[float, bytes], budget: tuple[int, float], baseline: bool
-) -> dict:
-    """Per clip length, in this process: forward-only (the exported network), and with ``baseline`` the
+@dataclass
+class InProcess:
+    """One model's in-process contenders: onnxruntime on the exported network, and with a baseline the
     pipeline and our preprocessing."""
-    names = contract.StepNames(name)
-    metadata = ModelMetadata.from_json((repository / name / contract.METADATA_FILE).read_text())
-    config = json.loads((repository / names.preprocess / contract.EXTRACTOR_FILE).read_text())
-    extractor = extractor_from_config(config, min_length=metadata.min_samples)
-    options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads, options.inter_op_num_threads = available_cpus(), 1
-    network = repository / names.network / "1" / contract.NETWORK_FILE
-    session = onnxruntime.InferenceSession(str(network), options, providers=["CPUExecutionProvider"])
-    classifier = None
-    if baseline:
-        from transformers import pipeline
 
-        classifier = pipeline("audio-classification", model=str(checkpoint), device="cpu")
-    results = {}
-    for seconds, data in clips.items():
+    session: onnxruntime.InferenceSession
+    extractor: Any
+    classifier: Any = None
+
+    @classmethod
+    def load(cls, checkpoint: Path, repository: Path, name: str, baseline: bool) -> InProcess:
+        names = contract.StepNames(name)
+        metadata = ModelMetadata.from_json((repository / name / contract.METADATA_FILE).read_text())
+        config = json.loads((repository / names.preprocess / contract.EXTRACTOR_FILE).read_text())
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads, options.inter_op_num_threads = available_cpus(), 1
+        network = repository / names.network / "1" / contract.NETWORK_FILE
+        session = onnxruntime.InferenceSession(str(network), options, providers=["CPUExecutionProvider"])
+        classifier = None
+        if baseline:
+            from transformers import pipeline
+
+            classifier = pipeline("audio-classification", model=str(checkpoint), device="cpu")
+        return cls(session, extractor_from_config(config, min_length=metadata.min_samples), classifier)
+
+    def measure(self, data: bytes, budget: tuple[int, float]) -> dict[str, measure.Result]:
         waveform = audio_io.load(data, RATE)
-        inputs = {key: value[None] for key, value in extractor(waveform).items()}
-        results[seconds] = {"forward": measure.serial(lambda x=inputs: session.run([contract.LOGITS], x), *budget)}
-        if classifier is not None:
-            results[seconds]["pipeline"] = measure.serial(lambda w=waveform: classifier(w.copy()), *budget)
-            results[seconds]["preprocess"] = measure.serial(lambda d=data: extractor(audio_io.load(d, RATE)), *budget)
-        for key, result in results[seconds].items():
-            print(f"    {seconds:4g} s  {key:<12} {result.line()}", flush=True)
-    return results
+        inputs = {key: value[None] for key, value in self.extractor(waveform).items()}
+        results = {"forward": measure.serial(lambda: self.session.run([contract.LOGITS], inputs), *budget)}
+        if self.classifier is not None:
+            results["pipeline"] = measure.serial(lambda: self.classifier(waveform.copy()), *budget)
+            results["preprocess"] = measure.serial(lambda: self.extractor(audio_io.load(data, RATE)), *budget)
+        for key, result in results.items():
+            print(f"           {key:<13} {result.line()}", flush=True)
+        return results
 
 
 async def served(
@@ -200,13 +211,14 @@ def main() -> None:
     parser.add_argument("--models", default=",".join(real_size_models.MODELS))
     parser.add_argument("--int8", default="wav2vec2-base", help="models also served in int8 (comma-separated)")
     parser.add_argument("--clips", default="", help="only these clip lengths, in seconds (comma-separated)")
-    parser.add_argument("--seconds", type=float, default=8.0, help="time budget per measurement")
-    parser.add_argument("--min-requests", type=int, default=8, help="requests per measurement, at least")
+    parser.add_argument("--seconds", type=float, default=8.0, help="time budget per cell, over all rounds")
+    parser.add_argument("--min-requests", type=int, default=8, help="requests per cell over all rounds, at least")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds per row; each cell is their median")
     parser.add_argument("--concurrency", type=int, default=2 * cpus, help="the saturating concurrency")
     parser.add_argument("--workdir", type=Path, default=ROOT / ".run" / "bench")
     parser.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "results")
     args = parser.parse_args()
-    budget = (args.min_requests, args.seconds)
+    budget = (-(-args.min_requests // args.rounds), args.seconds / args.rounds)  # one round's share
     torch.set_num_threads(cpus)  # the pipeline gets the same CPUs as the served network
     machine = f"{platform.processor() or platform.machine()}, {cpus} CPUs, onnxruntime {onnxruntime.__version__}"
     print(f"machine: {machine}; torch threads {torch.get_num_threads()}", flush=True)
@@ -226,22 +238,24 @@ def main() -> None:
             export_model(str(checkpoint), repository, ExportOptions(name=name, quantize=precision))
             plans.append((model, precision, checkpoint, clips))
     rows: list[dict] = []
-    for model, precision, checkpoint, clips in plans:
-        name = served_name(model, precision)
-        print(f"{name}: in process", flush=True)
-        figures = in_process(checkpoint, repository, name, clips, budget, baseline=precision == "fp32")
-        for seconds, results in figures.items():
-            if precision != "fp32":  # the competitor is still the fp32 pipeline; the preprocessing is the same
-                fp32 = next(r for r in rows if r["model"] == model and r["seconds"] == seconds)["results"]
-                results |= {key: fp32[key] for key in ("pipeline", "preprocess")}
-            rows.append({"label": name, "model": model, "precision": precision, "seconds": seconds, "results": results})
     with stack.served(repository, args.workdir / "serve", timeout_s="600") as (triton, gateway):
-        for row in rows:
-            print(f"{row['label']} {row['seconds']:g} s: served", flush=True)
-            data = wav(row["seconds"])
-            row["results"] |= asyncio.run(
-                served(triton.grpc_url, gateway.url, row["label"], data, args.concurrency, budget)
-            )
+        for model, precision, checkpoint, clips in plans:
+            name = served_name(model, precision)
+            local = InProcess.load(checkpoint, repository, name, baseline=precision == "fp32")
+            for seconds, data in clips.items():
+                rounds = []
+                for number in range(1, args.rounds + 1):
+                    print(f"{name} {seconds:g} s, round {number}/{args.rounds}", flush=True)
+                    results = local.measure(data, budget)
+                    results |= asyncio.run(served(triton.grpc_url, gateway.url, name, data, args.concurrency, budget))
+                    rounds.append(results)
+                results = {key: measure.median([r[key] for r in rounds]) for key in rounds[0]}
+                if precision != "fp32":  # the competitor is still the fp32 pipeline; the preprocessing is the same
+                    fp32 = next(r for r in rows if r["model"] == model and r["seconds"] == seconds)["results"]
+                    results |= {key: fp32[key] for key in ("pipeline", "preprocess")}
+                row = {"label": name, "model": model, "precision": precision, "seconds": seconds}
+                rows.append(row | {"results": results})
+            del local  # its pipeline's weights, before the next model's
     for row in rows:
         row["ratios"] = ratios(row["results"])
     print_table(rows, args.concurrency)
@@ -251,6 +265,7 @@ def main() -> None:
     report = {
         "machine": machine,
         "concurrency": args.concurrency,
+        "rounds": args.rounds,
         "minutes": round((time.monotonic() - started) / 60, 1),
         "targets": checks,
         "rows": [{**row, "results": {k: v.as_dict() for k, v in row["results"].items()}} for row in rows],
