@@ -82,6 +82,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="network instances (per GPU on a GPU machine); auto: 1 (default: %(default)s)",
     )
     parser.add_argument(
+        "--queue-delay-ms",
+        type=float,
+        default=defaults.queue_delay_ms,
+        help="how long Triton may hold a request at the network step for others to join its batch: more "
+        "throughput under concurrent load, that much more latency when requests come one at a time "
+        "(default: %(default)s)",
+    )
+    parser.add_argument(
         "--quantize",
         choices=["fp32", "int8"],
         default=defaults.quantize,

@@ -76,11 +76,13 @@ def network_config(
     tensorrt: bool,
     threads: int,
     instances: int = 1,
+    queue_delay_ms: float = 0.0,
 ) -> mc.ModelConfig:
     """The ONNX network on Triton's native onnxruntime backend (GPU when there is one, else CPU).
 
     Batches are only ever formed from same-shape requests: variable-length inputs are not padded, so
-    batching never changes a score.
+    batching never changes a score. ``queue_delay_ms``: how long Triton's batcher may hold a request for more
+    to join its batch (0: it runs what is queued as soon as an instance is free).
     """
     config = mc.ModelConfig(
         name=names.network,
@@ -88,7 +90,7 @@ def network_config(
         max_batch_size=max_batch_size,
         input=[_input(f) for f in features],
         output=[_output(logits_spec(num_labels))],
-        dynamic_batching=mc.ModelDynamicBatching(),
+        dynamic_batching=mc.ModelDynamicBatching(max_queue_delay_microseconds=round(queue_delay_ms * 1000)),
         # KIND_AUTO: ``instances`` per GPU where there are GPUs, else on the CPU (export.cpu_plan says why one
         # instance by default: Triton's own CPU default of two, with onnxruntime's threads, oversubscribes).
         instance_group=[mc.ModelInstanceGroup(count=instances)],

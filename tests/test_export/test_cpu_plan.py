@@ -1,5 +1,5 @@
 """The network step's CPU plan: auto threads by model size and available CPUs, explicit values kept, and
-both written into the network's config."""
+both written into the network's config, with the batcher's queue delay."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 
 from export import cpu_plan, model_configs
 from export.__main__ import parse_args
-from export.exporter import ExportOptions, export_model
+from export.exporter import ExportError, ExportOptions, export_model
 from triton_steps.contract import INTRA_OP_THREADS
 
 
@@ -27,12 +27,20 @@ def test_available_cpus_is_within_the_affinity() -> None:
     assert 1 <= cpu_plan.available_cpus() <= len(os.sched_getaffinity(0))
 
 
-def test_threads_and_instances_reach_the_network_config(checkpoints, tmp_path: Path) -> None:
-    options = ExportOptions(name="m", cpu_threads=3, instances=2)
+def test_threads_instances_and_queue_delay_reach_the_network_config(checkpoints, tmp_path: Path) -> None:
+    options = ExportOptions(name="m", cpu_threads=3, instances=2, queue_delay_ms=2.5)
     export_model(str(checkpoints["hubert"]), tmp_path, options)
     config = model_configs.parse((tmp_path / "m_onnx" / "config.pbtxt").read_text())
     assert config.parameters[INTRA_OP_THREADS].string_value == "3"
     assert [group.count for group in config.instance_group] == [2]
+    assert config.dynamic_batching.max_queue_delay_microseconds == 2500
+
+
+def test_the_queue_delay_defaults_to_none_and_cannot_be_negative() -> None:
+    assert parse_args(["x"]).queue_delay_ms == 0
+    assert parse_args(["x", "--queue-delay-ms", "8"]).queue_delay_ms == 8
+    with pytest.raises(ExportError, match="--queue-delay-ms"):
+        ExportOptions(queue_delay_ms=-1)
 
 
 def test_the_cli_takes_auto_or_a_count() -> None:
