@@ -6,7 +6,8 @@ Whisper-base encoder classifier (``real_size_models``), on 1, 10 and 30 s clips,
   preprocess    our decode + feature extraction alone (triton_steps), what the served path adds;
   forward       onnxruntime on the exported model.onnx alone, every CPU: the limit of this hardware;
   triton cN     Triton over gRPC (ensemble: decode, features, network, scores), N concurrent clients;
-  gateway cN    the gateway over HTTP (aiohttp client), in front of the same Triton.
+  gateway cN    the gateway over HTTP (aiohttp client), in front of the same Triton; also at
+                --high-concurrency, where short clips fill the network step's batches.
 The served stack runs as ``make serve`` runs it: Triton with the model sync and stub healer beside it.
 Each row is measured in ``--rounds`` rounds, each round every way in turn (in this process, then served), and
 each cell is the median over rounds: a machine whose speed drifts over minutes (shared CPUs) moves every way
@@ -105,8 +106,9 @@ class InProcess:
 
 
 async def served(
-    triton_url: str, gateway_url: str, model: str, data: bytes, concurrency: int, budget: tuple[int, float]
+    triton_url: str, gateway_url: str, model: str, data: bytes, concurrency: tuple[int, int], budget: tuple[int, float]
 ) -> dict:
+    """Triton at 1 and ``concurrency[0]`` clients; the gateway at those and at ``concurrency[1]``."""
     results = {}
     timeout = aiohttp.ClientTimeout(total=600)
     async with AsyncTritonControl(triton_url) as grpc, aiohttp.ClientSession(timeout=timeout) as http:
@@ -117,8 +119,8 @@ async def served(
         async def through_gateway() -> None:
             await http_post(http, f"{gateway_url}/models/{model}", data)
 
-        for path, call in (("triton", direct), ("gateway", through_gateway)):
-            for clients in sorted({1, concurrency}):
+        for path, call, counts in (("triton", direct, concurrency[:1]), ("gateway", through_gateway, concurrency)):
+            for clients in sorted({1, *counts}):
                 results[f"{path} c{clients}"] = result = await measure.under_load(call, clients, *budget)
                 print(f"           {path} c{clients:<5} {result.line()}", flush=True)
     return results
@@ -137,8 +139,17 @@ def ratios(row: dict) -> dict[str, float]:
     }
 
 
-def print_table(rows: list[dict], concurrency: int) -> None:
-    columns = ["pipeline", "forward", "triton c1", f"triton c{concurrency}", "gateway c1", f"gateway c{concurrency}"]
+def print_table(rows: list[dict], concurrency: tuple[int, int]) -> None:
+    low, high = concurrency
+    columns = [
+        "pipeline",
+        "forward",
+        "triton c1",
+        f"triton c{low}",
+        "gateway c1",
+        f"gateway c{low}",
+        f"gateway c{high}",
+    ]
     print("\nclips/s (p50 ms)")
     print(f"{'model':<22}{'clip':>6}  " + "".join(f"{c:>20}" for c in columns) + "   served/pipeline  served/forward")
     for row in rows:
@@ -214,11 +225,18 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=8.0, help="time budget per cell, over all rounds")
     parser.add_argument("--min-requests", type=int, default=8, help="requests per cell over all rounds, at least")
     parser.add_argument("--rounds", type=int, default=3, help="rounds per row; each cell is their median")
-    parser.add_argument("--concurrency", type=int, default=2 * cpus, help="the saturating concurrency")
+    parser.add_argument("--concurrency", type=int, default=2 * cpus, help="clients, beside 1 (Triton and gateway)")
+    parser.add_argument(
+        "--high-concurrency",
+        type=int,
+        default=4 * cpus,
+        help="clients for the gateway's throughput: short clips need more than --concurrency to fill the batches",
+    )
     parser.add_argument("--workdir", type=Path, default=ROOT / ".run" / "bench")
     parser.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "results")
     args = parser.parse_args()
     budget = (-(-args.min_requests // args.rounds), args.seconds / args.rounds)  # one round's share
+    concurrency = (args.concurrency, args.high_concurrency)
     torch.set_num_threads(cpus)  # the pipeline gets the same CPUs as the served network
     machine = f"{platform.processor() or platform.machine()}, {cpus} CPUs, onnxruntime {onnxruntime.__version__}"
     print(f"machine: {machine}; torch threads {torch.get_num_threads()}", flush=True)
@@ -247,7 +265,7 @@ def main() -> None:
                 for number in range(1, args.rounds + 1):
                     print(f"{name} {seconds:g} s, round {number}/{args.rounds}", flush=True)
                     results = local.measure(data, budget)
-                    results |= asyncio.run(served(triton.grpc_url, gateway.url, name, data, args.concurrency, budget))
+                    results |= asyncio.run(served(triton.grpc_url, gateway.url, name, data, concurrency, budget))
                     rounds.append(results)
                 results = {key: measure.median([r[key] for r in rounds]) for key in rounds[0]}
                 if precision != "fp32":  # the competitor is still the fp32 pipeline; the preprocessing is the same
@@ -258,13 +276,13 @@ def main() -> None:
             del local  # its pipeline's weights, before the next model's
     for row in rows:
         row["ratios"] = ratios(row["results"])
-    print_table(rows, args.concurrency)
+    print_table(rows, concurrency)
     checks = check_targets(rows)
     print("\ntargets:\n  " + "\n  ".join(checks))
     args.results.mkdir(parents=True, exist_ok=True)
     report = {
         "machine": machine,
-        "concurrency": args.concurrency,
+        "concurrency": list(concurrency),
         "rounds": args.rounds,
         "minutes": round((time.monotonic() - started) / 60, 1),
         "targets": checks,
