@@ -36,7 +36,7 @@ def test_threads_instances_and_queue_delay_reach_the_network_config(checkpoints,
     assert config.dynamic_batching.max_queue_delay_microseconds == 2500
 
 
-def test_the_queue_delay_defaults_to_none_and_cannot_be_negative() -> None:
+def test_the_queue_delay_defaults_to_zero_and_cannot_be_negative() -> None:
     assert parse_args(["x"]).queue_delay_ms == 0
     assert parse_args(["x", "--queue-delay-ms", "8"]).queue_delay_ms == 8
     with pytest.raises(ExportError, match="--queue-delay-ms"):
