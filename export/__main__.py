@@ -90,6 +90,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "(default: %(default)s)",
     )
     parser.add_argument(
+        "--batched-example-limit",
+        type=int,
+        default=defaults.batched_example_limit,
+        help="on the CPU (local mode, the slim CPU image), requests whose network input holds more elements "
+        "than this run one at a time instead of as a batch, which costs more per clip past a few seconds of "
+        "audio; 0: batch every size (default: %(default)s, 3 s at 16 kHz)",
+    )
+    parser.add_argument(
         "--quantize",
         choices=["fp32", "int8"],
         default=defaults.quantize,

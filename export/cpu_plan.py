@@ -15,6 +15,11 @@ import os
 from pathlib import Path
 
 SMALL_MODEL_PARAMETERS = 10_000_000  # below this, auto is one thread
+# Examples with more input elements than this run one at a time on the CPU. onnxruntime alone, 2 cores, ms per
+# clip at batch 1 vs 4: wav2vec2-base 1 s (16,000 samples) 55 vs 47, 2 s 96 vs 91, 3 s 141 vs 139, 5 s 230 vs
+# 234, 10 s 469 vs 498; AST (1024 x 128 = 131,072 features) 817 vs 879; Whisper-base (3000 x 80) 288 vs 322.
+# Past a few seconds of audio, a batch's activations outgrow the caches and batching costs more than it saves.
+BATCHED_EXAMPLE_LIMIT = 48_000
 AUTO = None  # the value of an option left at auto
 
 

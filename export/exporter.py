@@ -41,6 +41,7 @@ class ExportOptions:
     cpu_threads: int | None = cpu_plan.AUTO  # onnxruntime threads per network instance (see export.cpu_plan)
     instances: int | None = cpu_plan.AUTO  # network instances (per GPU on GPU machines)
     queue_delay_ms: float = 0.0  # network step: how long Triton's batcher may hold a request to fill a batch
+    batched_example_limit: int = cpu_plan.BATCHED_EXAMPLE_LIMIT  # CPU network step: larger examples run alone
     quantize: str = "fp32"  # int8: dynamic int8 MatMul/Gemm, gated by the two thresholds below
     quantized_tolerance: float = 0.05  # int8: max |score - fp32 score| on the gate's clips
     quantized_min_agreement: float = 0.95  # int8: min fraction of gate clips with fp32's top-1 label
@@ -72,6 +73,8 @@ class ExportOptions:
                      if value is not None and value <= 0]  # fmt: skip
         if self.queue_delay_ms < 0:
             problems.append(f"--queue-delay-ms must be 0 or more; got {self.queue_delay_ms}")
+        if self.batched_example_limit < 0:
+            problems.append(f"--batched-example-limit must be 0 or more; got {self.batched_example_limit}")
         if not 0 <= self.quantized_min_agreement <= 1:
             problems.append(f"--quantized-min-agreement must be in [0, 1]; got {self.quantized_min_agreement}")
         if problems:
@@ -256,6 +259,10 @@ def _model_dirs(
             contract.NETWORK_INPUTS: json.dumps({spec.name: spec.data_type for spec in specs}),
         }
     chunk_labels = None if chunking is None else num_labels
+    network_config = model_configs.network_config(
+        names, mbs, specs, num_labels, options.tensorrt, threads, instances,
+        queue_delay_ms=options.queue_delay_ms, batched_example_limit=options.batched_example_limit,
+    )  # fmt: skip
     return {
         names.preprocess: repository.ModelDir(
             model_configs.preprocess_config(
@@ -265,9 +272,7 @@ def _model_dirs(
             version_files={contract.PYTHON_MODEL_FILE: _shim("triton_steps.preprocess_model")},
         ),
         names.network: repository.ModelDir(
-            model_configs.network_config(
-                names, mbs, specs, num_labels, options.tensorrt, threads, instances, options.queue_delay_ms
-            ),
+            network_config,
             version_files={contract.NETWORK_FILE: network.onnx_path},
         ),
         names.postprocess: repository.ModelDir(

@@ -11,6 +11,7 @@ from tritonclient.grpc import model_config_pb2 as mc
 
 from triton_steps.contract import (
     AUDIO,
+    BATCHED_EXAMPLE_LIMIT,
     FUNCTION_TO_APPLY_DEFAULT,
     INTER_OP_THREADS,
     INTRA_OP_THREADS,
@@ -77,12 +78,15 @@ def network_config(
     threads: int,
     instances: int = 1,
     queue_delay_ms: float = 0.0,
+    batched_example_limit: int = 0,
 ) -> mc.ModelConfig:
     """The ONNX network on Triton's native onnxruntime backend (GPU when there is one, else CPU).
 
     Batches are only ever formed from same-shape requests: variable-length inputs are not padded, so
     batching never changes a score. ``queue_delay_ms``: how long Triton's batcher may hold a request for more
-    to join its batch (0: it runs what is queued as soon as an instance is free).
+    to join its batch (0: it runs what is queued as soon as an instance is free). ``batched_example_limit``:
+    requests whose input holds more elements run one at a time (0: no limit); only the local onnxruntime step
+    (``triton_steps.onnx_model``, always on the CPU) reads it, Triton's native backend ignores it.
     """
     config = mc.ModelConfig(
         name=names.network,
@@ -99,7 +103,14 @@ def network_config(
         accelerator = config.optimization.execution_accelerators.gpu_execution_accelerator.add()
         accelerator.name = "tensorrt"
         accelerator.parameters["precision_mode"] = "FP32"
-    _set_parameters(config, {INTRA_OP_THREADS: str(threads), INTER_OP_THREADS: "1"})
+    _set_parameters(
+        config,
+        {
+            INTRA_OP_THREADS: str(threads),
+            INTER_OP_THREADS: "1",
+            BATCHED_EXAMPLE_LIMIT: str(batched_example_limit),
+        },
+    )
     return config
 
 

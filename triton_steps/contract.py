@@ -84,6 +84,7 @@ NETWORK_INPUTS = "network_inputs"  # preprocess, chunk mode: JSON {input name: T
 FUNCTION_TO_APPLY_DEFAULT = "function_to_apply"  # postprocess: used when a request names none
 INTRA_OP_THREADS = "intra_op_thread_count"  # network: as Triton's onnxruntime backend names it
 INTER_OP_THREADS = "inter_op_thread_count"  # network: as Triton's onnxruntime backend names it
+BATCHED_EXAMPLE_LIMIT = "batched_example_limit"  # network, local onnxruntime step: larger examples run alone
 
 # Where the stack's services meet (every launcher and default refers to these; the Makefile, compose and the
 # Kubernetes manifests repeat them as data, and tests/test_deploy checks they agree).

@@ -3,20 +3,20 @@
 Only for the tritonserver of the ``nvidia-pytriton`` wheel, which has no onnxruntime backend: the local
 launcher installs it as a Python-based backend named ``onnxruntime`` (see ``local_triton.server``), so it
 runs every ``onnxruntime_onnx`` step. It reads the same model file and the same thread parameters
-(``contract.INTRA_OP_THREADS``, ``contract.INTER_OP_THREADS``) as Triton's native onnxruntime backend.
+(``contract.INTRA_OP_THREADS``, ``contract.INTER_OP_THREADS``) as Triton's native onnxruntime backend, and one of
+its own, ``contract.BATCHED_EXAMPLE_LIMIT`` (see ``triton_steps.batching``).
 """
 
 from __future__ import annotations
 
 import traceback
-from collections import defaultdict
 from typing import Any
 
 import numpy as np
 import onnxruntime
 import triton_python_backend_utils as pb_utils
 
-from triton_steps import contract, triton_io
+from triton_steps import batching, contract, triton_io
 
 
 class TritonPythonModel:
@@ -28,15 +28,24 @@ class TritonPythonModel:
         options.inter_op_num_threads = int(params.get(contract.INTER_OP_THREADS, "0"))
         path = triton_io.model_dir(args) / args["model_version"] / contract.NETWORK_FILE
         self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        # 0 or absent (a repository exported before the limit existed): batch every size, as the native backend
+        self.batched_example_limit = int(params.get(contract.BATCHED_EXAMPLE_LIMIT, "0"))
         self.inputs = {i["name"]: triton_io.numpy_dtype(i["data_type"]) for i in config["input"]}
         self.outputs = [o["name"] for o in config["output"]]
 
     def _run(self, requests: list[Any]) -> list[Any]:
-        """Run requests whose inputs share shapes as one batch, as the native backend does."""
+        """Run same-shape requests as one batch."""
         arrays = [
             {name: pb_utils.get_input_tensor_by_name(r, name).as_numpy() for name in self.inputs} for r in requests
         ]
-        feed = {name: np.concatenate([a[name] for a in arrays]).astype(dtype) for name, dtype in self.inputs.items()}
+        # One request (every request at low load): its tensors as they are. Copying them cost Whisper-base's
+        # 960 kB of features 0.23 ms of this step's 0.66 ms beyond onnxruntime's run, on the cores it needs.
+        feed = {
+            name: (arrays[0][name] if len(arrays) == 1 else np.concatenate([a[name] for a in arrays])).astype(
+                dtype, copy=False
+            )
+            for name, dtype in self.inputs.items()
+        }
         results = self.session.run(self.outputs, feed)
         sizes = np.cumsum([len(a[next(iter(self.inputs))]) for a in arrays])[:-1]
         split = [np.split(result, sizes) for result in results]
@@ -48,16 +57,15 @@ class TritonPythonModel:
         ]
 
     def execute(self, requests: list[Any]) -> list[Any]:
-        groups: dict[tuple, list[int]] = defaultdict(list)
-        for index, request in enumerate(requests):
-            shapes = tuple(pb_utils.get_input_tensor_by_name(request, n).as_numpy().shape[1:] for n in self.inputs)
-            groups[shapes].append(index)
         responses: list[Any] = [None] * len(requests)
-        for indices in groups.values():
+        shapes = [
+            tuple(pb_utils.get_input_tensor_by_name(r, n).as_numpy().shape[1:] for n in self.inputs) for r in requests
+        ]
+        for indices in batching.runs(shapes, self.batched_example_limit):
             try:
                 for index, response in zip(indices, self._run([requests[i] for i in indices]), strict=True):
                     responses[index] = response
-            except Exception as error:  # noqa: BLE001 - fail this group only
+            except Exception as error:  # noqa: BLE001 - fail this batch only
                 traceback.print_exc()
                 for index in indices:
                     responses[index] = triton_io.error_response(f"inference failed: {error}", False)

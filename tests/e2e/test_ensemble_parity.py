@@ -110,3 +110,22 @@ def test_bad_audio_does_not_fail_the_rest_of_its_batch(name: str, triton, wavefo
         else:
             assert isinstance(answer, TritonError), (index, answer)
             assert answer.status == "INVALID_ARGUMENT"
+
+
+def test_concurrent_long_clips_run_alone_and_short_ones_batched_all_equal_the_pipeline(
+    checkpoints: dict[str, Path], triton
+) -> None:
+    """5 s clips are over the exported network step's batched-example limit (3 s), so the local onnxruntime
+    step runs each alone while the 1 s clips in the same executions still batch: every answer is the
+    pipeline's."""
+    name = "wav2vec2_layer_norm"
+    reference = pipeline("audio-classification", model=str(checkpoints[name]), device="cpu")
+    waveforms = [make_waveform(5.0, seed=seed) for seed in range(3)] + [make_waveform(1.0, seed=s) for s in (3, 4)]
+    requests = waveforms * 3
+
+    async def send_all() -> list[list[tuple[str, float]]]:
+        async with AsyncTritonControl(triton.grpc_url) as control:
+            return await asyncio.gather(*(control.classify(name, wav_bytes(w)) for w in requests))
+
+    for waveform, served in zip(requests, asyncio.run(send_all()), strict=True):
+        assert_same(served, reference(waveform))
