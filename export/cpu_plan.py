@@ -1,4 +1,5 @@
-"""How the network step uses the CPU: onnxruntime's threads per instance and Triton's instance count.
+"""How the network step uses the CPU: onnxruntime's threads per instance, Triton's instance count, and the
+largest example still run in a batch.
 
 ``auto`` (the default of ``--cpu-threads`` and ``--instances``) follows what was measured on 2 cores (README,
 "Performance"): a real-size network wants one instance using every core (wav2vec2-base, 1 s clips: p50 49.5 ms
