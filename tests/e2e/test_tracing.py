@@ -69,14 +69,16 @@ def _ids_from_hex(document: dict, request: ExportTraceServiceRequest) -> None:
                 parsed.parent_span_id = bytes.fromhex(span.get("parentSpanId", ""))
 
 
-def _wait_for(spans: list[tuple[str, Span]], names: set[str], timeout: float = 15) -> dict[str, Span]:
+def _wait_for(spans: list[tuple[str, Span]], names: set[str], timeout: float = 30) -> dict[str, Span]:
     """The spans of the test's trace, by name, once every one of ``names`` has arrived."""
     deadline = time.monotonic() + timeout
     while True:
         ours = {span.name: span for _, span in list(spans) if span.trace_id.hex() == TRACE_ID}
         if names <= set(ours):
             return ours
-        assert time.monotonic() < deadline, f"missing {names - set(ours)}; got {sorted(ours)}"
+        if time.monotonic() > deadline:  # what did arrive, in which trace, says which side lost the trace
+            others = sorted((s.trace_id.hex(), service, s.name) for service, s in spans if s.trace_id.hex() != TRACE_ID)
+            raise AssertionError(f"missing {names - set(ours)}; got {sorted(ours)}; other traces: {others}")
         time.sleep(0.1)
 
 
@@ -118,12 +120,18 @@ def test_the_trace_goes_on_inside_triton_with_the_request_id(receiver, tmp_path:
         LocalTriton(ROOT / "model_repository", tmp_path / "triton", ports) as triton,
         GatewayProcess(triton.grpc_url, free_port(), tmp_path / "gateway.log") as gateway,
     ):
+        # Under CPU load, tritonserver 2.51 began a new trace for the first request after its start in 2 of 9
+        # runs (its spans complete, under another trace id); with one request before it, 0 of 7 did.
+        assert httpx.post(f"{gateway.url}/", content=(ROOT / "samples" / "yes.wav").read_bytes()).status_code == 200
         answer = httpx.post(
             f"{gateway.url}/", content=(ROOT / "samples" / "yes.wav").read_bytes(),
             headers={"traceparent": f"00-{TRACE_ID}-{CLIENT_SPAN_ID}-01", "x-request-id": "follow-me-7"},
         )  # fmt: skip
         assert answer.status_code == 200
-        ours = _wait_for(spans, {"triton infer", "InferRequest", *model.all()})
+        try:
+            ours = _wait_for(spans, {"triton infer", "InferRequest", *model.all()})
+        except AssertionError as error:  # an exporter's failure is in Triton's log
+            raise AssertionError(f"{error}\ntritonserver's log:\n{triton.log_tail()}") from None
     services = {span.name: service for service, span in spans if span.trace_id.hex() == TRACE_ID}
     assert services["POST /"] != services["InferRequest"] == TRACE_SERVICE_NAME
     assert ours["InferRequest"].parent_span_id == ours["triton infer"].span_id  # the gateway's call is its parent
