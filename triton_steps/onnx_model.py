@@ -33,19 +33,9 @@ class TritonPythonModel:
         self.inputs = {i["name"]: triton_io.numpy_dtype(i["data_type"]) for i in config["input"]}
         self.outputs = [o["name"] for o in config["output"]]
 
-    def _run(self, requests: list[Any]) -> list[Any]:
-        """Run same-shape requests as one batch."""
-        arrays = [
-            {name: pb_utils.get_input_tensor_by_name(r, name).as_numpy() for name in self.inputs} for r in requests
-        ]
-        # One request (every request at low load): its tensors as they are. Copying them cost Whisper-base's
-        # 960 kB of features 0.23 ms of this step's 0.66 ms beyond onnxruntime's run, on the cores it needs.
-        feed = {
-            name: (arrays[0][name] if len(arrays) == 1 else np.concatenate([a[name] for a in arrays])).astype(
-                dtype, copy=False
-            )
-            for name, dtype in self.inputs.items()
-        }
+    def _run(self, arrays: list[dict[str, np.ndarray]]) -> list[Any]:
+        """Run same-shape requests (their input arrays by name) as one batch."""
+        feed = {name: _joined([a[name] for a in arrays], dtype) for name, dtype in self.inputs.items()}
         results = self.session.run(self.outputs, feed)
         sizes = np.cumsum([len(a[next(iter(self.inputs))]) for a in arrays])[:-1]
         split = [np.split(result, sizes) for result in results]
@@ -53,20 +43,25 @@ class TritonPythonModel:
             pb_utils.InferenceResponse(
                 output_tensors=[pb_utils.Tensor(n, split[j][i]) for j, n in enumerate(self.outputs)]
             )
-            for i in range(len(requests))
+            for i in range(len(arrays))
         ]
 
     def execute(self, requests: list[Any]) -> list[Any]:
         responses: list[Any] = [None] * len(requests)
-        shapes = [
-            tuple(pb_utils.get_input_tensor_by_name(r, n).as_numpy().shape[1:] for n in self.inputs) for r in requests
-        ]
+        arrays = [{n: pb_utils.get_input_tensor_by_name(r, n).as_numpy() for n in self.inputs} for r in requests]
+        shapes = [tuple(a[n].shape[1:] for n in self.inputs) for a in arrays]
         for indices in batching.runs(shapes, self.batched_example_limit):
             try:
-                for index, response in zip(indices, self._run([requests[i] for i in indices]), strict=True):
+                for index, response in zip(indices, self._run([arrays[i] for i in indices]), strict=True):
                     responses[index] = response
             except Exception as error:  # noqa: BLE001 - fail this batch only
                 traceback.print_exc()
                 for index in indices:
                     responses[index] = triton_io.error_response(f"inference failed: {error}", False)
         return responses
+
+
+def _joined(parts: list[np.ndarray], dtype: np.dtype) -> np.ndarray:
+    """One batch of ``parts`` in ``dtype``. A lone request (every request at low load) goes as it is: copying
+    cost Whisper-base's 960 kB of features 0.23 ms of this step's 0.66 ms beyond onnxruntime's run."""
+    return (parts[0] if len(parts) == 1 else np.concatenate(parts)).astype(dtype, copy=False)
