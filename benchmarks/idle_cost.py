@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 import real_size_models  # noqa: E402
 
 from export.exporter import ExportOptions, export_model  # noqa: E402
-from local_triton.server import free_port  # noqa: E402
+from local_triton.tritonserver import free_port  # noqa: E402
 from model_store import proc  # noqa: E402
 from triton_control import TritonControl  # noqa: E402
 

@@ -27,8 +27,8 @@ sys.path.insert(0, str(ROOT))
 import real_size_models  # noqa: E402
 from stack import served  # noqa: E402
 
-from local_triton.server import free_port  # noqa: E402
 from local_triton.services import LoaderProcess  # noqa: E402
+from local_triton.tritonserver import free_port  # noqa: E402
 from triton_steps.audio import load  # noqa: E402
 
 REVISION = "0123456789abcdef0123456789abcdef01234567"

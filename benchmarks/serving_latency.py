@@ -25,8 +25,8 @@ sys.path.insert(0, str(ROOT))
 
 import measure  # noqa: E402
 
-from local_triton.server import LocalTriton, Ports, free_port, http_ok  # noqa: E402
 from local_triton.services import GatewayProcess  # noqa: E402
+from local_triton.tritonserver import LocalTriton, Ports, free_port, http_ok  # noqa: E402
 from triton_control import AsyncTritonControl  # noqa: E402
 from triton_steps.audio import load  # noqa: E402
 

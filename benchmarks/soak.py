@@ -18,8 +18,8 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from local_triton.server import LocalTriton, Ports, free_port, http_ok  # noqa: E402
 from local_triton.services import GatewayProcess  # noqa: E402
+from local_triton.tritonserver import LocalTriton, Ports, free_port, http_ok  # noqa: E402
 from model_store import proc  # noqa: E402
 
 

@@ -16,6 +16,7 @@ COPY pyproject.toml README.md ./
 COPY triton_steps ./triton_steps
 COPY model_store ./model_store
 COPY triton_control ./triton_control
+COPY stub_health ./stub_health
 COPY local_triton ./local_triton
 RUN pip install --no-cache-dir ".[local]" \
     && pip install --no-cache-dir --no-deps -r local_triton/tritonserver-wheel.txt \

@@ -15,6 +15,7 @@ COPY pyproject.toml README.md ./
 COPY triton_steps ./triton_steps
 COPY model_store ./model_store
 COPY triton_control ./triton_control
+COPY stub_health ./stub_health
 RUN python3 -m pip install --no-cache-dir ".[steps,store]" \
     && python3 -c "import triton_steps.audio, triton_steps.features, triton_steps.scores, model_store.sync" \
     && rm -rf /root/.cache

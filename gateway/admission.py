@@ -1,20 +1,48 @@
-"""Back-pressure: how many classify requests, body bytes and live-audio streams the gateway holds at once.
+"""Back-pressure: the permits a request or stream must hold, and the map of every overload protection.
 
-Beyond either cap a request is refused at once with 503 + Retry-After (as text-embeddings-inference refuses
-beyond its concurrency cap) rather than queued without bound: memory stays bounded under a flood of large
-uploads, and clients that retry spread themselves out. A request takes its classify slot only once its body
-is in: a client sending its body slowly holds the bytes it sent (``reserve``), never a slot, so slow uploads
-cannot lock out the others (they are bounded by the body's minimum rate and timeout instead).
+The permits are context managers (released by scope, whatever happens) and the one count of what they
+admit: the ``gateway_in_flight`` and ``gateway_streams`` gauges follow them. Beyond a cap a request is
+refused at once (``Overloaded``: 503 + Retry-After, as text-embeddings-inference refuses beyond its concurrency
+cap) rather than queued without bound: memory stays bounded, and clients that retry spread themselves out.
+
+Every protection, outermost first (the layer that enforces it; its setting):
+
+==========================  =============================================  ========================================
+what                        where                                          setting (``GATEWAY_``)
+==========================  =============================================  ========================================
+open connections            ``http_server.GatewayProtocol`` (503; idle     ``MAX_CONNECTIONS``
+                            ones shed first; probes always answered)
+request headers' arrival    ``http_server.GatewayProtocol`` (408)          ``HEADER_TIMEOUT_S``
+request line length         ``http_server.GatewayProtocol`` (414)          16 KiB
+shutting down               ``drain.DrainGuard`` (503, ``/health`` kept)   ``DRAIN_S``
+body size                   ``request_body.read_limited`` (413)            ``MAX_BODY_BYTES``
+body bytes held, all reqs   ``Admission.body_bytes`` (503)                 ``MAX_INFLIGHT_BODY_BYTES``
+body rate and time          ``request_body.read_limited``, ``classify``    ``BODY_MIN_RATE``, ``BODY_GRACE_S``,
+                            (408)                                          ``BODY_TIMEOUT_S``
+JSON size and shape         ``request_body.parse`` (400)                   100 separators
+classify in progress        ``Admission.request`` (503), taken once the    ``MAX_CONCURRENT_REQUESTS``
+                            body is in: a slow upload holds bytes, no slot
+heavy decodes               ``Admission.lane`` (wait; 504 past timeout)    ``MAX_HEAVY_REQUESTS``
+inference time              ``inference.Inference`` (504)                  ``TIMEOUT_S``
+live streams                ``Admission.stream`` (1013)                    ``MAX_STREAMS``
+stream messages             ``streaming`` (size 1009, idle 1008)           ``STREAM_MAX_MESSAGE_BYTES``,
+                                                                           ``STREAM_IDLE_S``
+on-demand models loaded     ``on_demand.OnDemand`` (LRU eviction)          ``MAX_LOADED_MODELS``
+==========================  =============================================  ========================================
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 
-from gateway.errors import GatewayError
+from prometheus_client import Gauge
+
+from gateway.errors import Overloaded, Timeout
+
+Reserve = Callable[[int], None]  # holds more body bytes against the in-flight budget, or refuses (Overloaded)
 
 
 @dataclass
@@ -22,7 +50,9 @@ class Admission:
     max_requests: int
     max_body_bytes: int
     max_streams: int
-    max_heavy: int = 1
+    max_heavy: int
+    requests_gauge: Gauge
+    streams_gauge: Gauge
     requests: int = 0
     body_bytes: int = 0
     streams: int = 0
@@ -33,46 +63,62 @@ class Admission:
     def __post_init__(self) -> None:
         self.heavy = asyncio.Semaphore(self.max_heavy)
 
-    def enter(self) -> None:
-        """Admit one more classify request, or refuse it (503)."""
+    @contextlib.contextmanager
+    def request(self) -> Iterator[None]:
+        """One classification's slot, or ``Overloaded``."""
         if self.requests >= self.max_requests:
-            raise GatewayError(503, f"the gateway is at its limit of {self.max_requests} requests in progress")
+            raise Overloaded(f"the gateway is at its limit of {self.max_requests} requests in progress")
         self.requests += 1
+        self.requests_gauge.inc()
+        try:
+            yield
+        finally:
+            self.requests -= 1
+            self.requests_gauge.dec()
 
-    def leave(self) -> None:
-        self.requests -= 1
+    @contextlib.contextmanager
+    def body(self) -> Iterator[Reserve]:
+        """A body's share of the in-flight byte budget: ``reserve(n)`` holds ``n`` more bytes (or raises
+        ``Overloaded``); all of them are given back when the scope ends."""
+        held = 0
 
-    def reserve(self, size: int) -> None:
-        """Hold ``size`` more body bytes for a request being read, or refuse it (503)."""
-        if self.body_bytes + size > self.max_body_bytes:
-            raise GatewayError(503, "the gateway holds its limit of request bodies in progress; retry shortly")
-        self.body_bytes += size
+        def reserve(size: int) -> None:
+            nonlocal held
+            if self.body_bytes + size > self.max_body_bytes:
+                raise Overloaded("the gateway holds its limit of request bodies in progress; retry shortly")
+            self.body_bytes += size
+            held += size
 
-    def release(self, size: int) -> None:
-        """Give back ``size`` body bytes reserved earlier."""
-        self.body_bytes -= size
+        try:
+            yield reserve
+        finally:
+            self.body_bytes -= held
 
     @contextlib.asynccontextmanager
     async def lane(self, heavy: bool, timeout_s: float) -> AsyncIterator[None]:
-        """Hold the heavy lane for a heavy request (waiting up to ``timeout_s``: 504 past it); nothing for a
-        light one."""
+        """Hold the heavy lane for a heavy request (waiting up to ``timeout_s``: ``Timeout`` past it); nothing
+        for a light one."""
         if not heavy:
             yield
             return
         try:
             await asyncio.wait_for(self.heavy.acquire(), timeout_s)
         except asyncio.TimeoutError:  # noqa: UP041 - Python 3.10's is not the builtin
-            raise GatewayError(504, f"timed out after waiting {timeout_s:g} s behind other heavy requests") from None
+            raise Timeout(f"timed out after waiting {timeout_s:g} s behind other heavy requests") from None
         try:
             yield
         finally:
             self.heavy.release()
 
-    def enter_stream(self) -> None:
-        """Admit one more live-audio stream, or refuse it (503: the stream is closed with 1013)."""
+    @contextlib.contextmanager
+    def stream(self) -> Iterator[None]:
+        """One live-audio stream's slot, or ``Overloaded`` (the stream is closed with 1013)."""
         if self.streams >= self.max_streams:
-            raise GatewayError(503, f"the gateway is at its limit of {self.max_streams} streams")
+            raise Overloaded(f"the gateway is at its limit of {self.max_streams} streams")
         self.streams += 1
-
-    def leave_stream(self) -> None:
-        self.streams -= 1
+        self.streams_gauge.inc()
+        try:
+            yield
+        finally:
+            self.streams -= 1
+            self.streams_gauge.dec()

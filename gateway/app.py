@@ -1,11 +1,12 @@
 """The FastAPI app: the HF Inference API for audio classification, in front of Triton. ``create_app`` composes
-the lifetime objects (``gateway.dependencies.Services``), the error handlers, the docs and the routes."""
+the lifetime objects (``gateway.dependencies.Services``), the error handlers, the docs and the routes; it takes
+its outside clients (Triton's, the loader's), so tests run the whole app in process against stand-ins."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -16,15 +17,23 @@ from gateway import errors, openapi
 from gateway.admission import Admission
 from gateway.dependencies import Services
 from gateway.drain import Drain, DrainGuard
-from gateway.errors import GatewayError
-from gateway.loader import LoaderClient
+from gateway.errors import Unavailable
+from gateway.inference import Inference
+from gateway.loader_client import LoaderClient
+from gateway.logs import RequestIds
 from gateway.metrics import Metrics
-from gateway.observability import RequestIds
 from gateway.on_demand import OnDemand
 from gateway.routes import router
 from gateway.settings import Settings, from_environment
 from gateway.tracing import TraceRequests, Tracing
 from gateway.triton import Triton
+from triton_control import AsyncTritonControl
+
+TritonClientFactory = Callable[[Settings], AsyncTritonControl]  # called in the lifespan: the client needs the loop
+
+
+def triton_client(settings: Settings) -> AsyncTritonControl:
+    return AsyncTritonControl(settings.triton_url, settings.triton_lb_policy)
 
 
 async def _trim_forever(on_demand: OnDemand, interval_s: float) -> None:
@@ -33,29 +42,34 @@ async def _trim_forever(on_demand: OnDemand, interval_s: float) -> None:
         await asyncio.sleep(interval_s)
         try:
             await on_demand.trim()
-        except GatewayError as error:  # Triton away: the next round
+        except Unavailable as error:  # Triton away: the next round
             logging.getLogger("gateway.on_demand").warning("trimming on-demand models: %s", error.message)
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """The app; its Triton connection is opened and closed by the lifespan."""
+def create_app(
+    settings: Settings | None = None,
+    triton_factory: TritonClientFactory = triton_client,
+    loader: LoaderClient | None = None,
+) -> FastAPI:
+    """The app; its Triton client is made by ``triton_factory`` and closed by the lifespan; ``loader`` is the
+    on-demand loader's client (default: ``GATEWAY_LOADER_URL``'s)."""
     settings = settings or from_environment()
+    loader = loader or LoaderClient(settings.loader_url)
     drain = Drain(settings.drain_s, settings.retry_after_s)
     tracing = Tracing()  # here, not in the lifespan: the middleware below needs it
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         metrics = Metrics()
-        triton = Triton(
-            settings.triton_url, settings.triton_lb_policy, settings.models_refresh_s,
-            on_stub_reload=lambda _model: metrics.stub_reloads.inc(),
-        )  # fmt: skip
+        on_reload = metrics.stub_reloads.inc
+        triton = Triton(triton_factory(settings), settings.models_refresh_s, lambda _model: on_reload())
         admission = Admission(
             settings.max_concurrent_requests, settings.max_inflight_body_bytes, settings.max_streams,
-            settings.max_heavy_requests,
+            settings.max_heavy_requests, metrics.in_flight, metrics.streams,
         )  # fmt: skip
-        on_demand = OnDemand(settings, triton, LoaderClient(settings.loader_url), metrics)
-        app.state.services = Services(settings, triton, metrics, admission, on_demand, tracing.tracer)
+        on_demand = OnDemand(settings, triton, loader, metrics)
+        inference = Inference(settings, triton, on_demand, admission, metrics, tracing.tracer)
+        app.state.services = Services(settings, triton, metrics, admission, on_demand, tracing.tracer, inference)
         drain.install()  # here: after the server's own signal handlers, in the serving process
         trimming = (
             asyncio.create_task(_trim_forever(on_demand, settings.models_refresh_s)) if on_demand.patterns else None

@@ -11,7 +11,8 @@ from opentelemetry.trace import Tracer
 from starlette.requests import HTTPConnection
 
 from gateway.admission import Admission
-from gateway.errors import GatewayError
+from gateway.errors import Unauthorized
+from gateway.inference import Inference
 from gateway.metrics import Metrics
 from gateway.on_demand import OnDemand
 from gateway.settings import Settings
@@ -28,6 +29,7 @@ class Services:
     admission: Admission
     on_demand: OnDemand  # its patterns empty unless GATEWAY_AUTOLOAD is set: then every unknown id is a 404
     tracer: Tracer  # records nothing unless OpenTelemetry's OTLP endpoint is set (gateway.tracing)
+    inference: Inference  # the one inference path, for POSTs and stream windows alike
 
     @property
     def token_required(self) -> bool:
@@ -55,7 +57,7 @@ def token_ok(services: Services, authorization: str) -> bool:
 async def check_token(request: Request, services: ServicesDep) -> None:
     """401 unless the configured API token is presented as ``Authorization: Bearer <token>``."""
     if not token_ok(services, request.headers.get("authorization", "")):
-        raise GatewayError(401, "missing or invalid API token: send 'Authorization: Bearer <token>'")
+        raise Unauthorized("missing or invalid API token: send 'Authorization: Bearer <token>'")
 
 
 Authorized = Depends(check_token)

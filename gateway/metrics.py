@@ -6,10 +6,26 @@ values to files there, and ``/metrics``, whichever worker answers it, reports th
 
 from __future__ import annotations
 
+import contextlib
 import os
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
+
+from gateway.errors import GatewayError
+
+UNKNOWN_MODEL = "unknown"  # metrics are labelled by served models only: ids from clients are unbounded
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+
+
+@dataclass
+class Outcome:
+    """What a classification's metrics (and access line) learn as it goes, even when it fails: the served
+    model's id, once it is known."""
+
+    model: str = UNKNOWN_MODEL
 
 
 @dataclass
@@ -27,12 +43,19 @@ class Metrics:
             "gateway_request_seconds",
             "Classification latency, body read to answer",
             ["model"],
-            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.triton_latency = Histogram(
+            "gateway_triton_seconds",
+            "Time in Triton per classification (POSTs and stream windows), by model",
+            ["model"],
+            buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
         self.in_flight = Gauge(
             "gateway_in_flight",
-            "Classification requests in progress",
+            "Classifications admitted and in progress (gateway.admission's permits)",
             registry=self.registry,
             multiprocess_mode="livesum",  # summed over the live workers
         )
@@ -69,6 +92,20 @@ class Metrics:
             buckets=(0.5, 1, 2, 5, 10, 20, 40, 80),
             registry=self.registry,
         )
+
+    @contextlib.contextmanager
+    def request(self) -> Iterator[Outcome]:
+        """Count one classify request by model and status (a ``GatewayError``'s, else 500) and time it."""
+        outcome, started, status = Outcome(), time.perf_counter(), 500
+        try:
+            yield outcome
+            status = 200
+        except GatewayError as error:
+            status = error.status
+            raise
+        finally:
+            self.requests.labels(outcome.model, str(status)).inc()
+            self.latency.labels(outcome.model).observe(time.perf_counter() - started)
 
     def exposition(self) -> bytes:
         """The text format: this process's metrics, or every worker's summed in multiprocess mode."""

@@ -22,16 +22,17 @@ from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from gateway.errors import GatewayError, loading
-from gateway.loader import LoaderClient
+from gateway.errors import Loading, NotFound, Refused, Unavailable
+from gateway.loader_client import LoaderClient
 from gateway.metrics import Metrics
+from gateway.schemas import ModelState
 from gateway.settings import Settings
 from gateway.triton import Triton
+from triton_steps.contract import ExportState
 from triton_steps.metadata import ModelMetadata
 
 log = logging.getLogger("gateway.on_demand")
 
-LOADING, LOADED, UNLOADED, FAILED = "loading", "loaded", "unloaded", "failed"
 PRIOR_LOAD_S = 3.0  # a load's estimate before one was measured (a tiny model here: about 1 s; base size: 3 s)
 LOAD_RETRY_S = 30.0  # a model Triton failed to load is tried again after this
 MAX_REMEMBERED = 256  # ids whose state /models shows (failed ones first forgotten)
@@ -40,7 +41,7 @@ MAX_REMEMBERED = 256  # ids whose state /models shows (failed ones first forgott
 @dataclass
 class OnDemandModel:
     model_id: str
-    state: str
+    state: ModelState
     name: str = ""  # its Triton name, once the loader said
     error: str = ""
     since: float = 0.0  # time.monotonic() of the last state change
@@ -65,7 +66,7 @@ class OnDemand:
     def allowed(self, model_id: str) -> bool:
         return any(fnmatch.fnmatchcase(model_id, pattern) for pattern in self.patterns)
 
-    def _set(self, model_id: str, state: str, name: str = "", error: str = "") -> OnDemandModel:
+    def _set(self, model_id: str, state: ModelState, name: str = "", error: str = "") -> OnDemandModel:
         entry = OnDemandModel(model_id, state, name, error, time.monotonic())
         self.models[model_id] = entry
         self.models.move_to_end(model_id)
@@ -75,38 +76,40 @@ class OnDemand:
 
     async def resolve(self, model_id: str | None, default_model: str) -> ModelMetadata:
         """The served model a request names; for an allowed Hub id that is not loaded, the HF API's loading
-        answer (``GatewayError`` 503 with ``estimated_time``) while it is exported or loaded, or its refusal."""
+        answer (``Loading``, with ``estimated_time``) while it is exported or loaded, or its refusal."""
         try:
             model = await self.triton.resolve(model_id, default_model)
-        except GatewayError as error:
-            if error.status != 404 or not model_id or not self.allowed(model_id):
+        except NotFound:
+            if not model_id or not self.allowed(model_id):
                 raise
             raise await self._miss(model_id) from None
         if model.on_demand:
             if model.name in self._evicting:
-                raise loading(model.model_id, self._load_s)
+                raise Loading(model.model_id, self._load_s)
             self.last_used.setdefault(model.name, time.monotonic())
             entry = self.models.get(model.model_id)
-            if entry is None or entry.state != LOADED:
-                self._set(model.model_id, LOADED, model.name)
+            if entry is None or entry.state != ModelState.LOADED:
+                self._set(model.model_id, ModelState.LOADED, model.name)
         return model
 
-    async def _miss(self, model_id: str) -> GatewayError:
+    async def _miss(self, model_id: str) -> Loading | Unavailable | Refused:
         entry = self.models.get(model_id)
         if entry is not None and entry.name in self._loads:
-            return loading(model_id, self._load_s)
-        if entry is not None and entry.state == FAILED and entry.name and time.monotonic() - entry.since < LOAD_RETRY_S:
-            return GatewayError(503, entry.error)
+            return Loading(model_id, self._load_s)
+        recently_failed = entry is not None and entry.state == ModelState.FAILED and entry.name
+        if recently_failed and time.monotonic() - entry.since < LOAD_RETRY_S:
+            return Unavailable(entry.error)
         try:
             answer = await self.loader.request(model_id)
-        except GatewayError as error:
-            if error.status != 503:  # a refusal (503 is the loader busy or away: nothing to remember)
-                self._set(model_id, FAILED, error=error.message)
+        except Unavailable as error:  # the loader busy or away: nothing to remember
             return error
-        self._set(model_id, LOADING, answer.name)
-        if answer.state == "exported":  # in the repository: the gateway loads it (estimated_time is 0)
+        except Refused as error:
+            self._set(model_id, ModelState.FAILED, error=error.message)
+            return error
+        self._set(model_id, ModelState.LOADING, answer.name)
+        if answer.state == ExportState.EXPORTED:  # in the repository: the gateway loads it (estimated_time is 0)
             self._start_load(model_id, answer.name)
-        return loading(model_id, answer.estimated_time + self._load_s)
+        return Loading(model_id, answer.estimated_time + self._load_s)
 
     def _start_load(self, model_id: str, name: str) -> None:
         if name not in self._loads:
@@ -118,20 +121,20 @@ class OnDemand:
         started = time.monotonic()
         try:
             async with self._room:
-                if not await self._make_room(keep=name):
-                    self._set(model_id, UNLOADED, name)  # every loaded model is busy: the next request tries again
+                if not await self._make_room(keep=name):  # every loaded model is busy: the next request tries again
+                    self._set(model_id, ModelState.UNLOADED, name)
                     return
                 await self.triton.load(name)
-        except GatewayError as error:
+        except Unavailable as error:
             log.warning("could not load %s: %s", model_id, error.message)
-            self._set(model_id, FAILED, name, error.message)
+            self._set(model_id, ModelState.FAILED, name, error.message)
             return
         seconds = time.monotonic() - started
         self._load_s = 0.5 * self._load_s + 0.5 * seconds
         self.last_used[name] = time.monotonic()
         self.metrics.on_demand_loads.inc()
         self.metrics.on_demand_load_seconds.observe(seconds)
-        self._set(model_id, LOADED, name)
+        self._set(model_id, ModelState.LOADED, name)
         log.info("loaded %s (%s) in %.1fs", model_id, name, seconds)
 
     def _loaded(self, served: dict[str, ModelMetadata]) -> list[ModelMetadata]:
@@ -156,7 +159,7 @@ class OnDemand:
         try:
             await self.triton.unload(model.name)
             self.metrics.on_demand_evictions.inc()
-            self._set(model.model_id, UNLOADED, model.name)
+            self._set(model.model_id, ModelState.UNLOADED, model.name)
             log.info("unloaded %s (%s): least recently used", model.model_id, model.name)
         finally:
             self._evicting.discard(model.name)
@@ -182,4 +185,4 @@ class OnDemand:
 
     def states(self) -> list[OnDemandModel]:
         """On-demand ids this gateway knows that are not loaded now (loading, unloaded, failed)."""
-        return [entry for entry in self.models.values() if entry.state != LOADED]
+        return [entry for entry in self.models.values() if entry.state != ModelState.LOADED]

@@ -8,25 +8,22 @@ import base64
 import binascii
 import json
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from pydantic import ValidationError
 from starlette.requests import ClientDisconnect, Request
 
-from gateway.errors import GatewayError
+from gateway.admission import Reserve
+from gateway.errors import BadRequest, ClientClosed, RequestTimeout, TooLarge
 from gateway.schemas import JsonRequest, Options, Parameters
 
 ALLOWED_PARAMETERS = ", ".join(Parameters.model_fields)
 ALLOWED_OPTIONS = ", ".join(Options.model_fields)
-CLIENT_CLOSED_REQUEST = 499
 # A valid body has fewer than 20 ':' and ',' (8 keys; base64 holds neither): counting them bounds what
 # json.loads builds before it runs (1M keys or array items in a 12 MB body took 1.45 GB of Python objects).
 MAX_JSON_SEPARATORS = 100
 MAX_PROBLEMS_NAMED = 3  # an error names at most this many problems (it once echoed a million unknown keys)
 MAX_NAME_CHARS = 40  # and each unknown name at most this long
-
-Reserve = Callable[[int], None]  # holds more body bytes against the in-flight budget, or refuses (503)
 
 
 @dataclass(frozen=True)
@@ -45,7 +42,7 @@ async def read_limited(
     dropped with 408 as soon as it falls behind, instead of holding its connection for the whole timeout."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise GatewayError(413, f"the body is {int(declared)} bytes; the limit is {limit}")
+        raise TooLarge(f"the body is {int(declared)} bytes; the limit is {limit}")
     chunks, size = [], 0
     started = time.monotonic()
     stream = request.stream().__aiter__()
@@ -58,17 +55,16 @@ async def read_limited(
             except StopAsyncIteration:
                 break
             except asyncio.TimeoutError:  # noqa: UP041 - Python 3.10's is not the builtin
-                raise GatewayError(
-                    408, f"the body arrives slower than {min_rate:g} bytes/s ({size} bytes in "
-                    f"{time.monotonic() - started:.1f} s)"
-                ) from None  # fmt: skip
+                elapsed_s = time.monotonic() - started
+                message = f"the body arrives slower than {min_rate:g} bytes/s ({size} bytes in {elapsed_s:.1f} s)"
+                raise RequestTimeout(message) from None
             size += len(chunk)
             if size > limit:
-                raise GatewayError(413, f"the body is over the limit of {limit} bytes")
+                raise TooLarge(f"the body is over the limit of {limit} bytes")
             reserve(len(chunk))
             chunks.append(chunk)
     except ClientDisconnect:  # counted as 499 (nginx's "client closed request"), not logged as a failure
-        raise GatewayError(CLIENT_CLOSED_REQUEST, "the client disconnected before sending the whole body") from None
+        raise ClientClosed("the client disconnected before sending the whole body") from None
     return b"".join(chunks)
 
 
@@ -114,7 +110,7 @@ def query_parameters(query: dict[str, str]) -> dict[str, object]:
         try:
             parameters["top_k"] = int(query["top_k"])
         except ValueError:
-            raise GatewayError(400, f"top_k in the query string must be an integer, not {query['top_k']!r}") from None
+            raise BadRequest(f"top_k in the query string must be an integer, not {query['top_k']!r}") from None
     return parameters
 
 
@@ -122,20 +118,19 @@ def _validated(data: dict) -> JsonRequest:
     try:
         return JsonRequest.model_validate(data)
     except ValidationError as error:
-        raise GatewayError(400, _describe(error)) from None
+        raise BadRequest(_describe(error)) from None
 
 
 def parse(body: bytes, content_type: str | None, query: dict[str, str] | None = None) -> ClassifyRequest:
     """Raw audio, or ``{"inputs": <base64>, "parameters": {...}, "options": {...}}``, plus query-string
-    parameters (a body parameter wins over the same one in the query string); GatewayError(400) says what
-    is wrong."""
+    parameters (a body parameter wins over the same one in the query string); ``BadRequest`` says what is
+    wrong."""
     from_query = query_parameters(query or {})
     if not _is_json(body, content_type):
         request = _validated({"inputs": "", "parameters": from_query})
         return ClassifyRequest(body, request.parameters or Parameters(), Options())
     if body.count(b":") + body.count(b",") > MAX_JSON_SEPARATORS:
-        raise GatewayError(
-            400,
+        raise BadRequest(
             f"the JSON body has more than {MAX_JSON_SEPARATORS} keys and items; it takes inputs (base64), "
             f"parameters ({ALLOWED_PARAMETERS}) and options ({ALLOWED_OPTIONS})",
         )
@@ -143,9 +138,9 @@ def parse(body: bytes, content_type: str | None, query: dict[str, str] | None = 
         data = json.loads(body)
     except (ValueError, RecursionError) as error:  # also: integers over 4300 digits, absurd nesting
         reason = "nested too deeply" if isinstance(error, RecursionError) else str(error)
-        raise GatewayError(400, f"the body is not valid JSON: {reason}") from None
+        raise BadRequest(f"the body is not valid JSON: {reason}") from None
     if not isinstance(data, dict):
-        raise GatewayError(400, 'the JSON body must be an object: {"inputs": <base64 audio>, "parameters": {...}}')
+        raise BadRequest('the JSON body must be an object: {"inputs": <base64 audio>, "parameters": {...}}')
     if from_query:
         body_parameters = data.get("parameters")
         data["parameters"] = {**from_query, **(body_parameters if isinstance(body_parameters, dict) else {})}
@@ -153,5 +148,5 @@ def parse(body: bytes, content_type: str | None, query: dict[str, str] | None = 
     try:
         audio = base64.b64decode(request.inputs, validate=True)
     except (binascii.Error, ValueError):
-        raise GatewayError(400, "inputs is not valid base64") from None
+        raise BadRequest("inputs is not valid base64") from None
     return ClassifyRequest(audio, request.parameters or Parameters(), request.options or Options())

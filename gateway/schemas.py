@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import Enum
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -44,16 +45,24 @@ class ErrorBody(BaseModel):
     error: str
 
 
+class ModelState(str, Enum):
+    """Where a model stands, as ``GET /models`` says it."""
+
+    LOADED = "loaded"
+    LOADING = "loading"  # an on-demand id being exported by the loader, or loaded into Triton
+    UNLOADED = "unloaded"  # an on-demand model that made room for others; it comes back on its next request
+    FAILED = "failed"  # the loader refused it, or Triton could not load it (with the reason)
+
+
 class ModelInfo(BaseModel):
-    """A served model; or one that is not (``ready`` false, ``state`` says why, the rest empty)."""
+    """A served model; or one that is not (``ready`` false, ``state`` says why, the rest empty). The fields
+    beyond ``id``, ``ready``, ``state`` and ``error`` are the exporter's metadata (``ModelMetadata``) of the
+    same names."""
 
     id: str
     name: str
     ready: bool
-    state: str = Field(
-        "loaded", description="loaded; or, for ids loaded on demand, loading, unloaded (comes back on request), "
-        "failed (with the reason)",
-    )  # fmt: skip
+    state: ModelState = ModelState.LOADED
     error: str | None = Field(None, description="why the model could not be loaded (or exported)")
     architecture: str | None = None
     labels: list[str] | None = None
@@ -67,26 +76,14 @@ class ModelInfo(BaseModel):
 
     @classmethod
     def served(cls, metadata: ModelMetadata) -> ModelInfo:
-        return cls(
-            id=metadata.model_id,
-            name=metadata.name,
-            ready=True,
-            architecture=metadata.architecture,
-            labels=metadata.labels,
-            sampling_rate=metadata.sampling_rate,
-            function_to_apply=metadata.function_to_apply,
-            max_seconds=metadata.max_seconds,
-            min_samples=metadata.min_samples,
-            long_audio=metadata.long_audio,
-            window_seconds=metadata.window_seconds,
-            precision=metadata.precision,
-        )
+        shared = set(cls.model_fields) & set(metadata.__dataclass_fields__)
+        return cls(id=metadata.model_id, ready=True, **{name: getattr(metadata, name) for name in shared})
 
     @classmethod
     def failed(cls, name: str, reason: str) -> ModelInfo:
-        return cls(id=name, name=name, ready=False, state="failed", error=reason)
+        return cls(id=name, name=name, ready=False, state=ModelState.FAILED, error=reason)
 
     @classmethod
-    def not_loaded(cls, model_id: str, name: str, state: str, error: str) -> ModelInfo:
+    def not_loaded(cls, model_id: str, name: str, state: ModelState, error: str) -> ModelInfo:
         """An on-demand id that is loading, unloaded, or failed."""
         return cls(id=model_id, name=name, ready=False, state=state, error=error or None)

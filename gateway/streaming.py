@@ -3,8 +3,9 @@
 The protocol (README, "Live audio"): the client's first message is JSON text (``StreamConfig``); then binary
 messages of raw PCM of any size; then ``{"event": "end"}``. For every complete window the server sends
 ``{"start_s", "end_s", "predictions"}``. Each window is sent to Triton as a 16-bit WAV at the model's rate,
-exactly what POSTing that window's samples sends, so its scores are the same. Errors are ``{"error": ...}``
-and a close code (``CloseCode``).
+exactly what POSTing that window's samples sends, so its scores are the same, through the same inference path
+(``gateway.inference``: admission, on-demand use, lane, Triton). Errors are the gateway's error kinds: the
+client gets ``{"error": ...}``, then the kind's close code (``gateway.errors.CloseCode``).
 
 Bounded per stream: one message at a time is read, and its windows are scored before the next is read, so a
 client that sends faster than real time is slowed by TCP back-pressure and never buffered (at most a window
@@ -22,7 +23,6 @@ import logging
 import wave
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from enum import IntEnum
 from typing import Literal
 
 import numpy as np
@@ -31,27 +31,19 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from gateway.dependencies import Services, token_ok
-from gateway.errors import GatewayError
-from gateway.observability import request_id_of
+from gateway.errors import BadRequest, CloseCode, GatewayError, RequestTimeout, TooLarge, Unauthorized
+from gateway.logs import request_id_of
 from gateway.schemas import Parameters
+from triton_steps.contract import MAX_RATE
 from triton_steps.metadata import ModelMetadata
 
 logger = logging.getLogger(__name__)
 
-MAX_RATE = 384_000  # Hz: as the decoder of uploaded files (triton_steps.audio.MAX_RATE)
 MIN_HOP_S = 0.05
 MAX_WINDOW_S = 30.0
 DEFAULT_HOP_FRACTION = 0.5  # hop_s defaults to half the window
 MIN_FINAL_S = 0.1  # the last, partial window is scored at the end if at least this long (and the model's minimum)
 PCM16_SCALE = 32768.0  # int16 <-> float: the convention of libsndfile, which decodes the WAV in Triton
-
-
-class CloseCode(IntEnum):
-    NORMAL = 1000
-    POLICY = 1008  # bad config, auth, protocol, idle
-    TOO_BIG = 1009
-    SERVER_ERROR = 1011
-    TRY_AGAIN = 1013  # overloaded, or the model is not ready
 
 
 class StreamConfig(BaseModel):
@@ -65,15 +57,6 @@ class StreamConfig(BaseModel):
     hop_s: float | None = Field(None, ge=MIN_HOP_S, description="default: half the window")
     parameters: Parameters = Field(default_factory=Parameters)
     token: str | None = Field(None, description="the API token, for browsers (which cannot set headers)")
-
-
-class StreamError(Exception):
-    """Ends a stream: ``{"error": message}``, then a close with ``code``."""
-
-    def __init__(self, code: CloseCode, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
 
 
 def to_pcm16(samples: np.ndarray) -> np.ndarray:
@@ -108,7 +91,7 @@ class PcmDecoder:
             return np.frombuffer(data[:whole], "<i2").astype(np.float32) / np.float32(PCM16_SCALE)
         samples = np.frombuffer(data[:whole], "<f4").astype(np.float32)
         if not np.isfinite(samples).all():
-            raise StreamError(CloseCode.POLICY, "the audio contains NaN or infinite samples")
+            raise BadRequest("the audio contains NaN or infinite samples")
         return samples
 
 
@@ -143,26 +126,19 @@ class Windower:
         return self._next, self._buffer[self._next - self._offset :].copy()
 
 
-def _resolve_window(config: StreamConfig, metadata: ModelMetadata) -> tuple[int, int]:
+def window_and_hop(config: StreamConfig, metadata: ModelMetadata) -> tuple[int, int]:
+    """A stream's window and hop, in samples at the model's rate; ``BadRequest`` when they cannot work."""
     rate = metadata.sampling_rate
     window_s = config.window_s or metadata.window_seconds
     if window_s is None:
-        raise StreamError(CloseCode.POLICY, f"model {metadata.model_id!r} records no window: set window_s")
+        raise BadRequest(f"model {metadata.model_id!r} records no window: set window_s")
     hop_s = config.hop_s or window_s * DEFAULT_HOP_FRACTION
     if hop_s > window_s:
-        raise StreamError(CloseCode.POLICY, f"hop_s ({hop_s:g}) must not exceed window_s ({window_s:g})")
+        raise BadRequest(f"hop_s ({hop_s:g}) must not exceed window_s ({window_s:g})")
     window = round(window_s * rate)
     if window < metadata.min_samples:
-        raise StreamError(CloseCode.POLICY, f"window_s must be at least {metadata.min_samples / rate:g} s")
+        raise BadRequest(f"window_s must be at least {metadata.min_samples / rate:g} s")
     return window, max(1, round(hop_s * rate))
-
-
-def _error_code(error: GatewayError) -> CloseCode:
-    if error.status in (401, 404, 400):
-        return CloseCode.POLICY
-    if error.status == 503:
-        return CloseCode.TRY_AGAIN
-    return CloseCode.SERVER_ERROR
 
 
 class Stream:
@@ -178,38 +154,36 @@ class Stream:
         try:
             message = await asyncio.wait_for(self.websocket.receive(), self.settings.stream_idle_s)
         except asyncio.TimeoutError:  # noqa: UP041 - Python 3.10's is not the builtin
-            raise StreamError(CloseCode.POLICY, f"nothing received for {self.settings.stream_idle_s:g} s") from None
+            raise RequestTimeout(f"nothing received for {self.settings.stream_idle_s:g} s") from None
         if message["type"] == "websocket.disconnect":
             raise WebSocketDisconnect(message.get("code", 1000))
         size = len(message.get("bytes") or b"") + len((message.get("text") or "").encode())
         if size > self.settings.stream_max_message_bytes:
             limit = self.settings.stream_max_message_bytes
-            raise StreamError(CloseCode.TOO_BIG, f"a message of {size} bytes; the limit is {limit}")
+            raise TooLarge(f"a message of {size} bytes; the limit is {limit}")
         return message
 
     async def _configure(self) -> StreamConfig:
         message = await self._receive()
         if message.get("text") is None:
-            raise StreamError(CloseCode.POLICY, "the first message must be the JSON configuration (text)")
+            raise BadRequest("the first message must be the JSON configuration (text)")
         try:
             config = StreamConfig.model_validate_json(message["text"])
         except ValidationError as error:
             problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors()[:3])
-            raise StreamError(CloseCode.POLICY, f"bad configuration: {problems}") from None
+            raise BadRequest(f"bad configuration: {problems}") from None
         presented = self.websocket.headers.get("authorization") or (f"Bearer {config.token}" if config.token else "")
         if not token_ok(self.services, presented):
-            raise StreamError(CloseCode.POLICY, "missing or invalid API token: send it as 'Authorization: "
-                              "Bearer <token>' or as \"token\" in the first message")  # fmt: skip
+            raise Unauthorized(
+                "missing or invalid API token: send it as 'Authorization: Bearer <token>' or as \"token\" in the "
+                "first message"
+            )
         return config
 
     async def _score(self, metadata: ModelMetadata, config: StreamConfig, start: int, samples: np.ndarray) -> None:
         rate = metadata.sampling_rate
-        parameters = config.parameters
-        with self.services.on_demand.using(metadata):  # an on-demand model is not unloaded under a window
-            predictions = await self.services.triton.classify(
-                metadata.name, wav16(samples, rate), parameters.top_k, parameters.function_to_apply,
-                self.settings.timeout_s, request_id_of(self.websocket.scope),
-            )  # fmt: skip
+        audio, request_id = wav16(samples, rate), request_id_of(self.websocket.scope)
+        predictions = await self.services.inference.run(metadata, audio, config.parameters, request_id)
         self.services.metrics.stream_windows.labels(metadata.model_id).inc()
         event = {
             "start_s": start / rate,
@@ -221,8 +195,8 @@ class Stream:
     async def run(self) -> None:
         config = await self._configure()
         # An on-demand model not loaded yet: the stream closes with 1013 (try again later), the loading started.
-        metadata = await self.services.on_demand.resolve(self.model_id, self.settings.default_model)
-        window, hop = _resolve_window(config, metadata)
+        metadata = await self.services.inference.resolve(self.model_id)
+        window, hop = window_and_hop(config, metadata)
         rate = metadata.sampling_rate
         decoder = PcmDecoder(config.encoding)
         resampler = (
@@ -245,7 +219,7 @@ class Stream:
             except ValueError:
                 event = None
             if event != {"event": "end"}:
-                raise StreamError(CloseCode.POLICY, 'text messages after the first must be {"event": "end"}')
+                raise BadRequest('text messages after the first must be {"event": "end"}')
             if resampler is not None:
                 for start, chunk in windower.push(resampler.resample_chunk(np.zeros(0, np.float32), last=True)):
                     await self._score(metadata, config, start, chunk)
@@ -258,28 +232,23 @@ class Stream:
 
 async def serve_stream(websocket: WebSocket, services: Services, model_id: str | None) -> None:
     """Accept ``websocket`` and run its stream to the end, whatever the client does; every error becomes
-    ``{"error"}`` and a close code, and the stream's slot is always given back."""
+    ``{"error"}`` and its close code, and the stream's slot is always given back."""
     await websocket.accept()
-    admitted = False
     try:
-        services.admission.enter_stream()
-        admitted = True
-        services.metrics.streams.inc()
-        await Stream(websocket, services, model_id).run()
+        with services.admission.stream():
+            await Stream(websocket, services, model_id).run()
     except WebSocketDisconnect:
         pass  # the client went away: nothing to answer
+    except GatewayError as error:
+        await _close_with(websocket, error.message, error.close_code)
     except Exception as error:  # noqa: BLE001 - every failure ends this stream alone, with a close code
-        if isinstance(error, GatewayError):
-            error = StreamError(_error_code(error), error.message)
-        elif not isinstance(error, StreamError):
-            logger.exception("stream failed")
-            error = StreamError(CloseCode.SERVER_ERROR, f"internal error: {type(error).__name__}")
-        try:
-            await websocket.send_text(json.dumps({"error": error.message}))
-            await websocket.close(error.code)
-        except (WebSocketDisconnect, RuntimeError, OSError):
-            pass  # gone meanwhile
-    finally:
-        if admitted:
-            services.admission.leave_stream()
-            services.metrics.streams.dec()
+        logger.exception("stream failed")
+        await _close_with(websocket, f"internal error: {type(error).__name__}", CloseCode.SERVER_ERROR)
+
+
+async def _close_with(websocket: WebSocket, message: str, code: CloseCode) -> None:
+    try:
+        await websocket.send_text(json.dumps({"error": message}))
+        await websocket.close(code)
+    except (WebSocketDisconnect, RuntimeError, OSError):
+        pass  # gone meanwhile

@@ -2,7 +2,8 @@
 
 ``Triton`` owns the project's asyncio Triton client (``triton_control.AsyncTritonControl``: concurrent HTTP
 requests reach Triton concurrently and its dynamic batcher can group them); nothing else in the gateway talks
-to Triton. Triton's errors become ``GatewayError`` with the HTTP status the client gets.
+to Triton. Triton's errors become the gateway's error kinds (``gateway.errors``); ``create_app`` hands it the client, so
+tests run it against a stand-in.
 
 Several Triton replicas: ``GATEWAY_TRITON_URL`` lists them (``a:8001,b:8001``) or names a DNS name that
 resolves to each (``dns:///triton-grpc:8001``, the Kubernetes headless Service). gRPC's round_robin policy
@@ -23,11 +24,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from gateway.errors import GatewayError
+from gateway.errors import BadGateway, BadRequest, GatewayError, NotFound, Timeout, Unavailable
 from gateway.schemas import Prediction
 from gateway.tracing import outgoing_headers
+from stub_health.recovery import StubRecovery
 from triton_control import AsyncTritonControl, TritonError
-from triton_control.stub_health import dead_instance, model_of
 from triton_steps import contract
 from triton_steps.metadata import ModelMetadata
 
@@ -42,8 +43,8 @@ REPLICA_RETRY_PAUSE_S = 0.05
 log = logging.getLogger("gateway.triton")
 
 
-def _unreachable(error: TritonError) -> GatewayError:
-    return GatewayError(503, f"Triton is unreachable: {error.message}")
+def _unreachable(error: TritonError) -> Unavailable:
+    return Unavailable(f"Triton is unreachable: {error.message}")
 
 
 @dataclass(frozen=True)
@@ -58,54 +59,14 @@ class ModelList:
         return ", ".join(sorted(m.model_id for m in self.served.values())) or "none"
 
 
-class _StubRecovery:
-    """Reloads a model whose Python stub died (an OOM kill, a crash).
-
-    tritonserver 2.51 (the pip wheel, and the NGC 24.10 image) never restarts a dead stub: the model stays
-    "ready" and fails every request. The first request that meets the dead stub starts a reload of that model
-    (its config passed back with a marker, which makes Triton load fresh instances and swap them in) and is answered
-    503 with Retry-After, as is every request until the reload is done; ``/ready`` says which models recover.
-    """
-
-    def __init__(self, client: AsyncTritonControl, on_reload: Callable[[str], None]) -> None:
-        self.client = client
-        self.on_reload = on_reload  # told each model it reloaded (the gateway's metrics)
-        self.recovering: dict[str, asyncio.Task[None]] = {}
-        self.reloaded_at: dict[str, float] = {}  # model -> time.monotonic() its last reload finished
-
-    async def _reload(self, model: str) -> None:
-        started = time.monotonic()
-        try:
-            await self.client.reload(model)
-            self.reloaded_at[model] = time.monotonic()
-            self.on_reload(model)
-            log.info("reloaded %s after its stub died, in %.2fs", model, time.monotonic() - started)
-        except TritonError as error:
-            log.warning("could not reload %s: %s", model, error.message)
-        finally:
-            self.recovering.pop(model, None)
-
-    async def begin(self, instance: str, request_started: float) -> str:
-        """Start reloading the model of a dead stub's ``instance`` (e.g. ``m_onnx_0_0``), once; its name.
-
-        A request sent before the last reload finished met the old, dead stub: it starts no new reload."""
-        model = model_of(instance, {entry.name for entry in await self.client.index()})
-        if model is None:
-            return instance
-        stale = self.reloaded_at.get(model, -float("inf")) > request_started
-        if model not in self.recovering and not stale:
-            self.recovering[model] = asyncio.create_task(self._reload(model))
-        return model
-
-
 class Triton:
     """Triton, as the gateway sees it. Create it inside the app's lifespan; ``close`` it at the end."""
 
     def __init__(
-        self, url: str, lb_policy: str, refresh_s: float, on_stub_reload: Callable[[str], None] = lambda _: None
+        self, client: AsyncTritonControl, refresh_s: float, on_stub_reload: Callable[[str], None] = lambda _: None
     ) -> None:
-        self._client = AsyncTritonControl(url, lb_policy)
-        self._recovery = _StubRecovery(self._client, on_stub_reload)
+        self._client = client
+        self._recovery = StubRecovery(client, on_stub_reload)
         self._refresh_s = refresh_s
         self._models = ModelList()
         self._loaded_at = -float("inf")
@@ -139,46 +100,46 @@ class Triton:
         return ModelList(served, failed)
 
     async def ready(self) -> ModelList:
-        """The model list when Triton and every served model are ready; else ``GatewayError`` 503 saying why."""
+        """The model list when Triton and every served model are ready; else ``Unavailable`` saying why."""
         try:
             live = await self._client.server_ready()
         except TritonError as error:
             raise _unreachable(error) from None
         if not live:
-            raise GatewayError(503, "Triton is not ready")
+            raise Unavailable("Triton is not ready")
         models = await self.models(force=True)
         if not models.served:
-            raise GatewayError(503, "Triton serves no audio-classification model")
+            raise Unavailable("Triton serves no audio-classification model")
         if self._recovery.recovering:
-            raise GatewayError(503, f"models restarting after a crash: {', '.join(sorted(self._recovery.recovering))}")
+            raise Unavailable(f"models restarting after a crash: {', '.join(sorted(self._recovery.recovering))}")
         not_ready = [name for name in models.served if not await self._client.model_ready(name)]
         if not_ready:
-            raise GatewayError(503, f"models not ready: {', '.join(not_ready)}")
+            raise Unavailable(f"models not ready: {', '.join(not_ready)}")
         return models
 
     async def resolve(self, model_id: str | None, default_model: str) -> ModelMetadata:
         """The model a request names (its Triton name or model id), or the default one: ``default_model``, or
-        the only served model. Re-reads Triton once on a miss; 404 naming the served models."""
+        the only served model. Re-reads Triton once on a miss; ``NotFound`` naming the served models."""
         wanted = model_id or default_model
         for force in (False, True):
             models = await self.models(force)
             if not wanted:
                 if len(models.served) == 1:
                     return next(iter(models.served.values()))
-                raise GatewayError(
-                    404, f"no default model: set GATEWAY_DEFAULT_MODEL, or use /models/<id>; served: {models.ids()}"
+                raise NotFound(
+                    f"no default model: set GATEWAY_DEFAULT_MODEL, or use /models/<id>; served: {models.ids()}"
                 )
             for model in models.served.values():
                 if wanted in (model.name, model.model_id):
                     return model
-        raise GatewayError(404, f"model {wanted!r} is not served; served models: {models.ids()}")
+        raise NotFound(f"model {wanted!r} is not served; served models: {models.ids()}")
 
     async def load(self, name: str) -> None:
         """Load the exported model ``name``: its steps, then the ensemble (Triton loads in the order asked)."""
         try:
             await self._client.load_export(name)
         except TritonError as error:
-            raise GatewayError(503, f"Triton could not load {name!r}: {error.message}") from None
+            raise Unavailable(f"Triton could not load {name!r}: {error.message}") from None
         finally:
             self._loaded_at = -float("inf")  # the next look at the model list re-reads it
 
@@ -188,7 +149,7 @@ class Triton:
         try:
             await self._client.unload_export(name)
         except TritonError as error:
-            raise GatewayError(503, f"Triton could not unload {name!r}: {error.message}") from None
+            raise Unavailable(f"Triton could not unload {name!r}: {error.message}") from None
         finally:
             self._loaded_at = -float("inf")
 
@@ -220,14 +181,13 @@ class Triton:
             return [Prediction(label=label, score=score) for label, score in answer]
 
     async def _error(self, model: str, error: TritonError, started: float, timeout_s: float) -> GatewayError:
-        instance = dead_instance(error.message)
-        if instance:
-            step = await self._recovery.begin(instance, started)
-            return GatewayError(503, f"model {model!r} is restarting: the process of its step {step!r} died")
+        step = await self._recovery.begin(error, started)
+        if step is not None:
+            return Unavailable(f"model {model!r} is restarting: the process of its step {step!r} died")
         if error.invalid_input:
-            return GatewayError(400, error.message)
+            return BadRequest(error.message)
         if error.timed_out:
-            return GatewayError(504, f"inference timed out after {timeout_s:g}s")
+            return Timeout(f"inference timed out after {timeout_s:g}s")
         if error.not_available:
-            return GatewayError(503, f"model {model!r} is not available: {error.message}")
-        return GatewayError(502, f"Triton failed: {error.message}")
+            return Unavailable(f"model {model!r} is not available: {error.message}")
+        return BadGateway(f"Triton failed: {error.message}")

@@ -18,7 +18,7 @@ import sys
 import zipfile
 from pathlib import Path
 
-from local_triton.server import wheel_dir
+from local_triton.tritonserver import wheel_dir
 from triton_steps import contract
 from triton_steps.contract import AUDIO
 

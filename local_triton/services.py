@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from local_triton.server import http_ok, log_tail
+from local_triton.tritonserver import http_ok, log_tail
 
 
 class ServiceStartError(RuntimeError):

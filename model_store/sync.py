@@ -3,7 +3,7 @@
 Every ``interval`` seconds: read ``published.json``; (re)load, through Triton's repository API, each model
 whose revision changed (its steps first, then the ensemble: Triton swaps a reloaded model in only once the
 new one is ready, so requests in flight finish on the old one); unload each ensemble that left the manifest;
-then reload a step whose Python stub process died (``model_store.heal``). On-demand exports (the loader's)
+then reload a step whose Python stub process died (``stub_health.healer``). On-demand exports (the loader's)
 are left to the gateway, which loads them when asked and unloads them when idle.
 ``make serve`` runs it in a thread, docker compose as a service, Kubernetes as a sidecar of each Triton pod:
 it always talks to its own Triton.
@@ -15,9 +15,9 @@ import logging
 import threading
 
 from model_store import manifest
-from model_store.heal import ORPHAN_GRACE_S, StubHealer
 from model_store.location import Location
 from model_store.s3 import StorageError
+from stub_health.healer import ORPHAN_GRACE_S, StubHealer
 from triton_control import TritonControl, TritonError
 
 log = logging.getLogger("model_store.sync")

@@ -2,77 +2,16 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
-import os
-import subprocess
-import sys
-import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
 import pytest
-import soundfile
 import tiny_checkpoints
+from helpers import PROBLEM_TYPES, ROOT, model_name, running_gateway
 from huggingface_hub import constants
 
 from export.exporter import ExportOptions, ExportResult, export_model
-from local_triton.server import LocalTriton, Ports, free_port
-from local_triton.services import GatewayProcess
-
-ROOT = Path(__file__).resolve().parents[1]
-
-# Extra exports beyond one per architecture: transformers' other function_to_apply defaults.
-PROBLEM_TYPES = {"w2v_multilabel": "multi_label_classification", "w2v_regression": "regression"}
-
-
-def model_name(architecture: str) -> str:
-    return architecture.replace("-", "_")
-
-
-def read_until_ready(serve: subprocess.Popen[str], timeout: float = 240) -> list[str]:
-    """The lines ``make serve`` printed up to its "ready: URL" line; fails showing them all if it stopped
-    (or went quiet past ``timeout``) first."""
-    lines: list[str] = []
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        lines.append(serve.stdout.readline())
-        if not lines[-1] or lines[-1].startswith("ready: "):
-            break
-    assert lines and lines[-1].startswith("ready: "), "".join(lines)
-    return lines
-
-
-def triton_arguments(shell_line: str, environment: dict[str, str], tmp_path: Path) -> list[str]:
-    """The arguments a container's ``sh -c`` line hands tritonserver: run for real, with a stand-in
-    ``tritonserver`` that prints them and this interpreter as ``python3``."""
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir(exist_ok=True)
-    (bin_dir / "tritonserver").write_text('#!/bin/sh\nfor a in "$@"; do echo "$a"; done\n')
-    (bin_dir / "tritonserver").chmod(0o755)
-    (bin_dir / "python3").write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')  # a link would lose the venv
-    (bin_dir / "python3").chmod(0o755)
-    env = {"PATH": f"{bin_dir}:{os.environ['PATH']}", **environment}
-    done = subprocess.run(["sh", "-c", shell_line], env=env, capture_output=True, text=True, cwd=ROOT, check=True)
-    return done.stdout.splitlines()
-
-
-def make_waveform(seconds: float = 1.3, seed: int = 0, rate: int = 16000) -> np.ndarray:
-    """A deterministic speech-like test signal: harmonics with vibrato, plus noise."""
-    t = np.arange(int(seconds * rate)) / rate
-    rng = np.random.default_rng(seed)
-    f0 = 140 + 30 * np.sin(2 * np.pi * 3 * t)
-    phase = 2 * np.pi * np.cumsum(f0) / rate
-    signal = sum(np.sin(k * phase) / k for k in range(1, 6)) * 0.2 + rng.standard_normal(len(t)) * 0.02
-    return signal.astype(np.float32)
-
-
-def wav_bytes(waveform: np.ndarray, rate: int = 16000, subtype: str = "FLOAT", fmt: str = "WAV") -> bytes:
-    buffer = io.BytesIO()
-    soundfile.write(buffer, waveform, rate, subtype=subtype, format=fmt)
-    return buffer.getvalue()
+from local_triton.tritonserver import LocalTriton, Ports, free_port
 
 
 @pytest.fixture(scope="session")
@@ -122,16 +61,6 @@ def triton(repository: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     server = LocalTriton(repository, tmp_path_factory.mktemp("triton"), Ports(free_port(), free_port(), free_port()))
     with server:
         yield server
-
-
-@contextlib.contextmanager
-def running_gateway(triton_grpc_url: str, **settings: str) -> Iterator[str]:
-    """A real gateway process (``python -m gateway``) on a free port, only these settings (none from the
-    environment); yields its base URL."""
-    with tempfile.TemporaryDirectory() as logs:
-        process = GatewayProcess(triton_grpc_url, free_port(), Path(logs) / "gateway.log", **settings)
-        with process:
-            yield process.url
 
 
 @pytest.fixture(scope="session")

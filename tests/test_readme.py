@@ -15,7 +15,7 @@ import httpx
 import numpy as np
 import soundfile
 import tiny_checkpoints
-from conftest import free_port, read_until_ready, wav_bytes
+from helpers import free_port, read_until_ready, wav_bytes
 
 ROOT = Path(__file__).resolve().parents[1]
 BLOCK = re.compile(r"^```(bash|python|sh)\b *(\S*)\n(.*?)^```", re.S | re.M)

@@ -8,6 +8,7 @@ in ``triton_control.errors``.
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,7 +18,6 @@ from tritonclient.utils import triton_to_np_dtype
 
 from triton_control.channel import channel_args, grpc_target
 from triton_control.errors import TritonError, translated
-from triton_control.stub_health import with_reload_marker
 from triton_steps import contract
 
 LOAD_TIMEOUT_S = 600.0  # a load or unload: a real-size model takes tens of seconds on a busy CPU
@@ -82,6 +82,15 @@ def _ensemble_inputs(audio: bytes, top_k: int | None, function: str | None) -> l
     if function is not None:
         inputs.append(_tensor(contract.FUNCTION_TO_APPLY, function.encode()))
     return inputs
+
+
+def with_reload_marker(config: dict) -> dict:
+    """A model's config (Triton's JSON form) that Triton will really reload: loading a model with its
+    unchanged config is a no-op in 2.51, which would keep a dead stub (``stub_health``). The marker parameter
+    is ignored."""
+    marked = dict(config)
+    marked["parameters"] = {**config.get("parameters", {}), "reloaded_at": {"string_value": f"{time.time():.3f}"}}
+    return marked
 
 
 def _config_text(config: dict | None) -> str | None:

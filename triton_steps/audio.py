@@ -24,7 +24,8 @@ import numpy as np
 import soundfile
 import soxr
 
-MAX_RATE = 384_000  # Hz: the highest rate of any common recording format
+from triton_steps.contract import MAX_RATE
+
 MAX_CHANNELS = 32
 # Decoding costs per decoded sample (frames x channels: 5-14 ns each here, whatever the format), so each
 # limit alone (rate, channels, seconds) still let a 400 kB FLAC of 119 s x 8 channels x 384 kHz cost 2.3 s of

@@ -9,6 +9,9 @@ the model store and the tests call them. Torch-free and Triton-free, so every si
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import Enum
+
+MAX_RATE = 384_000  # Hz: the highest rate of any common recording format; uploads and streams above are refused
 
 
 @dataclass(frozen=True)
@@ -93,3 +96,13 @@ TRITON_GRPC_PORT = 8001
 TRITON_METRICS_PORT = 8002
 DEFAULT_GATEWAY_PORT = 8080
 DEFAULT_LOADER_PORT = 8090  # the on-demand loader (python -m loader), asked by the gateway's GATEWAY_LOADER_URL
+
+
+class ExportState(str, Enum):
+    """Where the loader stands with a Hub id (its answers' ``state``; the gateway's ``GET /models`` shows
+    ``loading`` for the first two)."""
+
+    QUEUED = "queued"
+    EXPORTING = "exporting"
+    EXPORTED = "exported"  # in the repository: the gateway loads it
+    FAILED = "failed"

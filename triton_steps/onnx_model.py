@@ -1,7 +1,7 @@
 """Triton Python-backend model that runs ``model.onnx`` with onnxruntime.
 
 Only for the tritonserver of the ``nvidia-pytriton`` wheel, which has no onnxruntime backend: the local
-launcher installs it as a Python-based backend named ``onnxruntime`` (see ``local_triton.server``), so it
+launcher installs it as a Python-based backend named ``onnxruntime`` (see ``local_triton.tritonserver``), so it
 runs every ``onnxruntime_onnx`` step. It reads the same model file and the same thread parameters
 (``contract.INTRA_OP_THREADS``, ``contract.INTER_OP_THREADS``) as Triton's native onnxruntime backend, and one of
 its own, ``contract.BATCHED_EXAMPLE_LIMIT`` (see ``triton_steps.batching``).

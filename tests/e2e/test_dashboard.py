@@ -10,8 +10,8 @@ from pathlib import Path
 
 import httpx
 
-from local_triton.server import LocalTriton, free_port
 from local_triton.services import LoaderProcess
+from local_triton.tritonserver import LocalTriton, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 DASHBOARD = ROOT / "deploy" / "k8s" / "monitoring" / "grafana-dashboard.json"

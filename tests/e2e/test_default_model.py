@@ -19,12 +19,13 @@ import pytest
 import soundfile
 from audio_formats import FORMATS as AUDIO_FORMATS
 from audio_formats import ffmpeg_encode
+from helpers import TOLERANCE
 
 from export.exporter import ExportOptions, export_model
 from keyword_spotter import LABELS
 from keyword_spotter.samples import FORMATS
 from keyword_spotter.train import held_out_set
-from local_triton.server import LocalTriton
+from local_triton.tritonserver import LocalTriton
 from triton_steps.contract import StepNames
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -122,7 +123,7 @@ def test_readme_curl_examples(gateway_url: str) -> None:
     assert outputs[1][0]["label"] == "no" and len(outputs[1]) == 2
     shown = json.loads((ROOT / "README.md").read_text().split("```json\n")[1].split("```")[0].replace(", ...", ""))
     for quoted, served in zip(shown, outputs[0][: len(shown)], strict=True):  # the README quotes the real answer
-        assert quoted["label"] == served["label"] and abs(quoted["score"] - served["score"]) < 1e-4
+        assert quoted["label"] == served["label"] and abs(quoted["score"] - served["score"]) < TOLERANCE
 
 
 def test_readme_python_example(gateway_url: str) -> None:

@@ -11,8 +11,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from local_triton.server import LocalTriton, free_port
 from local_triton.services import GatewayProcess
+from local_triton.tritonserver import LocalTriton, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 CLIP = (ROOT / "samples" / "yes.wav").read_bytes()

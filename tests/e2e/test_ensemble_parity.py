@@ -11,24 +11,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import PROBLEM_TYPES, make_waveform, model_name, wav_bytes
+from helpers import PROBLEM_TYPES, assert_same, make_waveform, model_name, wav_bytes
 from tiny_checkpoints import ARCHITECTURES
 from transformers import pipeline
 
 from triton_control import AsyncTritonControl, TritonControl, TritonError
 
-TOLERANCE = 1e-4
 ALL_MODELS = [model_name(a) for a in ARCHITECTURES] + list(PROBLEM_TYPES)
 
 
 def classify(url: str, model: str, audio: bytes, **parameters: object) -> list[tuple[str, float]]:
     with TritonControl(url) as control:
         return control.classify(model, audio, **parameters)
-
-
-def assert_same(served: list[tuple[str, float]], reference: list[dict]) -> None:
-    assert [label for label, _ in served] == [r["label"] for r in reference]
-    np.testing.assert_allclose([s for _, s in served], [r["score"] for r in reference], atol=TOLERANCE, rtol=0)
 
 
 @pytest.fixture(scope="module")

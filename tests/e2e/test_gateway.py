@@ -13,21 +13,12 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-from conftest import free_port, make_waveform, running_gateway, wav_bytes
+from helpers import assert_same, free_port, make_waveform, peak_rss_mb, running_gateway, wav_bytes
 from huggingface_hub import InferenceClient
 from transformers import pipeline
 
 from gateway.errors import error_response
 from local_triton.services import GatewayProcess
-from model_store import proc
-
-TOLERANCE = 1e-4
-
-
-def assert_same(served: list, reference: list[dict]) -> None:
-    served = [s if isinstance(s, dict) else {"label": s.label, "score": s.score} for s in served]
-    assert [s["label"] for s in served] == [r["label"] for r in reference]
-    np.testing.assert_allclose([s["score"] for s in served], [r["score"] for r in reference], atol=TOLERANCE)
 
 
 @pytest.fixture(scope="module")
@@ -121,7 +112,6 @@ def test_token_body_limit_and_timeout(triton, waveform) -> None:
 
 
 def test_triton_unreachable_is_503_with_retry_after(waveform) -> None:
-    from conftest import free_port
 
     with running_gateway(f"127.0.0.1:{free_port()}") as url:
         answer = httpx.post(f"{url}/models/ast", content=wav_bytes(waveform))
@@ -348,7 +338,7 @@ def test_several_workers_serve_and_their_metrics_are_summed(triton, waveform) ->
 
 
 def _peak_rss_mb(pid: int) -> float:
-    return proc.memory_mb(pid, "VmHWM")
+    return peak_rss_mb(pid)
 
 
 # The gateway's peak memory may grow by at most this much on a 12 MB JSON bomb: the body read in chunks

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from local_triton.server import LocalTriton
+from local_triton.tritonserver import LocalTriton
 
 ROOT = Path(__file__).resolve().parents[2]
 LIGHT = (ROOT / "samples" / "yes.wav").read_bytes()

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import httpx
 import numpy as np
-from conftest import free_port, make_waveform, running_gateway, wav_bytes
+from helpers import free_port, make_waveform, running_gateway, wav_bytes
 
 from export.exporter import ExportOptions, export_model
-from local_triton.server import LocalTriton, Ports
+from local_triton.tritonserver import LocalTriton, Ports
 
 
 def _json_body(audio: bytes, **extra: object) -> dict:

@@ -4,11 +4,11 @@ tolerance of transformers' fp32 pipeline (not within 1e-4: that is what opting i
 from __future__ import annotations
 
 import httpx
-from conftest import free_port, make_waveform, running_gateway, wav_bytes
+from helpers import free_port, make_waveform, running_gateway, wav_bytes
 from transformers import pipeline
 
 from export.exporter import ExportOptions, export_model
-from local_triton.server import LocalTriton, Ports
+from local_triton.tritonserver import LocalTriton, Ports
 
 
 def test_an_int8_model_is_served_and_says_it_is_int8(checkpoints, tmp_path) -> None:

@@ -10,11 +10,11 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-from conftest import free_port, make_waveform, running_gateway, wav_bytes
+from helpers import TOLERANCE, free_port, make_waveform, running_gateway, wav_bytes
 from transformers import pipeline
 
 from export.exporter import ExportOptions, export_model
-from local_triton.server import LocalTriton, Ports
+from local_triton.tritonserver import LocalTriton, Ports
 
 RATE = 16000
 # name -> (checkpoint, window s, hop s, clip s): AST's own window (1024 frames = 10.24 s), non-overlapping;
@@ -65,7 +65,7 @@ def test_chunked_scores_equal_the_pipelines_windows_aggregated(long_gateway, che
     served = httpx.post(f"{long_gateway}/models/{name}", json=body, timeout=120)
     assert served.status_code == 200, served.text
     served_scores = {p["label"]: p["score"] for p in served.json()}
-    np.testing.assert_allclose([served_scores[label] for label in labels], combined, atol=1e-4)
+    np.testing.assert_allclose([served_scores[label] for label in labels], combined, atol=TOLERANCE)
     assert [p["score"] for p in served.json()] == sorted(served_scores.values(), reverse=True)
 
 
@@ -77,7 +77,7 @@ def test_a_clip_within_one_window_is_exactly_the_pipeline(long_gateway, checkpoi
     expected = reference(waveform, top_k=None)
     served = httpx.post(f"{long_gateway}/models/{name}", content=wav_bytes(waveform), timeout=60).json()
     assert [p["label"] for p in served] == [p["label"] for p in expected]
-    np.testing.assert_allclose([p["score"] for p in served], [p["score"] for p in expected], atol=1e-4)
+    np.testing.assert_allclose([p["score"] for p in served], [p["score"] for p in expected], atol=TOLERANCE)
 
 
 def test_the_model_list_says_how_long_audio_is_handled(long_gateway) -> None:

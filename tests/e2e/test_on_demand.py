@@ -19,16 +19,16 @@ import pytest
 import tiny_checkpoints
 import torch
 import transformers
-from conftest import make_waveform, running_gateway, wav_bytes
+from helpers import TOLERANCE, make_waveform, running_gateway, wav_bytes
 from huggingface_hub import InferenceClient
 from huggingface_hub.errors import HfHubHTTPError
 from transformers import pipeline
 
 from export.exporter import ExportOptions, export_model
 from loader.jobs import triton_name
-from local_triton.server import LocalTriton, Ports, free_port
 from local_triton.services import LoaderProcess
-from model_store import stub_processes
+from local_triton.tritonserver import LocalTriton, Ports, free_port
+from stub_health import processes as stub_processes
 from triton_control import TritonControl
 
 AUDIO_IDS = ("org/w2v-a", "org/w2v-b", "org/w2v-c", "org/w2v-d", "org/w2v-e")
@@ -117,7 +117,7 @@ def test_a_new_id_gets_the_loading_answer_then_waiting_gets_the_pipelines_scores
     reference = pipeline("audio-classification", model=str(stack.checkpoints["org/w2v-a"]), device="cpu")(waveform)
     served = {p["label"]: p["score"] for p in answer.json()}
     assert [p["label"] for p in answer.json()] == [r["label"] for r in reference]
-    np.testing.assert_allclose([served[r["label"]] for r in reference], [r["score"] for r in reference], atol=1e-4)
+    np.testing.assert_allclose([served[r["label"]] for r in reference], [r["score"] for r in reference], atol=TOLERANCE)
     listing = {m["id"]: m for m in httpx.get(f"{stack.gateway}/models", timeout=10).json()}
     assert listing["org/w2v-a"]["state"] == "loaded" and listing["resident"]["state"] == "loaded"
 

@@ -18,11 +18,11 @@ import httpx
 import numpy as np
 import pytest
 import tiny_checkpoints
-from conftest import free_port, make_waveform, read_until_ready, running_gateway, wav_bytes
+from helpers import free_port, make_waveform, read_until_ready, running_gateway, wait_until, wav_bytes
 
 from export.exporter import ExportOptions, export_model
-from local_triton.server import LocalTriton, Ports, http_ok
 from local_triton.services import LoaderProcess
+from local_triton.tritonserver import LocalTriton, Ports, http_ok
 from model_store import location, manifest
 from model_store.sync import Sync
 from triton_control import TritonControl
@@ -88,13 +88,6 @@ def _listed(gateway: str) -> set[str]:
     return {m["name"] for m in httpx.get(f"{gateway}/models", timeout=10).json()}
 
 
-def _wait_for(condition, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.25)
-
-
 def test_the_export_lands_in_the_bucket_steps_then_ensemble_then_manifest(served) -> None:
     keys = {o["Key"] for o in boto3.client("s3").list_objects_v2(Bucket=BUCKET)["Contents"]}
     for model in StepNames("ast").all():
@@ -121,7 +114,7 @@ def test_a_model_exported_while_serving_is_served_without_a_restart(served, chec
     pid = triton.process.pid
     assert "hubert" not in _listed(gateway)
     _export(checkpoints["hubert"], "hubert")
-    _wait_for(lambda: "hubert" in _listed(gateway))
+    wait_until(lambda: "hubert" in _listed(gateway), 60, 0.25)
     answer = httpx.post(f"{gateway}/models/hubert", content=wav_bytes(make_waveform(1.0)), timeout=60)
     assert answer.status_code == 200 and len(answer.json()) > 1
     assert triton.process.pid == pid and triton.process.poll() is None
@@ -148,7 +141,7 @@ def test_a_reexport_under_load_loses_no_request(served, checkpoints) -> None:
 
         async def reexport() -> None:
             await asyncio.to_thread(_export, checkpoints["ast"], "ast", max_seconds=60.0)
-            await asyncio.to_thread(_wait_for, lambda: max_seconds() == 60.0)
+            await asyncio.to_thread(wait_until, lambda: max_seconds() == 60.0, 60, 0.25)
             await asyncio.sleep(1.0)  # keep the load on across the swap
             done.set()
 
@@ -165,9 +158,9 @@ def test_a_reexport_under_load_loses_no_request(served, checkpoints) -> None:
 
 def test_an_unloaded_model_leaves_the_gateway(served) -> None:
     triton, gateway = served
-    _wait_for(lambda: "hubert" in _listed(gateway))
+    wait_until(lambda: "hubert" in _listed(gateway), 60, 0.25)
     TritonControl(triton.grpc_url).unload("hubert")
-    _wait_for(lambda: "hubert" not in _listed(gateway))  # not served, and not listed as failed either
+    wait_until(lambda: "hubert" not in _listed(gateway), 60, 0.25)  # not served, and not listed as failed either
     answer = httpx.post(f"{gateway}/models/hubert", content=wav_bytes(make_waveform(1.0)), timeout=60)
     assert answer.status_code == 404 and "not served" in answer.json()["error"]
 

@@ -20,13 +20,13 @@ import numpy as np
 import pytest
 import soundfile
 import soxr
-from conftest import running_gateway
+from helpers import assert_same, running_gateway
 from test_readme import readme_blocks
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 from gateway.streaming import to_pcm16
-from local_triton.server import LocalTriton
+from local_triton.tritonserver import LocalTriton
 
 ROOT = Path(__file__).resolve().parents[2]
 CLIPS = ROOT / "tests" / "data" / "speech_commands_validation"
@@ -80,11 +80,6 @@ def posted(gateway: str, samples_int16: np.ndarray, parameters: str = "") -> lis
     answer = httpx.post(f"{gateway}/models/keyword-spotter{parameters}", content=buffer.getvalue(), timeout=60)
     assert answer.status_code == 200, answer.text
     return answer.json()
-
-
-def assert_same(event: list[dict], reference: list[dict]) -> None:
-    assert [p["label"] for p in event] == [p["label"] for p in reference]
-    np.testing.assert_allclose([p["score"] for p in event], [p["score"] for p in reference], atol=1e-4)
 
 
 def test_spoken_words_one_event_per_hop_each_equal_to_posting_its_window(gateway: str, speech: np.ndarray) -> None:

@@ -14,11 +14,12 @@ import time
 from pathlib import Path
 
 import httpx
+import psutil
 import pytest
-from conftest import free_port, running_gateway
+from helpers import free_port, running_gateway
 
-from local_triton.server import LocalTriton, Ports, remove_orphaned_regions
-from model_store import location, proc
+from local_triton.tritonserver import LocalTriton, Ports, remove_orphaned_regions
+from model_store import location
 from model_store.sync import Sync
 from triton_control import TritonControl
 from triton_steps.contract import StepNames
@@ -32,16 +33,16 @@ def stub_pids(workdir: Path, model: str = "") -> list[int]:
     """The Python stubs of ``model`` (every model: "") started by the tritonserver whose backends live under
     ``workdir``."""
     pids = []
-    for process in proc.processes():
-        argv = process.argv
-        ours = argv[0].endswith("triton_python_backend_stub") and str(workdir) in argv[0]
+    for process in psutil.process_iter(["pid", "cmdline"]):
+        argv = process.info["cmdline"]
+        ours = bool(argv) and argv[0].endswith("triton_python_backend_stub") and str(workdir) in argv[0]
         if ours and (not model or f"/{model}/" in argv[1]):
-            pids.append(process.pid)
+            pids.append(process.info["pid"])
     return pids
 
 
 def _logged(caplog: pytest.LogCaptureFixture) -> list[str]:
-    return [r.getMessage() for r in caplog.records if r.name.startswith("model_store")]
+    return [r.getMessage() for r in caplog.records if r.name.startswith(("model_store", "stub_health"))]
 
 
 @pytest.mark.parametrize("step", [DEFAULT.network, DEFAULT.preprocess])
@@ -49,13 +50,14 @@ def test_a_killed_stub_is_reloaded_and_nothing_is_answered_wrong(
     step: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="model_store")
+    caplog.set_level(logging.INFO, logger="stub_health")
     workdir = tmp_path / "run"
     triton = LocalTriton(ROOT / "model_repository", workdir, Ports(free_port(), free_port(), free_port()))
     with triton, running_gateway(triton.grpc_url) as gateway:
         expected = httpx.post(f"{gateway}/", content=CLIP, timeout=30).json()
         stubs_before = len(stub_pids(workdir))
         (victim, *_) = stub_pids(workdir, step)
-        (victim_region,) = [p.argv[2] for p in proc.processes() if p.pid == victim]
+        (victim_region,) = [psutil.Process(victim).cmdline()[2]]
 
         async def scenario() -> tuple[list[tuple[float, int, list]], list[tuple[float, int]], float]:
             answers: list[tuple[float, int, list]] = []
@@ -135,6 +137,7 @@ def test_the_sync_beside_triton_heals_a_dead_stub_without_any_traffic(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="model_store")
+    caplog.set_level(logging.INFO, logger="stub_health")
     """What docker compose and Kubernetes run next to Triton: it probes, finds the dead stub, reloads it."""
     workdir = tmp_path / "run"
     triton = LocalTriton(ROOT / "model_repository", workdir, Ports(free_port(), free_port(), free_port()))

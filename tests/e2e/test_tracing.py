@@ -17,8 +17,8 @@ from google.protobuf import json_format
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
-from local_triton.server import LocalTriton, Ports, free_port
 from local_triton.services import GatewayProcess
+from local_triton.tritonserver import LocalTriton, Ports, free_port
 from triton_control.server_flags import TRACE_SERVICE_NAME
 from triton_steps import contract
 

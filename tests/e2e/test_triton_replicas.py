@@ -14,8 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from local_triton.server import LocalTriton, Ports, free_port
 from local_triton.services import GatewayProcess
+from local_triton.tritonserver import LocalTriton, Ports, free_port
 from triton_control import TritonControl
 
 ROOT = Path(__file__).resolve().parents[2]

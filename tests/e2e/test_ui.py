@@ -19,7 +19,7 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
-from local_triton.server import LocalTriton
+from local_triton.tritonserver import LocalTriton
 
 ROOT = Path(__file__).resolve().parents[2]
 YES = sorted((ROOT / "tests" / "data" / "speech_commands_validation" / "yes").glob("*.flac"))[0]

@@ -6,10 +6,10 @@ from __future__ import annotations
 import httpx
 import pytest
 import tiny_checkpoints
-from conftest import free_port, make_waveform, running_gateway, wav_bytes
+from helpers import free_port, make_waveform, running_gateway, wav_bytes
 
 from export.exporter import ExportOptions, export_model
-from local_triton.server import LocalTriton, Ports
+from local_triton.tritonserver import LocalTriton, Ports
 
 LABELS = ["はい", "いいえ", "café", "naïve", "🐦 bird", "plain"]
 

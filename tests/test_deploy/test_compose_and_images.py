@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import tomllib
 import yaml
-from conftest import triton_arguments
+from helpers import triton_arguments
 
 from triton_steps.contract import DEFAULT_LOADER_PORT
 
@@ -169,7 +169,7 @@ def _third_party_imports(files: list[Path]) -> set[str]:
                 names.update(alias.name.split(".")[0] for alias in node.names)
             elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
                 names.add(node.module.split(".")[0])
-    local = {"gateway", "triton_steps", "triton_control", "export", "local_triton", "model_store", "loader"}
+    local = {name.rstrip("*") for name in PYPROJECT["tool"]["setuptools"]["packages"]["find"]["include"]}
     return {n for n in names if n not in sys.stdlib_module_names and n not in local | PROVIDED_BY_TRITON}
 
 
@@ -195,14 +195,18 @@ def _distributions(imports: set[str]) -> dict[str, set[str]]:
 @pytest.mark.parametrize(
     ("dockerfile", "packages", "extras", "modules"),
     [
-        ("gateway/Dockerfile", ["gateway", "triton_steps", "triton_control"], ["gateway"],
-         ["gateway/*.py", "triton_control/*.py", "triton_steps/metadata.py", "triton_steps/__init__.py"]),
-        ("docker/triton.Dockerfile", ["triton_steps", "model_store", "triton_control"], ["steps", "store"],
+        ("gateway/Dockerfile", ["gateway", "triton_steps", "triton_control", "stub_health"], ["gateway"],
+         ["gateway/*.py", "triton_control/*.py", "triton_steps/metadata.py", "triton_steps/contract.py",
+          "triton_steps/__init__.py", "stub_health/detect.py", "stub_health/recovery.py"]),
+        ("docker/triton.Dockerfile", ["triton_steps", "model_store", "triton_control", "stub_health"],
+         ["steps", "store"],
          ["triton_steps/audio.py", "triton_steps/features.py", "triton_steps/spectral.py", "triton_steps/scores.py",
           "triton_steps/preprocess_model.py", "triton_steps/postprocess_model.py", "triton_steps/triton_io.py",
-          "model_store/*.py", "triton_control/*.py"]),
-        ("docker/triton-cpu.Dockerfile", ["triton_steps", "model_store", "triton_control", "local_triton"], ["local"],
-         ["triton_steps/*.py", "model_store/*.py", "triton_control/*.py", "local_triton/server.py"]),
+          "model_store/*.py", "triton_control/*.py", "stub_health/*.py"]),
+        ("docker/triton-cpu.Dockerfile", ["triton_steps", "model_store", "triton_control", "stub_health",
+                                          "local_triton"], ["local"],
+         ["triton_steps/*.py", "model_store/*.py", "triton_control/*.py", "stub_health/*.py",
+          "local_triton/tritonserver.py"]),
         ("docker/loader.Dockerfile", ["triton_steps", "model_store", "export", "loader"], ["loader"],
          ["loader/*.py", "export/*.py", "model_store/*.py", "triton_steps/features.py", "triton_steps/spectral.py"]),
     ],

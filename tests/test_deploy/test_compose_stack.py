@@ -20,10 +20,10 @@ import httpx
 import numpy as np
 import pytest
 import tiny_checkpoints
-from conftest import wav_bytes
+from helpers import TOLERANCE, wait_until, wav_bytes
 
 from export.exporter import ExportOptions, export_model
-from local_triton.server import LocalTriton, free_port
+from local_triton.tritonserver import LocalTriton, free_port
 
 pytestmark = pytest.mark.containers
 
@@ -31,7 +31,6 @@ ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "scripts" / "compose.sh"
 SAMPLES = sorted((ROOT / "samples").iterdir())
 REAL_CLIPS = sorted((ROOT / "tests" / "data" / "speech_commands_validation").glob("*/*.flac"))
-TOLERANCE = 1e-4  # the project's score tolerance (onnxruntime and numpy may differ by version in the image)
 SECOND_MODEL = "late-arrival"
 
 
@@ -126,10 +125,9 @@ def test_containerised_gateway_answers_as_local_mode(stack: Stack, default_serve
 
 
 def _wait_for(condition, timeout: float, what: str) -> float:
+    """Seconds until ``condition`` held (``what`` names it in a failure)."""
     started = time.monotonic()
-    while not condition():
-        assert time.monotonic() - started < timeout, f"{what} not within {timeout:.0f} s"
-        time.sleep(0.5)
+    wait_until(condition, timeout, 0.5, what)
     return time.monotonic() - started
 
 

@@ -31,7 +31,7 @@ import httpx
 import pytest
 import yaml
 
-from local_triton.server import free_port, http_ok
+from local_triton.tritonserver import free_port, http_ok
 from model_store import location, manifest, s3
 
 pytestmark = pytest.mark.containers

@@ -11,14 +11,14 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import triton_arguments
+from helpers import triton_arguments
 from kubernetes_validate import validate
 from kubernetes_validate.utils import latest_version
 
 from gateway.app import create_app
 from gateway.settings import Settings
 from loader.__main__ import parse_args as loader_args
-from local_triton.server import Ports
+from local_triton.tritonserver import Ports
 from model_store.__main__ import main as model_store_main
 from triton_steps.contract import DEFAULT_LOADER_PORT
 

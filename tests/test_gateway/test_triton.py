@@ -35,9 +35,7 @@ class _Client:
 
 def _classify(client: _Client, timeout_s: float = 30.0) -> list[tuple[str, float]]:
     async def run() -> list[tuple[str, float]]:
-        triton = Triton("127.0.0.1:1", "round_robin", refresh_s=5.0)
-        await triton.close()
-        triton._client = client  # type: ignore[assignment]
+        triton = Triton(client, refresh_s=5.0)  # type: ignore[arg-type]
         return [(p.label, p.score) for p in await triton.classify("m", b"", None, None, timeout_s)]
 
     return asyncio.run(run())

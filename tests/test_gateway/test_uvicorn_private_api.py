@@ -1,4 +1,4 @@
-"""gateway.server subclasses uvicorn's httptools protocol, a private API: what it relies on, checked against
+"""gateway.http_server subclasses uvicorn's httptools protocol, a private API: what it relies on, checked against
 the installed uvicorn, so an upgrade that moves it fails here by name (pyproject pins the tested range)."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 
-from gateway.server import GatewayProtocol
+from gateway.http_server import GatewayProtocol
 
 OVERRIDDEN = ("connection_made", "data_received", "on_headers_complete", "send_400_response",
               "on_response_complete", "connection_lost")  # fmt: skip

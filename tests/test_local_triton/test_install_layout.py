@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from local_triton.server import wheel_dir
+from local_triton.tritonserver import wheel_dir
 
 
 def test_install_lays_out_bin_and_backends_and_the_linked_binary_runs(tmp_path: Path) -> None:

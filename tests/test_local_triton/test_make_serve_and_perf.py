@@ -13,11 +13,10 @@ import time
 from pathlib import Path
 
 import httpx
+import psutil
 import pytest
 import tiny_checkpoints
-from conftest import free_port, make_waveform, read_until_ready, wav_bytes
-
-from model_store import proc
+from helpers import alive, free_port, make_waveform, pids_mentioning, read_until_ready, wav_bytes
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -36,7 +35,7 @@ def _shm() -> set[str]:
 
 
 def _processes_mentioning(text: str) -> list[str]:
-    return [str(p.pid) for p in proc.processes() if text in "\0".join(p.argv)]
+    return [str(pid) for pid in pids_mentioning(text)]
 
 
 def test_make_serve_classifies_then_stops_cleanly_on_ctrl_c(repository: Path, tmp_path: Path) -> None:
@@ -67,15 +66,6 @@ def test_make_serve_classifies_then_stops_cleanly_on_ctrl_c(repository: Path, tm
         httpx.get(f"http://127.0.0.1:{ports['GATEWAY_PORT']}/health")
 
 
-def _pids_mentioning(*texts: str) -> list[int]:
-    return [p.pid for p in proc.processes() if all(t in "\0".join(p.argv) for t in texts)]
-
-
-def _alive(pid: int) -> bool:
-    found = proc.stat(pid)
-    return found is not None and found.state != "Z"
-
-
 def test_make_serve_restarts_a_killed_tritonserver_and_gateway_and_leaves_nothing_behind(tmp_path: Path) -> None:
     shm_before = _shm()
     ports = {name: free_port() for name in ("HTTP_PORT", "GRPC_PORT", "METRICS_PORT", "GATEWAY_PORT")}
@@ -89,10 +79,10 @@ def test_make_serve_restarts_a_killed_tritonserver_and_gateway_and_leaves_nothin
     try:
         read_until_ready(serve)
         expected = httpx.post(f"{url}/", content=clip).json()
-        (server,) = _pids_mentioning("bin/tritonserver", str(workdir))
-        stubs = _pids_mentioning("triton_python_backend_stub", str(workdir))
+        (server,) = pids_mentioning("bin/tritonserver", str(workdir))
+        stubs = pids_mentioning("triton_python_backend_stub", str(workdir))
         # each stub's command line names its shared-memory region
-        shm_of_server = {p.argv[2] for p in proc.processes() if p.pid in stubs}
+        shm_of_server = {psutil.Process(pid).cmdline()[2] for pid in stubs}
         assert stubs and shm_of_server <= _shm()
         os.kill(server, signal.SIGKILL)  # what the OOM killer does
         killed = time.monotonic()
@@ -108,13 +98,14 @@ def test_make_serve_restarts_a_killed_tritonserver_and_gateway_and_leaves_nothin
         assert statuses[-1] == 200 and 503 in statuses, statuses
         print(f"tritonserver killed: answering again after {time.monotonic() - killed:.1f}s, {len(statuses) - 1} x 503")
         assert answer.json() == expected
-        assert not any(_alive(pid) for pid in stubs)  # the dead server's stubs are gone ...
+        assert not any(alive(pid) for pid in stubs)  # the dead server's stubs are gone ...
         assert not (shm_of_server & _shm())  # ... and so are their shared-memory regions
-        assert _pids_mentioning("bin/tritonserver", str(workdir)) != [server]
+        assert pids_mentioning("bin/tritonserver", str(workdir)) != [server]
 
         # The gateway too is supervised: restarted when it dies. This one is the gateway on this port.
         port = str(ports["GATEWAY_PORT"])
-        (gateway,) = [p for p in _pids_mentioning("-m\0gateway") if proc.environ(p).get("GATEWAY_PORT") == port]
+        gateways = pids_mentioning("-m\0gateway")
+        (gateway,) = [p for p in gateways if psutil.Process(p).environ().get("GATEWAY_PORT") == port]
         os.kill(gateway, signal.SIGKILL)
         killed = time.monotonic()
         deadline = killed + 60

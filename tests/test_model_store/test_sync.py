@@ -6,7 +6,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from local_triton.server import LocalTriton, Ports, free_port
+from local_triton.tritonserver import LocalTriton, Ports, free_port
 from model_store import location, manifest
 from model_store.sync import Sync
 from triton_control import TritonControl

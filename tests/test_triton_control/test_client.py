@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from local_triton.server import LocalTriton, Ports, free_port
-from model_store import stub_processes
+from local_triton.tritonserver import LocalTriton, Ports, free_port
+from stub_health import processes as stub_processes
 from triton_control import AsyncTritonControl, TritonControl, TritonError
 from triton_control.channel import grpc_target, lb_policy_for, port_of
 from triton_steps import contract

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import transformers as tf
-from conftest import make_waveform
+from helpers import make_waveform
 
 from triton_steps.features import UnsupportedExtractorError, extractor_from_config
 

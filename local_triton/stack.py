@@ -12,8 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from local_triton.server import LocalTriton, Ports, TritonStartError, http_ok
 from local_triton.services import GatewayProcess, LoaderProcess, ServiceStartError
+from local_triton.tritonserver import LocalTriton, Ports, TritonStartError, http_ok
 from model_store import location
 from model_store.sync import Sync
 from triton_control import TritonControl

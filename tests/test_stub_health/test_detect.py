@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from triton_control.stub_health import dead_instance, model_of, with_reload_marker
+from stub_health.detect import dead_instance, model_of
+from triton_control.client import with_reload_marker
 
 
 def test_a_dead_stub_is_named_and_other_errors_are_not() -> None:

@@ -1,5 +1,4 @@
-"""A dead Python stub: recognised in Triton's errors (the gateway's recovery), and the config that makes
-Triton really reload its model (``TritonControl.reload``, used by the gateway and ``model_store.heal``).
+"""A dead Python stub, recognised in Triton's errors (``stub_health.recovery``, the gateway's side).
 
 tritonserver 2.51 never restarts a stub that died: the model stays "ready" and each request it gets fails
 with "Stub process '<model>_<group>_<index>' is not healthy".
@@ -8,7 +7,6 @@ with "Stub process '<model>_<group>_<index>' is not healthy".
 from __future__ import annotations
 
 import re
-import time
 
 _DEAD_STUB = re.compile(r"Stub process '(?P<instance>[^']+)' is not healthy")
 
@@ -25,11 +23,3 @@ def model_of(instance: str, known: set[str]) -> str | None:
     while model not in known and re.search(r"_\d+$", model):
         model = re.sub(r"_\d+$", "", model)
     return model if model in known else None
-
-
-def with_reload_marker(config: dict) -> dict:
-    """A model's config (Triton's JSON form) that Triton will really reload: loading a model with its
-    unchanged config is a no-op in 2.51, which would keep the dead stub. The marker parameter is ignored."""
-    marked = dict(config)
-    marked["parameters"] = {**config.get("parameters", {}), "reloaded_at": {"string_value": f"{time.time():.3f}"}}
-    return marked

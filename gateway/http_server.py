@@ -25,7 +25,7 @@ import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from gateway.errors import error_response
-from gateway.observability import log_config
+from gateway.logs import log_config
 from gateway.settings import Settings, from_environment
 
 PROBE_PATHS = (b"/health", b"/ready")  # answered beyond the connection cap

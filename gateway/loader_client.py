@@ -10,14 +10,15 @@ from dataclasses import dataclass
 
 from starlette.concurrency import run_in_threadpool
 
-from gateway.errors import GatewayError
+from gateway.errors import Refused, Unavailable
+from triton_steps.contract import ExportState
 
 TIMEOUT_S = 10.0  # the loader vets a checkpoint (a few small Hub calls) before it answers
 
 
 @dataclass(frozen=True)
 class LoaderAnswer:
-    state: str  # queued, exporting, or exported (in the repository: the gateway loads it)
+    state: ExportState
     name: str  # its Triton name
     estimated_time: float = 0.0  # seconds until exported
 
@@ -36,11 +37,12 @@ class LoaderClient:
                 message = json.loads(error.read()).get("error") or f"HTTP {error.code}"
             except ValueError:
                 message = f"HTTP {error.code}"
-            raise GatewayError(error.code, message) from None
+            raise (Unavailable(message) if error.code == 503 else Refused(error.code, message)) from None
         except (OSError, ValueError) as error:
-            raise GatewayError(503, f"the model loader is unreachable: {error}") from None
-        return LoaderAnswer(body["state"], body["name"], float(body.get("estimated_time", 0.0)))
+            raise Unavailable(f"the model loader is unreachable: {error}") from None
+        return LoaderAnswer(ExportState(body["state"]), body["name"], float(body.get("estimated_time", 0.0)))
 
     async def request(self, model_id: str) -> LoaderAnswer:
-        """Ask for ``model_id`` to be exported (or say where it is); ``GatewayError`` for a refusal."""
+        """Ask for ``model_id`` to be exported (or say where it is); ``Refused`` (the loader's status) for a
+        refusal, ``Unavailable`` when the loader is busy or away."""
         return await run_in_threadpool(self._post, model_id)

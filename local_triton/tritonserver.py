@@ -17,7 +17,9 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from model_store import proc, s3
+import psutil
+
+from model_store import s3
 from model_store.location import Location
 from model_store.s3 import StorageError
 from triton_control import TritonControl
@@ -170,10 +172,11 @@ def remove_orphaned_regions(min_age_s: float = ORPHAN_MIN_AGE_S) -> list[str]:
                 candidates[path.name] = path
     if not candidates:
         return []
-    for pid in proc.pids():  # this user's processes are all readable
-        for path in proc.mapped(pid):
-            if path.startswith(f"{SHM}/triton_"):
-                candidates.pop(path.rsplit("/", 1)[-1].split(" ")[0], None)
+    for process in psutil.process_iter():  # this user's processes are all readable
+        with contextlib.suppress(psutil.Error):
+            for mapping in process.memory_maps(grouped=False):
+                if mapping.path.startswith(f"{SHM}/triton_"):
+                    candidates.pop(mapping.path.rsplit("/", 1)[-1].split(" ")[0], None)
     for path in candidates.values():
         path.unlink(missing_ok=True)
     return sorted(candidates)
@@ -182,10 +185,10 @@ def remove_orphaned_regions(min_age_s: float = ORPHAN_MIN_AGE_S) -> list[str]:
 def _group_commands(group: int) -> list[list[str]]:
     """The command lines of the live processes in process group ``group``."""
     commands = []
-    for process in proc.processes():
-        found = proc.stat(process.pid)
-        if found is not None and found.pgrp == group and found.state != "Z":
-            commands.append(process.argv)
+    for process in psutil.process_iter(["cmdline"]):
+        with contextlib.suppress(OSError, psutil.Error):
+            if process.info["cmdline"] and os.getpgid(process.pid) == group:
+                commands.append(process.info["cmdline"])
     return commands
 
 

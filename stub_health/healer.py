@@ -2,14 +2,14 @@
 
 tritonserver 2.51 never restarts a dead stub: the model stays "ready" and fails every request with "Stub
 process '<model>_<group>_<index>' is not healthy". Each round compares the instances every ready
-stub-backed model should have (from its config) with the stub processes alive (``model_store.stub_processes``)
+stub-backed model should have (from its config) with the stub processes alive (``stub_health.processes``)
 and reloads a model that lost one (fresh instances, swapped in when ready); an old instance's stub that
 outlives its reload (orphaned) is removed.
 
 Why processes, not probe requests: a probe runs the whole model (a full 1.4 s forward pass for AST base every
-round), competes with real requests, and cannot tell a slow answer from a dead stub. Reading ``/proc`` costs
+round), competes with real requests, and cannot tell a slow answer from a dead stub. Listing processes costs
 the same for any model size and never mistakes a busy or stopped stub for a dead one. This runs beside each
-Triton (in ``model_store.sync``), so it heals the right replica, traffic or not; where it cannot see Triton's
+Triton (run by ``model_store.sync``), so it heals the right replica, traffic or not; where it cannot see Triton's
 processes it says so once and leaves healing to the gateway, which reloads on the first failing request.
 """
 
@@ -20,11 +20,11 @@ import os
 import signal
 import time
 
-from model_store import stub_processes
+from stub_health import processes as stub_processes
 from triton_control import TritonControl
 from triton_control.channel import port_of
 
-log = logging.getLogger("model_store.heal")
+log = logging.getLogger("stub_health.healer")
 
 CONFIRM_AFTER_S = 0.2  # a missing stub is looked for again after this: a model unloaded meanwhile is not dead
 

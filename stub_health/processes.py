@@ -1,5 +1,4 @@
-"""The Python-backend stub processes of one tritonserver, read from ``/proc``: which model instances have a
-live process.
+"""The Python-backend stub processes of one tritonserver (psutil): which model instances have a live process.
 
 This sees Triton's processes where it shares their PID namespace: on the same machine (``make serve``), in a
 Kubernetes pod with ``shareProcessNamespace``, in compose with ``pid: service:triton``. python_backend starts
@@ -16,7 +15,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from model_store import proc
+import psutil
+
 from triton_steps import contract
 
 STUB_BINARY = "triton_python_backend_stub"
@@ -51,9 +51,11 @@ class Stubs:
 
 
 def _processes() -> Iterator[list[str]]:
-    """The command line of every visible process with one (``argv[0]`` first) and its pid last."""
-    for process in proc.processes():
-        yield [*process.argv, str(process.pid)]
+    """The command line of every visible process with one (``argv[0]`` first) and its pid last (zombies and
+    kernel threads have none)."""
+    for process in psutil.process_iter(["pid", "cmdline"]):
+        if process.info["cmdline"]:
+            yield [*process.info["cmdline"], str(process.info["pid"])]
 
 
 def _flag(argv: list[str], name: str) -> str | None:
@@ -71,7 +73,7 @@ def _python_based_backends(server_pid: int, argv: list[str]) -> set[str]:
     onnxruntime shim), read through ``/proc/<pid>/root`` or ``cwd`` so that its own view of the files counts;
     empty where that is not readable."""
     folder = _flag(argv, "--backend-directory") or DEFAULT_BACKEND_DIRECTORY
-    base = proc.PROC / str(server_pid) / ("root" if folder.startswith("/") else "cwd")
+    base = Path("/proc") / str(server_pid) / ("root" if folder.startswith("/") else "cwd")
     try:
         return {d.name for d in (base / folder.lstrip("/")).iterdir() if (d / contract.PYTHON_MODEL_FILE).is_file()}
     except OSError:
@@ -99,10 +101,12 @@ def find(grpc_port: int) -> Stubs | None:
     )
 
 
-def _started(pid: int) -> int:
-    """When a process started (clock ticks since boot); 0 if it is gone."""
-    found = proc.stat(pid)
-    return found.start_ticks if found else 0
+def _started(pid: int) -> float:
+    """When a process started (seconds since the epoch); 0 if it is gone."""
+    try:
+        return psutil.Process(pid).create_time()
+    except psutil.Error:
+        return 0.0
 
 
 def instance_names(config: dict) -> set[str]:

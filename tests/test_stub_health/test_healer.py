@@ -11,13 +11,15 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
-from conftest import free_port
+from helpers import free_port
 
-from local_triton.server import LocalTriton, Ports
-from model_store import location, proc, stub_processes
-from model_store.heal import StubHealer
+from local_triton.tritonserver import LocalTriton, Ports
+from model_store import location
 from model_store.sync import Sync
+from stub_health import processes as stub_processes
+from stub_health.healer import StubHealer
 from triton_control import TritonControl
 from triton_steps.contract import StepNames
 
@@ -36,10 +38,12 @@ def triton(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalTriton]:
 
 def _stubs(server_pid: int) -> dict[int, str]:
     """pid -> instance name of every live stub process of the server."""
-    return {
-        p.pid: p.argv[8] for p in proc.processes()
-        if p.argv[0].endswith(stub_processes.STUB_BINARY) and p.argv[5] == str(server_pid)
-    }  # fmt: skip
+    stubs = {}
+    for process in psutil.process_iter(["pid", "cmdline"]):
+        argv = process.info["cmdline"] or [""]
+        if argv[0].endswith(stub_processes.STUB_BINARY) and argv[5] == str(server_pid):
+            stubs[process.info["pid"]] = argv[8]
+    return stubs
 
 
 def _pid_of(instance: str, server_pid: int) -> int:
@@ -92,13 +96,14 @@ def test_an_idle_server_gets_no_request_from_the_health_machinery(triton: LocalT
 
 def _logged(caplog: pytest.LogCaptureFixture) -> list[str]:
     """What the sync and the healer logged (in this process: their threads included)."""
-    return [r.getMessage() for r in caplog.records if r.name.startswith("model_store")]
+    return [r.getMessage() for r in caplog.records if r.name.startswith(("model_store", "stub_health"))]
 
 
 def test_a_stopped_stub_is_not_dead_and_a_killed_one_is_reloaded(
     triton: LocalTriton, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="model_store")
+    caplog.set_level(logging.INFO, logger="stub_health")
     healer = StubHealer(TritonControl(triton.grpc_url))
     stubs = _wait_all_alive(healer, triton)
     count = len(_stubs(stubs.server_pid))

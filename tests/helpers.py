@@ -1,0 +1,134 @@
+"""Helpers the tests share (imported as ``helpers``; fixtures live in ``conftest``)."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import psutil
+import soundfile
+
+from local_triton.services import GatewayProcess
+from local_triton.tritonserver import free_port
+
+ROOT = Path(__file__).resolve().parents[1]
+
+TOLERANCE = 1e-4  # served scores vs transformers' pipeline: the project's exactness bar
+# Extra exports beyond one per architecture: transformers' other function_to_apply defaults.
+PROBLEM_TYPES = {"w2v_multilabel": "multi_label_classification", "w2v_regression": "regression"}
+
+
+def wait_until(
+    condition: Callable[[], object], timeout_s: float = 10.0, interval_s: float = 0.01, what: str = ""
+) -> object:
+    """Poll ``condition`` until it returns something true (returned), failing after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while not (result := condition()):
+        assert time.monotonic() < deadline, f"{what or condition} not within {timeout_s:g} s"
+        time.sleep(interval_s)
+    return result
+
+
+def pids_mentioning(*texts: str) -> list[int]:
+    """Live processes whose command line holds every one of ``texts``."""
+    found = []
+    for process in psutil.process_iter(["pid", "cmdline"]):
+        command = "\0".join(process.info["cmdline"] or [])
+        if command and all(text in command for text in texts):
+            found.append(process.info["pid"])
+    return found
+
+
+def alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie does not)."""
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def peak_rss_mb(pid: int) -> float:
+    """The peak resident memory of ``pid`` (``VmHWM``, which psutil does not report), in MB; 0 once gone."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def assert_same(served: list, reference: list[dict], tolerance: float = TOLERANCE) -> None:
+    """Served predictions (dicts, ``Prediction``s or (label, score) pairs) equal transformers' pipeline's:
+    the same labels in the same order, scores within ``tolerance``."""
+    pairs = [
+        (s["label"], s["score"]) if isinstance(s, dict) else (s.label, s.score) if hasattr(s, "label") else tuple(s)
+        for s in served
+    ]
+    assert [label for label, _ in pairs] == [r["label"] for r in reference]
+    np.testing.assert_allclose([score for _, score in pairs], [r["score"] for r in reference], atol=tolerance, rtol=0)
+
+
+def model_name(architecture: str) -> str:
+    return architecture.replace("-", "_")
+
+
+def read_until_ready(serve: subprocess.Popen[str], timeout: float = 240) -> list[str]:
+    """The lines ``make serve`` printed up to its "ready: URL" line; fails showing them all if it stopped
+    (or went quiet past ``timeout``) first."""
+    lines: list[str] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        lines.append(serve.stdout.readline())
+        if not lines[-1] or lines[-1].startswith("ready: "):
+            break
+    assert lines and lines[-1].startswith("ready: "), "".join(lines)
+    return lines
+
+
+def triton_arguments(shell_line: str, environment: dict[str, str], tmp_path: Path) -> list[str]:
+    """The arguments a container's ``sh -c`` line hands tritonserver: run for real, with a stand-in
+    ``tritonserver`` that prints them and this interpreter as ``python3``."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    (bin_dir / "tritonserver").write_text('#!/bin/sh\nfor a in "$@"; do echo "$a"; done\n')
+    (bin_dir / "tritonserver").chmod(0o755)
+    (bin_dir / "python3").write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')  # a link would lose the venv
+    (bin_dir / "python3").chmod(0o755)
+    env = {"PATH": f"{bin_dir}:{os.environ['PATH']}", **environment}
+    done = subprocess.run(["sh", "-c", shell_line], env=env, capture_output=True, text=True, cwd=ROOT, check=True)
+    return done.stdout.splitlines()
+
+
+def make_waveform(seconds: float = 1.3, seed: int = 0, rate: int = 16000) -> np.ndarray:
+    """A deterministic speech-like test signal: harmonics with vibrato, plus noise."""
+    t = np.arange(int(seconds * rate)) / rate
+    rng = np.random.default_rng(seed)
+    f0 = 140 + 30 * np.sin(2 * np.pi * 3 * t)
+    phase = 2 * np.pi * np.cumsum(f0) / rate
+    signal = sum(np.sin(k * phase) / k for k in range(1, 6)) * 0.2 + rng.standard_normal(len(t)) * 0.02
+    return signal.astype(np.float32)
+
+
+def wav_bytes(waveform: np.ndarray, rate: int = 16000, subtype: str = "FLOAT", fmt: str = "WAV") -> bytes:
+    buffer = io.BytesIO()
+    soundfile.write(buffer, waveform, rate, subtype=subtype, format=fmt)
+    return buffer.getvalue()
+
+
+@contextlib.contextmanager
+def running_gateway(triton_grpc_url: str, **settings: str) -> Iterator[str]:
+    """A real gateway process (``python -m gateway``) on a free port, only these settings (none from the
+    environment); yields its base URL."""
+    with tempfile.TemporaryDirectory() as logs:
+        process = GatewayProcess(triton_grpc_url, free_port(), Path(logs) / "gateway.log", **settings)
+        with process:
+            yield process.url
