@@ -8,8 +8,9 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import onnxruntime
 import torch
@@ -26,30 +27,85 @@ from triton_steps.metadata import ModelMetadata
 log = logging.getLogger("export")
 
 
+def _option(
+    default: object,
+    help: str,
+    flag: str = "",
+    parse: Callable[[str], object] | None = None,
+    choices: tuple[str, ...] | None = None,
+) -> Any:
+    """A field of ``ExportOptions`` that is also a ``python -m export`` flag (``export.__main__`` derives the
+    command line from these): its ``help``, and where the field's name and type are not enough, its ``flag``,
+    how to ``parse`` the text, or its ``choices``."""
+    return field(default=default, metadata={"help": help, "flag": flag, "parse": parse, "choices": choices})
+
+
+def _number_or_none(value: str) -> float | None:
+    return None if value.lower() in ("0", "none") else float(value)
+
+
+def _count_or_auto(value: str) -> int | None:
+    if value == "auto":
+        return cpu_plan.AUTO
+    count = int(value)
+    if count < 1:
+        raise ValueError("must be auto or a positive count")
+    return count
+
+
 @dataclass(frozen=True)
 class ExportOptions:
-    name: str | None = None  # Triton model name (default: derived from the source)
-    model_id: str | None = None  # the id clients use (default: the Hub id, or the name for a folder)
-    revision: str | None = None
-    token: str | None = None
-    max_batch_size: int = 8
-    max_seconds: float | None = 120.0
-    memory_budget_gib: float | None = 4.0  # attention memory per request: lowers max_seconds of waveform models
-    tolerance: float = 1e-4  # ONNX vs torch: max |diff| of logits / max(1, max |logit|)
-    feature_tolerance: float = 1e-4  # our extractor vs transformers'
-    preprocess_instances: int = 2
-    cpu_threads: int | None = cpu_plan.AUTO  # onnxruntime threads per network instance (see export.cpu_plan)
-    instances: int | None = cpu_plan.AUTO  # network instances (per GPU on GPU machines)
-    queue_delay_ms: float = 0.0  # network step: how long Triton's batcher may hold a request to fill a batch
-    batched_example_limit: int = cpu_plan.BATCHED_EXAMPLE_LIMIT  # CPU network step: larger examples run alone
-    quantize: str = "fp32"  # int8: dynamic int8 MatMul/Gemm, gated by the two thresholds below
-    quantized_tolerance: float = 0.05  # int8: max |score - fp32 score| on the gate's clips
-    quantized_min_agreement: float = 0.95  # int8: min fraction of gate clips with fp32's top-1 label
-    tensorrt: bool = False
-    long_audio: str = "none"  # "chunk": sliding windows up to max_seconds (not transformers' behaviour)
-    chunk_seconds: float | None = None  # window (default: the model's own, see triton_steps.long_audio)
-    chunk_hop_seconds: float | None = None  # hop between window starts (default: the window)
-    on_demand: bool = False  # exported by the loader for a request (recorded in the metadata)
+    name: str | None = _option(None, "Triton model name (default: the last part of SOURCE)")
+    model_id: str | None = _option(
+        None, "the id clients send (POST /models/<id>); default: the Hub id, or the name for a folder"
+    )
+    revision: str | None = _option(None, "Hub revision (branch, tag or commit)")
+    token: str | None = _option(None, "Hub token (default: env HF_TOKEN)")
+    max_batch_size: int = _option(8, "the batcher's largest batch")
+    max_seconds: float | None = _option(
+        120.0, "longest audio accepted, in seconds; 0 for no limit", parse=_number_or_none
+    )
+    memory_budget_gib: float | None = _option(
+        4.0, "GiB of attention memory per request: a waveform model's --max-seconds is lowered to fit; 0 for none",
+        flag="--memory-budget", parse=_number_or_none,
+    )  # fmt: skip
+    tolerance: float = _option(1e-4, "max |ONNX - torch| of the logits, relative to their scale")
+    feature_tolerance: float = _option(1e-4, "max |ours - transformers| features")
+    preprocess_instances: int = _option(2, "CPU instances of the preprocess step")
+    cpu_threads: int | None = _option(
+        cpu_plan.AUTO, "onnxruntime threads per network instance; auto: 1 for a model under 10M parameters, else "
+        "every CPU available here (export on the serving machine, or give its count)", parse=_count_or_auto,
+    )  # fmt: skip
+    instances: int | None = _option(
+        cpu_plan.AUTO, "network instances (per GPU on a GPU machine); auto: 1", parse=_count_or_auto
+    )
+    queue_delay_ms: float = _option(
+        0.0, "how long Triton may hold a request at the network step for others to join its batch: more "
+        "throughput under concurrent load, that much more latency when requests come one at a time",
+    )  # fmt: skip
+    batched_example_limit: int = _option(
+        cpu_plan.BATCHED_EXAMPLE_LIMIT, "on the CPU (local mode, the slim CPU image), requests whose network input "
+        "holds more elements than this run one at a time instead of as a batch, which costs more per clip past a "
+        "few seconds of audio; 0: batch every size (3 s at 16 kHz)",
+    )  # fmt: skip
+    quantize: str = _option(
+        "fp32", "int8: dynamic int8 MatMul/Gemm, faster on CPU; its scores are not transformers' within 1e-4 but "
+        "must pass the gate below against the fp32 model", choices=quantize.PRECISIONS,
+    )  # fmt: skip
+    quantized_tolerance: float = _option(0.05, "int8: largest |score - fp32 score| allowed on the gate's 48 clips")
+    quantized_min_agreement: float = _option(
+        0.95, "int8: smallest fraction of the gate's clips whose top label must equal fp32's"
+    )
+    tensorrt: bool = _option(False, "ask Triton's onnxruntime backend to run the network with TensorRT on GPU")
+    long_audio: str = _option(
+        "none", "none: as transformers (the model's own padding / truncation); chunk: classify recordings up to "
+        "--max-seconds by sliding windows, scores aggregated (mean; max for sigmoid)", choices=long_audio.MODES,
+    )  # fmt: skip
+    chunk_seconds: float | None = _option(
+        None, "chunk window (default: the model's own: AST 10.24 s, Whisper 30 s, else 10 s)"
+    )
+    chunk_hop_seconds: float | None = _option(None, "chunk hop between windows (default: the window)")
+    on_demand: bool = False  # exported by the loader for a request (recorded in the metadata); not a flag
 
     def __post_init__(self) -> None:
         """Every check that needs no checkpoint, so that a bad option fails before minutes of export."""

@@ -22,7 +22,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, G
 
 from loader import hub
 from loader.estimate import ExportTimes
-from loader.jobs import EXPORTED, FAILED, Job, Loader, LoaderSettings
+from loader.jobs import EXPORTED, FAILED, Job, Loader
+from loader.settings import LoaderSettings
 
 
 def _describe(job: Job) -> dict[str, Any]:

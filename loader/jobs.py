@@ -23,8 +23,8 @@ from starlette.concurrency import run_in_threadpool
 
 from loader import hub
 from loader.estimate import ExportTimes
+from loader.settings import LoaderSettings
 from model_store import manifest
-from model_store.location import Location
 
 log = logging.getLogger("loader")
 
@@ -54,17 +54,6 @@ class Job:
         """Seconds left, as estimated: the whole estimate while queued."""
         elapsed = time.monotonic() - self.started if self.state == EXPORTING else 0.0
         return max(1.0, self.estimate_s - elapsed)
-
-
-@dataclass(frozen=True)
-class LoaderSettings:
-    location: Location
-    token: str | None = None
-    max_exports: int = 1  # exports at once (each holds a checkpoint and its ONNX twin in memory)
-    max_queue: int = 8  # ids waiting for an export slot; beyond it, 503
-    max_bytes: int = 4_000_000_000  # largest checkpoint (weights) exported
-    allow_pickle: bool = False
-    failure_ttl_s: float = 600.0  # how long a refusal or failure is answered from memory
 
 
 def _export(source: str, repository: str, name: str, model_id: str) -> float:
@@ -148,7 +137,7 @@ class Loader:
         settings = self.settings
         try:
             return await run_in_threadpool(
-                hub.vet, model_id, None, settings.token, settings.max_bytes, settings.allow_pickle
+                hub.vet, model_id, None, settings.hub_token, settings.max_bytes, settings.allow_pickle
             )
         except hub.Refusal as refusal:
             log.info("%s: refused (%d): %s", model_id, refusal.status, refusal.message)
@@ -165,7 +154,7 @@ class Loader:
             job.state, job.started = EXPORTING, time.monotonic()
             job.estimate_s = self.times.estimate(job.weight_bytes)
             try:
-                folder = await run_in_threadpool(vetted.download, self.settings.token)
+                folder = await run_in_threadpool(vetted.download, self.settings.hub_token)
                 log.info("%s: downloaded, exporting", job.model_id)
                 seconds = await self._export_in_process(str(folder), job)
             except hub.Refusal as refusal:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import signal
 import sys
 import time
@@ -15,7 +14,7 @@ from pathlib import Path
 from local_triton.services import GatewayProcess, LoaderProcess, ServiceStartError
 from local_triton.tritonserver import LocalTriton, Ports, TritonStartError, http_ok
 from model_store import location
-from model_store.sync import Sync
+from model_store.sync import SYNC_INTERVAL_S, Sync
 from triton_control import TritonControl
 from triton_steps import contract
 
@@ -78,8 +77,79 @@ def default_model(repository: Path | None, chosen: str) -> str:
     return DEFAULT_NAME
 
 
-def serve(args: argparse.Namespace) -> int:
-    repository = args.repository
+@dataclass
+class Stack:
+    """The processes of ``make serve``: tritonserver, the repository's sync, the gateway and (on demand) the
+    loader; started in order, each restarted with a backoff if it dies, stopped in order."""
+
+    triton: LocalTriton
+    gateway: GatewayProcess
+    loader: LoaderProcess | None
+    sync_interval_s: float
+    timeout_s: float
+    sync: Sync | None = None
+    backoffs: dict[str, Backoff] = field(default_factory=dict)
+
+    def _backoff(self, what: str) -> Backoff:
+        return self.backoffs.setdefault(what, Backoff(*RESTART_BACKOFF_S))
+
+    def start(self) -> bool:
+        """Start everything; whether the gateway became ready within the timeout."""
+        ports = self.triton.ports
+        log.info("starting tritonserver on %s (HTTP %d, gRPC %d) ...", self.triton.host, ports.http, ports.grpc)
+        self.triton.start(timeout=self.timeout_s)
+        # Models exported (or re-exported) into the repository from now on are loaded without a restart.
+        self.sync = Sync(self.triton.repository, TritonControl(self.triton.grpc_url), self.sync_interval_s).start()
+        if self.loader is not None:
+            self.loader.start()
+            log.info("on-demand loading (loader log: %s)", self.loader.log_path)
+        self.gateway.start()
+        deadline = time.monotonic() + self.timeout_s
+        while not http_ok(f"{self.gateway.url}/ready"):
+            if not self.gateway.running() or time.monotonic() > deadline:
+                log.error("the gateway did not become ready; see %s", self.gateway.log_path)
+                return False
+            time.sleep(0.2)
+        return True
+
+    def watch(self) -> None:
+        """Restart whatever died (one look)."""
+        triton, gateway, loader = self.triton, self.gateway, self.loader
+        if triton.process is not None and triton.process.poll() is not None:
+            # The gateway answers 503 + Retry-After meanwhile, and reconnects by itself.
+            regions, backoff = triton.clean_up(), self._backoff("tritonserver")
+            log.warning(
+                "tritonserver exited (%s); removed what it left behind (%d shared-memory regions); restarting in %gs",
+                triton.process.returncode, len(regions), backoff.delay,
+            )  # fmt: skip
+            backoff.restart(lambda: triton.start(timeout=self.timeout_s), "tritonserver")
+        if not gateway.running():
+            # Clients get connection refused meanwhile; a load balancer in front moves them elsewhere.
+            code, backoff = gateway.process.returncode if gateway.process else None, self._backoff("the gateway")
+            log.warning("the gateway exited (%s; see %s); restarting in %gs", code, gateway.log_path, backoff.delay)
+            backoff.restart(gateway.start, "the gateway")
+        if loader is not None and not loader.running():
+            backoff = self._backoff("the loader")
+            log.warning("the loader exited (see %s); restarting in %gs", loader.log_path, backoff.delay)
+            backoff.restart(loader.start, "the loader")
+
+    def stop(self) -> None:
+        log.info("stopping ...")
+        if self.sync is not None:
+            self.sync.stop()
+        # The gateway first: its open gRPC connection would make tritonserver wait out its exit timeout.
+        self.gateway.stop()
+        if self.loader is not None:
+            self.loader.stop()
+        self.triton.stop()
+        log.info("stopped.")
+
+
+def build(args: argparse.Namespace) -> Stack:
+    """The stack ``args`` describe; the gateway's own settings (``GATEWAY_*``) read through ``gateway.settings``."""
+    from gateway.settings import Settings  # not in the slim Triton image, which runs `local_triton install`
+
+    repository, settings = args.repository, Settings()
     ensure_model(repository.path)
     workdir = Path(args.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
@@ -88,59 +158,33 @@ def serve(args: argparse.Namespace) -> int:
     # GATEWAY_LOADER_URL); otherwise no loader runs and an unknown id stays a 404.
     loader = (
         LoaderProcess(str(repository), args.loader_port, workdir / "loader.log", triton.host)
-        if os.environ.get("GATEWAY_AUTOLOAD", "").strip()
+        if settings.autoload_patterns()
         else None
     )
     gateway = GatewayProcess(
         triton.grpc_url, args.gateway_port, workdir / "gateway.log", triton.host, inherit=True,
-        default_model=default_model(repository.path, args.default_model),
+        default_model=default_model(repository.path, args.default_model or settings.default_model),
         loader_url=loader.url if loader is not None else "",
     )  # fmt: skip
-    sync: Sync | None = None
+    return Stack(triton, gateway, loader, args.sync_interval, args.timeout)
+
+
+def serve(args: argparse.Namespace) -> int:
+    stack = build(args)
 
     def on_signal(signum: int, _frame: object) -> None:
         raise KeyboardInterrupt  # SIGTERM stops as cleanly as Ctrl-C
 
     signal.signal(signal.SIGTERM, on_signal)
     try:
-        log.info("starting tritonserver on %s (HTTP %d, gRPC %d) ...", triton.host, args.http_port, args.grpc_port)
-        triton.start(timeout=args.timeout)
-        # Models exported (or re-exported) into the repository from now on are loaded without a restart.
-        sync = Sync(repository, TritonControl(triton.grpc_url), args.sync_interval).start()
-        if loader is not None:
-            loader.start()
-            log.info("on-demand loading of %s (loader log: %s)", os.environ["GATEWAY_AUTOLOAD"], loader.log_path)
-        gateway.start()
-        url = gateway.url
-        deadline = time.monotonic() + args.timeout
-        while not http_ok(f"{url}/ready"):
-            if not gateway.running() or time.monotonic() > deadline:
-                log.error("the gateway did not become ready; see %s", workdir / "gateway.log")
-                return 1
-            time.sleep(0.2)
-        log.info("ready: %s  (docs: %s/docs, Triton log: %s)", url, url, triton.log_path)
+        if not stack.start():
+            return 1
+        url = stack.gateway.url
+        log.info("ready: %s  (docs: %s/docs, Triton log: %s)", url, url, stack.triton.log_path)
         log.info("try:   %s", _example(url))
         log.info("Ctrl-C stops both; either is restarted if it dies.")
-        triton_backoff, gateway_backoff = Backoff(*RESTART_BACKOFF_S), Backoff(*RESTART_BACKOFF_S)
-        loader_backoff = Backoff(*RESTART_BACKOFF_S)
         while True:
-            if triton.process is not None and triton.process.poll() is not None:
-                # The gateway answers 503 + Retry-After meanwhile, and reconnects by itself.
-                regions = triton.clean_up()
-                log.warning(
-                    "tritonserver exited (%s); removed what it left behind (%d shared-memory regions); "
-                    "restarting in %gs", triton.process.returncode, len(regions), triton_backoff.delay,
-                )  # fmt: skip
-                triton_backoff.restart(lambda: triton.start(timeout=args.timeout), "tritonserver")
-            if not gateway.running():
-                # Clients get connection refused meanwhile; a load balancer in front moves them elsewhere.
-                code = gateway.process.returncode if gateway.process is not None else None
-                log.warning("the gateway exited (%s; see %s); restarting in %gs", code, workdir / "gateway.log",
-                            gateway_backoff.delay)  # fmt: skip
-                gateway_backoff.restart(gateway.start, "the gateway")
-            if loader is not None and not loader.running():
-                log.warning("the loader exited (see %s); restarting in %gs", loader.log_path, loader_backoff.delay)
-                loader_backoff.restart(loader.start, "the loader")
+            stack.watch()
             time.sleep(0.5)
     except KeyboardInterrupt:
         return 0
@@ -150,15 +194,7 @@ def serve(args: argparse.Namespace) -> int:
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the clean-up short
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        log.info("stopping ...")
-        if sync is not None:
-            sync.stop()
-        # The gateway first: its open gRPC connection would make tritonserver wait out its exit timeout.
-        gateway.stop()
-        if loader is not None:
-            loader.stop()
-        triton.stop()
-        log.info("stopped.")
+        stack.stop()
 
 
 class _Below(logging.Filter):
@@ -191,8 +227,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     location.add_repository_argument(parser, "the repository to serve")
     parser.add_argument("--workdir", default=".run", help="where backends and logs go (default: .run)")
     parser.add_argument(
-        "--sync-interval", type=float, default=5.0, help="seconds between reads of the repository's manifest"
-    )
+        "--sync-interval", type=float, default=SYNC_INTERVAL_S,
+        help=f"seconds between reads of the repository's manifest (default: {SYNC_INTERVAL_S:g})",
+    )  # fmt: skip
     parser.add_argument("--http-port", type=int, default=contract.TRITON_HTTP_PORT)
     parser.add_argument("--grpc-port", type=int, default=contract.TRITON_GRPC_PORT)
     parser.add_argument("--metrics-port", type=int, default=contract.TRITON_METRICS_PORT)
@@ -205,8 +242,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--default-model",
-        default=os.environ.get("GATEWAY_DEFAULT_MODEL", ""),
-        help=f"the model POST / uses (env GATEWAY_DEFAULT_MODEL; default: {DEFAULT_NAME} if the repository "
+        default="",
+        help=f"the model POST / uses (default: GATEWAY_DEFAULT_MODEL; else {DEFAULT_NAME} if the repository "
         "holds it, else the only model served)",
     )
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for readiness")

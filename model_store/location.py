@@ -76,6 +76,11 @@ def endpoint_url() -> str | None:
     return next((os.environ[v] for v in ENDPOINT_VARIABLES if os.environ.get(v)), None)
 
 
+def as_location(value: object) -> object:
+    """A repository setting as a ``Location`` (settings' validators): text is parsed, a ``Location`` kept."""
+    return parse(value) if isinstance(value, (str, os.PathLike)) else value
+
+
 def parse(value: str | os.PathLike[str]) -> Location:
     """``s3://bucket[/prefix]``, Triton's ``s3://http(s)://host:port/bucket[/prefix]`` (the same bucket, at that
     endpoint), or a folder path."""

@@ -21,6 +21,7 @@ from stub_health.healer import ORPHAN_GRACE_S, StubHealer
 from triton_control import TritonControl, TritonError
 
 log = logging.getLogger("model_store.sync")
+SYNC_INTERVAL_S = 5.0  # how often the manifest is read (and the stubs checked): every launcher's default
 
 
 class Sync:
@@ -30,7 +31,7 @@ class Sync:
         self,
         location: Location,
         triton: TritonControl,
-        interval_s: float = 5.0,
+        interval_s: float = SYNC_INTERVAL_S,
         orphan_grace_s: float = ORPHAN_GRACE_S,
     ) -> None:
         self.location = location

@@ -17,7 +17,8 @@ from kubernetes_validate.utils import latest_version
 
 from gateway.app import create_app
 from gateway.settings import Settings
-from loader.__main__ import parse_args as loader_args
+from loader.__main__ import settings_from as loader_settings
+from loader.settings import LoaderSettings
 from local_triton.tritonserver import Ports
 from model_store.__main__ import main as model_store_main
 from triton_steps.contract import DEFAULT_LOADER_PORT
@@ -179,7 +180,7 @@ def test_the_loader_is_where_the_gateway_asks_and_writes_to_the_repository(overl
     sources = {ref.get("configMapRef", ref.get("secretRef"))["name"] for ref in loader["envFrom"]}
     assert {"model-store", "s3-credentials", "loader", "hf-token"} <= sources
     settings = find(objects, "ConfigMap", "loader")["data"]
-    known = set(re.findall(r'"(LOADER_[A-Z_]+)"', (ROOT / "loader/__main__.py").read_text()))
+    known = {f"LOADER_{name.upper()}" for name in LoaderSettings.model_fields}
     assert set(settings) <= known, set(settings) - known
     service = find(objects, "Service", "loader")["spec"]["ports"][0]
     exposed = re.search(r"^EXPOSE (\d+)", (ROOT / "docker/loader.Dockerfile").read_text(), re.M).group(1)
@@ -195,8 +196,9 @@ def test_the_loader_configmap_values_parse(monkeypatch) -> None:
     settings = find(render("cpu"), "ConfigMap", "loader")["data"]
     for name, value in settings.items():
         monkeypatch.setenv(name, value)
-    args = loader_args([])
-    assert args.port == int(settings["LOADER_PORT"]) and args.max_queue == int(settings["LOADER_MAX_QUEUE"])
+    parsed = loader_settings([])
+    assert parsed.port == int(settings["LOADER_PORT"]) and parsed.max_queue == int(settings["LOADER_MAX_QUEUE"])
+    assert parsed.failure_ttl_s == float(settings["LOADER_FAILURE_TTL_S"]) and parsed.max_gb == 4
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)

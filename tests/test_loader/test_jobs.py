@@ -11,7 +11,8 @@ import tiny_checkpoints
 
 from loader.estimate import ExportTimes
 from loader.hub import Refusal
-from loader.jobs import EXPORTED, FAILED, Loader, LoaderSettings
+from loader.jobs import EXPORTED, FAILED, Loader
+from loader.settings import LoaderSettings
 from model_store import location
 
 
@@ -19,7 +20,7 @@ def _loader(tmp_path: Path, **settings: object) -> tuple[Loader, list[str]]:
     finished: list[str] = []
     repository = location.parse(tmp_path / "model_repository")
     return Loader(
-        LoaderSettings(repository, **settings), ExportTimes(), lambda state, _: finished.append(state)
+        LoaderSettings(repository=repository, **settings), ExportTimes(), lambda state, _: finished.append(state)
     ), finished
 
 
