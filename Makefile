@@ -85,26 +85,26 @@ compose-test: install
 	$(BIN)/python -m pytest -q -m containers tests/test_deploy
 
 soak: install
-	$(BIN)/python benchmarks/soak.py $(if $(SOAK_REQUESTS),--requests $(SOAK_REQUESTS))
+	$(BIN)/python -m benchmarks.soak $(if $(SOAK_REQUESTS),--requests $(SOAK_REQUESTS))
 
 # Real-size models side by side with transformers' pipeline (about 25 min on 2 cores), then the gateway's
 # overhead and workers with the default model; results in benchmarks/results/.
 bench: install
-	$(BIN)/python benchmarks/real_size.py $(if $(BENCH_MODELS),--models $(BENCH_MODELS))
-	$(BIN)/python benchmarks/serving_latency.py | tee benchmarks/results/serving_latency.txt
+	$(BIN)/python -m benchmarks.real_size $(if $(BENCH_MODELS),--models $(BENCH_MODELS))
+	$(BIN)/python -m benchmarks.serving_latency | tee benchmarks/results/serving_latency.txt
 
 # An idle `make serve` with five real-size models (exports kept in .run/idle-cost): its CPU share, and the
 # inferences its health machinery sends (none).
 bench-idle: install
-	$(BIN)/python benchmarks/idle_cost.py
+	$(BIN)/python -m benchmarks.idle_cost
 
 bench-on-demand: install
-	$(BIN)/python benchmarks/on_demand.py
+	$(BIN)/python -m benchmarks.on_demand
 
 # Real-time WebSocket streams (100 ms chunks, window 1 s / hop 0.5 s) against the default model and a
 # real-size wav2vec2-base, beside the same windows POSTed one request each.
 bench-streams: install
-	$(BIN)/python benchmarks/stream_load.py
+	$(BIN)/python -m benchmarks.stream_load
 
 clean:
 	rm -rf $(VENV) .run

@@ -20,35 +20,31 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
+
+from benchmarks import real_size_models
+from export.exporter import ExportOptions, export_model
+from local_triton.tritonserver import free_port
+from triton_control import TritonControl
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-import real_size_models  # noqa: E402
-
-from export.exporter import ExportOptions, export_model  # noqa: E402
-from local_triton.tritonserver import free_port  # noqa: E402
-from model_store import proc  # noqa: E402
-from triton_control import TritonControl  # noqa: E402
-
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def _tree_cpu_seconds(root: int) -> tuple[float, int]:
     """CPU seconds (user + system) of ``root`` and all its descendants alive now, and how many they are."""
-    children: dict[int, list[int]] = {}
-    times: dict[int, float] = {}
-    for pid in proc.pids():
-        found = proc.stat(pid)
-        if found is None:
+    total, count = 0.0, 0
+    try:
+        tree = psutil.Process(root)
+        processes = [tree, *tree.children(recursive=True)]
+    except psutil.Error:
+        return total, count
+    for process in processes:
+        try:
+            times = process.cpu_times()
+        except psutil.Error:  # gone meanwhile
             continue
-        children.setdefault(found.ppid, []).append(pid)
-        times[pid] = found.cpu_ticks / CLOCK_TICKS
-    total, count, todo = 0.0, 0, [root]
-    while todo:
-        pid = todo.pop()
-        total += times.get(pid, 0.0)
+        total += times.user + times.system
         count += 1
-        todo.extend(children.get(pid, []))
     return total, count
 
 

@@ -21,15 +21,13 @@ from pathlib import Path
 import httpx
 import numpy as np
 
+from benchmarks import real_size_models
+from benchmarks.stack import served
+from local_triton.services import LoaderProcess
+from local_triton.tritonserver import free_port
+from triton_steps.audio import load
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-import real_size_models  # noqa: E402
-from stack import served  # noqa: E402
-
-from local_triton.services import LoaderProcess  # noqa: E402
-from local_triton.tritonserver import free_port  # noqa: E402
-from triton_steps.audio import load  # noqa: E402
 
 REVISION = "0123456789abcdef0123456789abcdef01234567"
 IDS = ("superb/wav2vec2-base-superb-ks", "superb/wav2vec2-base-superb-er")

@@ -25,7 +25,6 @@ import asyncio
 import io
 import json
 import platform
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,25 +36,20 @@ import onnxruntime
 import soundfile
 import torch
 
+from benchmarks import measure, real_size_models, stack
+from benchmarks.serving_latency import http_post
+from export.cpu_plan import available_cpus
+from export.exporter import ExportOptions, export_model
+from export.quantize import voice_like
+from triton_control import AsyncTritonControl
+from triton_steps import audio as audio_io
+from triton_steps import contract
+from triton_steps.features import extractor_from_config
+from triton_steps.metadata import ModelMetadata
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-import measure  # noqa: E402
-import real_size_models  # noqa: E402
-import stack  # noqa: E402
-from serving_latency import http_post  # noqa: E402
-
-from export.cpu_plan import available_cpus  # noqa: E402
-from export.exporter import ExportOptions, export_model  # noqa: E402
-from export.quantize import voice_like  # noqa: E402
-from triton_control import AsyncTritonControl  # noqa: E402
-from triton_steps import audio as audio_io  # noqa: E402
-from triton_steps import contract  # noqa: E402
-from triton_steps.features import extractor_from_config  # noqa: E402
-from triton_steps.metadata import ModelMetadata  # noqa: E402
 
 RATE = 16000
-SERVED = ("triton", "gateway")
 
 
 def wav(seconds: float, seed: int = 0) -> bytes:
@@ -216,8 +210,7 @@ def plot(rows: list[dict], path: Path, machine: str) -> None:
     figure.savefig(path, dpi=110)
 
 
-def main() -> None:
-    cpus = available_cpus()
+def _arguments(cpus: int) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", default=",".join(real_size_models.MODELS))
     parser.add_argument("--int8", default="wav2vec2-base", help="models also served in int8 (comma-separated)")
@@ -234,18 +227,18 @@ def main() -> None:
     )
     parser.add_argument("--workdir", type=Path, default=ROOT / ".run" / "bench")
     parser.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "results")
-    args = parser.parse_args()
-    budget = (-(-args.min_requests // args.rounds), args.seconds / args.rounds)  # one round's share
-    concurrency = (args.concurrency, args.high_concurrency)
-    torch.set_num_threads(cpus)  # the pipeline gets the same CPUs as the served network
-    machine = f"{platform.processor() or platform.machine()}, {cpus} CPUs, onnxruntime {onnxruntime.__version__}"
-    print(f"machine: {machine}; torch threads {torch.get_num_threads()}", flush=True)
+    return parser.parse_args()
+
+
+Plan = tuple[str, str, Path, dict[float, bytes]]  # model, precision, checkpoint, clips by seconds
+
+
+def _export_all(args: argparse.Namespace, repository: Path) -> list[Plan]:
+    """Every model (and its int8 twin where asked) built at real size and exported into ``repository``."""
     models = [m for m in args.models.split(",") if m]
     int8 = {m for m in args.int8.split(",") if m} & set(models)
-    repository = args.workdir / "repository"
     only = {float(s) for s in args.clips.split(",") if s}
-    started = time.monotonic()
-    plans: list[tuple[str, str, Path, dict[float, bytes]]] = []
+    plans: list[Plan] = []
     for model in models:
         checkpoint = real_size_models.build(model, args.workdir / "checkpoints" / model)
         lengths = real_size_models.MODELS[model].clip_seconds
@@ -255,6 +248,14 @@ def main() -> None:
             print(f"exporting {name} ...", flush=True)
             export_model(str(checkpoint), repository, ExportOptions(name=name, quantize=precision))
             plans.append((model, precision, checkpoint, clips))
+    return plans
+
+
+def _measure_all(
+    args: argparse.Namespace, repository: Path, plans: list[Plan], concurrency: tuple[int, int]
+) -> list[dict]:
+    """Each model and clip in rounds (in process, then served, in turn); each cell the median over rounds."""
+    budget = (-(-args.min_requests // args.rounds), args.seconds / args.rounds)  # one round's share
     rows: list[dict] = []
     with stack.served(repository, args.workdir / "serve", timeout_s="600") as (triton, gateway):
         for model, precision, checkpoint, clips in plans:
@@ -272,10 +273,21 @@ def main() -> None:
                     fp32 = next(r for r in rows if r["model"] == model and r["seconds"] == seconds)["results"]
                     results |= {key: fp32[key] for key in ("pipeline", "preprocess")}
                 row = {"label": name, "model": model, "precision": precision, "seconds": seconds}
-                rows.append(row | {"results": results})
+                rows.append(row | {"results": results, "ratios": ratios(results)})
             del local  # its pipeline's weights, before the next model's
-    for row in rows:
-        row["ratios"] = ratios(row["results"])
+    return rows
+
+
+def main() -> None:
+    cpus = available_cpus()
+    args = _arguments(cpus)
+    concurrency = (args.concurrency, args.high_concurrency)
+    torch.set_num_threads(cpus)  # the pipeline gets the same CPUs as the served network
+    machine = f"{platform.processor() or platform.machine()}, {cpus} CPUs, onnxruntime {onnxruntime.__version__}"
+    print(f"machine: {machine}; torch threads {torch.get_num_threads()}", flush=True)
+    repository = args.workdir / "repository"
+    started = time.monotonic()
+    rows = _measure_all(args, repository, _export_all(args, repository), concurrency)
     print_table(rows, concurrency)
     checks = check_targets(rows)
     print("\ntargets:\n  " + "\n  ".join(checks))

@@ -14,21 +14,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import sys
 import time
 from pathlib import Path
 
 import aiohttp
 
+from benchmarks import measure
+from local_triton.services import GatewayProcess
+from local_triton.tritonserver import LocalTriton, Ports, free_port, http_ok
+from triton_control import AsyncTritonControl
+from triton_steps.audio import load
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-import measure  # noqa: E402
-
-from local_triton.services import GatewayProcess  # noqa: E402
-from local_triton.tritonserver import LocalTriton, Ports, free_port, http_ok  # noqa: E402
-from triton_control import AsyncTritonControl  # noqa: E402
-from triton_steps.audio import load  # noqa: E402
 
 CONCURRENCY = (1, 8)
 

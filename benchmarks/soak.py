@@ -14,17 +14,19 @@ from collections import Counter
 from pathlib import Path
 
 import httpx
+import psutil
+
+from local_triton.services import GatewayProcess
+from local_triton.tritonserver import LocalTriton, Ports, free_port, http_ok
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from local_triton.services import GatewayProcess  # noqa: E402
-from local_triton.tritonserver import LocalTriton, Ports, free_port, http_ok  # noqa: E402
-from model_store import proc  # noqa: E402
 
 
 def rss_mb(pid: int) -> float:
-    return proc.memory_mb(pid)
+    try:
+        return psutil.Process(pid).memory_info().rss / 2**20
+    except psutil.Error:
+        return 0.0
 
 
 async def soak(url: str, audio: bytes, requests: int, concurrency: int) -> tuple[Counter, int, float]:

@@ -4,19 +4,17 @@ healer beside it, and the gateway; yielded once the gateway is ready."""
 from __future__ import annotations
 
 import contextlib
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from local_triton.services import GatewayProcess
+from local_triton.tritonserver import LocalTriton, Ports, free_port, http_ok
+from model_store import location
+from model_store.sync import Sync
+from triton_control import TritonControl
 
-from local_triton.services import GatewayProcess  # noqa: E402
-from local_triton.tritonserver import LocalTriton, Ports, free_port, http_ok  # noqa: E402
-from model_store import location  # noqa: E402
-from model_store.sync import Sync  # noqa: E402
-from triton_control import TritonControl  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @contextlib.contextmanager

@@ -21,7 +21,6 @@ import json
 import os
 import platform
 import shutil
-import sys
 import time
 from pathlib import Path
 
@@ -29,14 +28,11 @@ import aiohttp
 import numpy as np
 import soundfile
 
+from benchmarks import real_size_models, stack
+from export.exporter import ExportOptions, export_model
+from triton_control import TritonControl
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-import real_size_models  # noqa: E402
-import stack  # noqa: E402
-
-from export.exporter import ExportOptions, export_model  # noqa: E402
-from triton_control import TritonControl  # noqa: E402
 
 RATE = 16000
 CHUNK_S, WINDOW_S, HOP_S = 0.1, 1.0, 0.5

@@ -46,16 +46,35 @@ Reserve = Callable[[int], None]  # holds more body bytes against the in-flight b
 
 
 @dataclass
+class Slots:
+    """A capped count of things in progress (classifications, streams), and the gauge that shows it."""
+
+    cap: int
+    what: str  # in the refusal: "the gateway is at its limit of <cap> <what>"
+    gauge: Gauge
+    held: int = 0
+
+    @contextlib.contextmanager
+    def take(self) -> Iterator[None]:
+        """One slot for the scope, or ``Overloaded``."""
+        if self.held >= self.cap:
+            raise Overloaded(f"the gateway is at its limit of {self.cap} {self.what}")
+        self.held += 1
+        self.gauge.inc()
+        try:
+            yield
+        finally:
+            self.held -= 1
+            self.gauge.dec()
+
+
+@dataclass
 class Admission:
-    max_requests: int
+    requests: Slots
+    streams: Slots
     max_body_bytes: int
-    max_streams: int
     max_heavy: int
-    requests_gauge: Gauge
-    streams_gauge: Gauge
-    requests: int = 0
     body_bytes: int = 0
-    streams: int = 0
     # Requests heavy to decode (gateway.decode_cost) go to Triton this many at a time, the others waiting
     # here (each within its own timeout), so Triton's remaining preprocess instances serve light requests.
     heavy: asyncio.Semaphore = field(init=False)
@@ -63,18 +82,13 @@ class Admission:
     def __post_init__(self) -> None:
         self.heavy = asyncio.Semaphore(self.max_heavy)
 
-    @contextlib.contextmanager
-    def request(self) -> Iterator[None]:
+    def request(self) -> contextlib.AbstractContextManager[None]:
         """One classification's slot, or ``Overloaded``."""
-        if self.requests >= self.max_requests:
-            raise Overloaded(f"the gateway is at its limit of {self.max_requests} requests in progress")
-        self.requests += 1
-        self.requests_gauge.inc()
-        try:
-            yield
-        finally:
-            self.requests -= 1
-            self.requests_gauge.dec()
+        return self.requests.take()
+
+    def stream(self) -> contextlib.AbstractContextManager[None]:
+        """One live-audio stream's slot, or ``Overloaded`` (the stream is closed with 1013)."""
+        return self.streams.take()
 
     @contextlib.contextmanager
     def body(self) -> Iterator[Reserve]:
@@ -109,16 +123,3 @@ class Admission:
             yield
         finally:
             self.heavy.release()
-
-    @contextlib.contextmanager
-    def stream(self) -> Iterator[None]:
-        """One live-audio stream's slot, or ``Overloaded`` (the stream is closed with 1013)."""
-        if self.streams >= self.max_streams:
-            raise Overloaded(f"the gateway is at its limit of {self.max_streams} streams")
-        self.streams += 1
-        self.streams_gauge.inc()
-        try:
-            yield
-        finally:
-            self.streams -= 1
-            self.streams_gauge.dec()

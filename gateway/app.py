@@ -14,7 +14,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from gateway import errors, openapi
-from gateway.admission import Admission
+from gateway.admission import Admission, Slots
 from gateway.dependencies import Services
 from gateway.drain import Drain, DrainGuard
 from gateway.errors import Unavailable
@@ -64,9 +64,11 @@ def create_app(
         on_reload = metrics.stub_reloads.inc
         triton = Triton(triton_factory(settings), settings.models_refresh_s, lambda _model: on_reload())
         admission = Admission(
-            settings.max_concurrent_requests, settings.max_inflight_body_bytes, settings.max_streams,
-            settings.max_heavy_requests, metrics.in_flight, metrics.streams,
-        )  # fmt: skip
+            Slots(settings.max_concurrent_requests, "requests in progress", metrics.in_flight),
+            Slots(settings.max_streams, "streams", metrics.streams),
+            settings.max_inflight_body_bytes,
+            settings.max_heavy_requests,
+        )
         on_demand = OnDemand(settings, triton, loader, metrics)
         inference = Inference(settings, triton, on_demand, admission, metrics, tracing.tracer)
         app.state.services = Services(settings, triton, metrics, admission, on_demand, tracing.tracer, inference)

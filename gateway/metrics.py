@@ -33,65 +33,47 @@ class Metrics:
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
 
     def __post_init__(self) -> None:
+        registry, by_model = self.registry, ["model"]
         self.requests = Counter(
-            "gateway_requests",
-            "Classification requests by model and HTTP status",
-            ["model", "status"],
-            registry=self.registry,
-        )
+            "gateway_requests", "Classification requests by model and HTTP status", ["model", "status"],
+            registry=registry,
+        )  # fmt: skip
         self.latency = Histogram(
-            "gateway_request_seconds",
-            "Classification latency, body read to answer",
-            ["model"],
-            buckets=LATENCY_BUCKETS,
-            registry=self.registry,
-        )
+            "gateway_request_seconds", "Classification latency, body read to answer", by_model,
+            buckets=LATENCY_BUCKETS, registry=registry,
+        )  # fmt: skip
         self.triton_latency = Histogram(
-            "gateway_triton_seconds",
-            "Time in Triton per classification (POSTs and stream windows), by model",
-            ["model"],
-            buckets=LATENCY_BUCKETS,
-            registry=self.registry,
-        )
+            "gateway_triton_seconds", "Time in Triton per classification (POSTs and stream windows), by model",
+            by_model, buckets=LATENCY_BUCKETS, registry=registry,
+        )  # fmt: skip
+        # livesum: summed over the live workers
         self.in_flight = Gauge(
-            "gateway_in_flight",
-            "Classifications admitted and in progress (gateway.admission's permits)",
-            registry=self.registry,
-            multiprocess_mode="livesum",  # summed over the live workers
-        )
+            "gateway_in_flight", "Classifications admitted and in progress (gateway.admission's permits)",
+            registry=registry, multiprocess_mode="livesum",
+        )  # fmt: skip
         self.streams = Gauge(
-            "gateway_streams",
-            "Live-audio WebSocket streams open",
-            registry=self.registry,
-            multiprocess_mode="livesum",
+            "gateway_streams", "Live-audio WebSocket streams open", registry=registry, multiprocess_mode="livesum"
         )
         self.stub_reloads = Counter(
             "gateway_stub_reloads",
             "Triton steps the gateway reloaded because their Python stub process had died (the model-sync reloads "
             "the others, and logs each)",
-            registry=self.registry,
+            registry=registry,
         )
         self.stream_windows = Counter(
-            "gateway_stream_windows",
-            "Windows of live-audio streams classified, by model",
-            ["model"],
-            registry=self.registry,
+            "gateway_stream_windows", "Windows of live-audio streams classified, by model", by_model, registry=registry
         )
-
         self.on_demand_loads = Counter(
-            "gateway_on_demand_loads", "On-demand models loaded into Triton by the gateway", registry=self.registry
+            "gateway_on_demand_loads", "On-demand models loaded into Triton by the gateway", registry=registry
         )
         self.on_demand_evictions = Counter(
-            "gateway_on_demand_evictions",
-            "On-demand models unloaded to make room (least recently used)",
-            registry=self.registry,
-        )
+            "gateway_on_demand_evictions", "On-demand models unloaded to make room (least recently used)",
+            registry=registry,
+        )  # fmt: skip
         self.on_demand_load_seconds = Histogram(
-            "gateway_on_demand_load_seconds",
-            "Seconds to load an exported on-demand model into Triton",
-            buckets=(0.5, 1, 2, 5, 10, 20, 40, 80),
-            registry=self.registry,
-        )
+            "gateway_on_demand_load_seconds", "Seconds to load an exported on-demand model into Triton",
+            buckets=(0.5, 1, 2, 5, 10, 20, 40, 80), registry=registry,
+        )  # fmt: skip
 
     @contextlib.contextmanager
     def request(self) -> Iterator[Outcome]:

@@ -87,6 +87,7 @@ class Stack:
     loader: LoaderProcess | None
     sync_interval_s: float
     timeout_s: float
+    autoload: str = ""  # the gateway's GATEWAY_AUTOLOAD: what the loader may export
     sync: Sync | None = None
     backoffs: dict[str, Backoff] = field(default_factory=dict)
 
@@ -102,7 +103,7 @@ class Stack:
         self.sync = Sync(self.triton.repository, TritonControl(self.triton.grpc_url), self.sync_interval_s).start()
         if self.loader is not None:
             self.loader.start()
-            log.info("on-demand loading (loader log: %s)", self.loader.log_path)
+            log.info("on-demand loading of %s (loader log: %s)", self.autoload, self.loader.log_path)
         self.gateway.start()
         deadline = time.monotonic() + self.timeout_s
         while not http_ok(f"{self.gateway.url}/ready"):
@@ -166,7 +167,7 @@ def build(args: argparse.Namespace) -> Stack:
         default_model=default_model(repository.path, args.default_model or settings.default_model),
         loader_url=loader.url if loader is not None else "",
     )  # fmt: skip
-    return Stack(triton, gateway, loader, args.sync_interval, args.timeout)
+    return Stack(triton, gateway, loader, args.sync_interval, args.timeout, settings.autoload)
 
 
 def serve(args: argparse.Namespace) -> int:

@@ -16,11 +16,9 @@ import transformers as tf
 LABELS = ["yes", "no", "up", "down", "left", "right", "on"]
 
 # Small encoders keep export and serving fast; the convolutional front ends keep their real strides.
+_ENCODER = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37)
 _WAVEFORM = dict(
-    hidden_size=32,
-    num_hidden_layers=2,
-    num_attention_heads=2,
-    intermediate_size=37,
+    **_ENCODER,
     conv_dim=(16, 16, 16, 16, 16, 16, 16),
     num_conv_pos_embeddings=16,
     num_conv_pos_embedding_groups=2,
@@ -29,8 +27,19 @@ _WAVEFORM = dict(
 )
 
 
-def _waveform(**extra: Any) -> dict[str, Any]:
-    return {**_WAVEFORM, **extra}
+_WHISPER = dict(d_model=32, encoder_layers=2, encoder_attention_heads=2, encoder_ffn_dim=37, decoder_layers=1)
+_WHISPER |= dict(decoder_attention_heads=2, decoder_ffn_dim=37, num_mel_bins=80, classifier_proj_size=16)
+
+
+_STABLE = dict(feat_extract_norm="layer", do_stable_layer_norm=True)  # layer norm, attention mask
+_GROUP = dict(feat_extract_norm="group")
+
+
+def _waveform_model(config: type, attention_mask: bool, **extra: Any) -> tuple[Callable, type, Callable]:
+    """A Wav2Vec2-family entry: the tiny waveform encoder with ``extra`` config values, and the model class
+    named after the config's (``XConfig`` -> ``XForSequenceClassification``)."""
+    model = getattr(tf, config.__name__.replace("Config", "ForSequenceClassification"))
+    return lambda: config(**{**_WAVEFORM, **extra}), model, lambda: _w2v_extractor(attention_mask)
 
 
 def _w2v_extractor(attention_mask: bool) -> tf.Wav2Vec2FeatureExtractor:
@@ -40,90 +49,36 @@ def _w2v_extractor(attention_mask: bool) -> tf.Wav2Vec2FeatureExtractor:
 # name -> (config factory, model class, extractor factory)
 ARCHITECTURES: dict[str, tuple[Callable[[], Any], type, Callable[[], Any]]] = {
     "ast": (
-        lambda: tf.ASTConfig(
-            hidden_size=32,
-            num_hidden_layers=2,
-            num_attention_heads=2,
-            intermediate_size=37,
-            num_mel_bins=128,
-            max_length=1024,
-        ),
+        lambda: tf.ASTConfig(**_ENCODER, num_mel_bins=128, max_length=1024),
         tf.ASTForAudioClassification,
         lambda: tf.ASTFeatureExtractor(),
     ),
-    "wav2vec2-group-norm": (
-        lambda: tf.Wav2Vec2Config(**_waveform(feat_extract_norm="group", do_stable_layer_norm=False)),
-        tf.Wav2Vec2ForSequenceClassification,
-        lambda: _w2v_extractor(False),
+    "wav2vec2-group-norm": _waveform_model(tf.Wav2Vec2Config, False, **_GROUP, do_stable_layer_norm=False),
+    "wav2vec2-layer-norm": _waveform_model(tf.Wav2Vec2Config, True, **_STABLE),
+    "hubert": _waveform_model(tf.HubertConfig, False, **_GROUP),
+    "wavlm": _waveform_model(tf.WavLMConfig, True, **_STABLE, num_buckets=32),
+    "data2vec-audio": _waveform_model(tf.Data2VecAudioConfig, True, conv_pos_kernel_size=5, num_conv_pos_embeddings=5),
+    "unispeech": _waveform_model(tf.UniSpeechConfig, True, **_STABLE),
+    "unispeech-sat": _waveform_model(tf.UniSpeechSatConfig, False, **_GROUP),
+    "sew": _waveform_model(tf.SEWConfig, False, squeeze_factor=2, conv_dim=(16,) * 13),
+    "sew-d": _waveform_model(
+        tf.SEWDConfig,
+        False,
+        squeeze_factor=2,
+        conv_dim=(16,) * 13,
+        position_buckets=16,
+        max_position_embeddings=64,
+        pos_att_type=("p2c", "c2p"),
     ),
-    "wav2vec2-layer-norm": (
-        lambda: tf.Wav2Vec2Config(**_waveform(feat_extract_norm="layer", do_stable_layer_norm=True)),
-        tf.Wav2Vec2ForSequenceClassification,
-        lambda: _w2v_extractor(True),
+    "wav2vec2-conformer-relative": _waveform_model(
+        tf.Wav2Vec2ConformerConfig, True, position_embeddings_type="relative", conv_depthwise_kernel_size=7
     ),
-    "hubert": (
-        lambda: tf.HubertConfig(**_waveform(feat_extract_norm="group")),
-        tf.HubertForSequenceClassification,
-        lambda: _w2v_extractor(False),
-    ),
-    "wavlm": (
-        lambda: tf.WavLMConfig(**_waveform(feat_extract_norm="layer", do_stable_layer_norm=True, num_buckets=32)),
-        tf.WavLMForSequenceClassification,
-        lambda: _w2v_extractor(True),
-    ),
-    "data2vec-audio": (
-        lambda: tf.Data2VecAudioConfig(**_waveform(conv_pos_kernel_size=5, num_conv_pos_embeddings=5)),
-        tf.Data2VecAudioForSequenceClassification,
-        lambda: _w2v_extractor(True),
-    ),
-    "unispeech": (
-        lambda: tf.UniSpeechConfig(**_waveform(feat_extract_norm="layer", do_stable_layer_norm=True)),
-        tf.UniSpeechForSequenceClassification,
-        lambda: _w2v_extractor(True),
-    ),
-    "unispeech-sat": (
-        lambda: tf.UniSpeechSatConfig(**_waveform(feat_extract_norm="group")),
-        tf.UniSpeechSatForSequenceClassification,
-        lambda: _w2v_extractor(False),
-    ),
-    "sew": (
-        lambda: tf.SEWConfig(**_waveform(squeeze_factor=2, conv_dim=(16,) * 13)),
-        tf.SEWForSequenceClassification,
-        lambda: _w2v_extractor(False),
-    ),
-    "sew-d": (
-        lambda: tf.SEWDConfig(
-            **_waveform(
-                squeeze_factor=2,
-                conv_dim=(16,) * 13,
-                position_buckets=16,
-                max_position_embeddings=64,
-                pos_att_type=("p2c", "c2p"),
-            )
-        ),
-        tf.SEWDForSequenceClassification,
-        lambda: _w2v_extractor(False),
-    ),
-    "wav2vec2-conformer-relative": (
-        lambda: tf.Wav2Vec2ConformerConfig(
-            **_waveform(position_embeddings_type="relative", conv_depthwise_kernel_size=7)
-        ),
-        tf.Wav2Vec2ConformerForSequenceClassification,
-        lambda: _w2v_extractor(True),
-    ),
-    "wav2vec2-conformer-rotary": (
-        lambda: tf.Wav2Vec2ConformerConfig(
-            **_waveform(position_embeddings_type="rotary", conv_depthwise_kernel_size=7)
-        ),
-        tf.Wav2Vec2ConformerForSequenceClassification,
-        lambda: _w2v_extractor(True),
+    "wav2vec2-conformer-rotary": _waveform_model(
+        tf.Wav2Vec2ConformerConfig, True, position_embeddings_type="rotary", conv_depthwise_kernel_size=7
     ),
     "wav2vec2-bert": (
         lambda: tf.Wav2Vec2BertConfig(
-            hidden_size=32,
-            num_hidden_layers=2,
-            num_attention_heads=2,
-            intermediate_size=37,
+            **_ENCODER,
             feature_projection_input_dim=160,
             conv_depthwise_kernel_size=7,
             classifier_proj_size=16,
@@ -136,18 +91,7 @@ ARCHITECTURES: dict[str, tuple[Callable[[], Any], type, Callable[[], Any]]] = {
         lambda: tf.SeamlessM4TFeatureExtractor(),
     ),
     "whisper": (
-        lambda: tf.WhisperConfig(
-            d_model=32,
-            encoder_layers=2,
-            encoder_attention_heads=2,
-            encoder_ffn_dim=37,
-            decoder_layers=1,
-            decoder_attention_heads=2,
-            decoder_ffn_dim=37,
-            num_mel_bins=80,
-            classifier_proj_size=16,
-            max_source_positions=1500,
-        ),
+        lambda: tf.WhisperConfig(**_WHISPER, max_source_positions=1500),
         tf.WhisperForAudioClassification,
         lambda: tf.WhisperFeatureExtractor(feature_size=80),
     ),

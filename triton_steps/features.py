@@ -194,11 +194,6 @@ _EXTRACTORS: dict[str, type] = {
 }
 
 
-def supported_extractors() -> list[str]:
-    """Names of the transformers feature extractors this module reproduces."""
-    return sorted(_EXTRACTORS)
-
-
 def _refuse(name: str, config: dict[str, Any], key: str, allowed: object) -> None:
     if key in config and config[key] != allowed:
         raise UnsupportedExtractorError(f"{name} with {key}={config[key]!r} is not supported (only {allowed!r})")

@@ -3,6 +3,7 @@ request id, readiness, the model list, metrics, admission and wait-for-model (no
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import threading
@@ -10,6 +11,7 @@ import time
 
 import pytest
 from fake_triton import FakeTriton, gateway_app, metadata, scores_for
+from helpers import wait_until
 
 from triton_control import TritonError
 
@@ -248,10 +250,10 @@ def test_the_openapi_document_has_no_422(triton: FakeTriton) -> None:
 
 def test_requests_beyond_the_cap_are_refused_at_once(triton: FakeTriton) -> None:
     with gateway_app(triton, max_concurrent_requests=1) as client:
-        triton.gate = client.portal.call(_event)
+        triton.gate = client.portal.call(asyncio.Event)
         first = threading.Thread(target=client.post, args=("/",), kwargs={"content": AUDIO})
         first.start()
-        _wait_until(lambda: len(triton.calls) == 1)
+        wait_until(lambda: len(triton.calls) == 1)
         refused = client.post("/", content=AUDIO)
         in_flight = client.get("/metrics").text
         client.portal.call(triton.gate.set)
@@ -306,19 +308,6 @@ def test_an_unexpected_failure_is_a_json_500(triton: FakeTriton) -> None:
     with gateway_app(triton) as client:
         answer = client.post("/", content=AUDIO)
     assert answer.status_code == 500 and "request id" in _error(answer)
-
-
-def _event() -> object:
-    import asyncio
-
-    return asyncio.Event()
-
-
-def _wait_until(condition: object, timeout_s: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():  # type: ignore[operator]
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.005)
 
 
 def _timed(call: object) -> tuple[object, float]:

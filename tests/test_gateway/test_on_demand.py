@@ -3,6 +3,7 @@ eviction of the least recently used idle model, pinning, and wait-for-model (sta
 
 from __future__ import annotations
 
+import asyncio
 import math
 import threading
 import time
@@ -10,6 +11,7 @@ import time
 import pytest
 from fake_triton import FakeLoader, FakeTriton, gateway_app, metadata
 from fastapi.testclient import TestClient
+from helpers import wait_until
 
 AUDIO = b"RIFF\x24\x00\x00\x00WAVEfmt "
 DEFAULT = metadata("kws", "kws")
@@ -112,10 +114,10 @@ def test_an_unloaded_model_comes_back_on_request(triton: FakeTriton, loader: Fak
 def test_a_model_with_a_request_in_flight_is_never_unloaded(triton: FakeTriton, loader: FakeLoader) -> None:
     with gateway_app(triton, loader, autoload="org/*", max_loaded_models=1) as client:
         _served(client, "org/a")
-        triton.gate = client.portal.call(_event)
+        triton.gate = client.portal.call(asyncio.Event)
         busy = threading.Thread(target=client.post, args=("/models/org/a",), kwargs={"content": AUDIO})
         busy.start()
-        _until(lambda: len(triton.calls) == 2)
+        wait_until(lambda: len(triton.calls) == 2)
         answer = client.post("/models/org/b", content=AUDIO)
         time.sleep(0.05)  # the load's turn in the event loop
         states = {m["id"]: m["state"] for m in client.get("/models").json()}
@@ -157,16 +159,3 @@ def test_a_stream_on_a_loading_model_closes_with_try_again(triton: FakeTriton, l
         error = ws.receive_json()
         close = ws.receive()
     assert "currently loading" in error["error"] and close["code"] == 1013
-
-
-def _event() -> object:
-    import asyncio
-
-    return asyncio.Event()
-
-
-def _until(condition: object, timeout_s: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():  # type: ignore[operator]
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.005)

@@ -30,6 +30,15 @@ def _make(*args: str, **kwargs) -> subprocess.Popen[str]:
     )  # fmt: skip
 
 
+def _make_serve(repository: Path, workdir: Path, *extra: str, **kwargs) -> tuple[subprocess.Popen[str], dict]:
+    """``make serve`` of ``repository`` on free ports, in its own session (a test can signal the whole group):
+    the process and its ports."""
+    names = ("HTTP_PORT", "GRPC_PORT", "METRICS_PORT", "GATEWAY_PORT", "LOADER_PORT")
+    ports = {name: free_port() for name in names}
+    settings = [f"REPOSITORY={repository}", f"WORKDIR={workdir}", *extra, *(f"{k}={v}" for k, v in ports.items())]
+    return _make("serve", *settings, start_new_session=True, **kwargs), ports
+
+
 def _shm() -> set[str]:
     return {p.name for p in Path("/dev/shm").glob("triton_*_backend_shm_region_*")}
 
@@ -40,12 +49,8 @@ def _processes_mentioning(text: str) -> list[str]:
 
 def test_make_serve_classifies_then_stops_cleanly_on_ctrl_c(repository: Path, tmp_path: Path) -> None:
     shm_before = _shm()
-    ports = {name: free_port() for name in ("HTTP_PORT", "GRPC_PORT", "METRICS_PORT", "GATEWAY_PORT")}
     workdir = tmp_path / "serve-run"
-    serve = _make(
-        "serve", f"REPOSITORY={repository}", f"WORKDIR={workdir}", "DEFAULT_MODEL=ast",
-        *(f"{k}={v}" for k, v in ports.items()), start_new_session=True,
-    )  # fmt: skip
+    serve, ports = _make_serve(repository, workdir, "DEFAULT_MODEL=ast")
     try:
         read_until_ready(serve)
         url = f"http://127.0.0.1:{ports['GATEWAY_PORT']}"
@@ -68,12 +73,8 @@ def test_make_serve_classifies_then_stops_cleanly_on_ctrl_c(repository: Path, tm
 
 def test_make_serve_restarts_a_killed_tritonserver_and_gateway_and_leaves_nothing_behind(tmp_path: Path) -> None:
     shm_before = _shm()
-    ports = {name: free_port() for name in ("HTTP_PORT", "GRPC_PORT", "METRICS_PORT", "GATEWAY_PORT")}
     workdir = tmp_path / "serve-run"
-    serve = _make(
-        "serve", f"REPOSITORY={ROOT / 'model_repository'}", f"WORKDIR={workdir}",
-        *(f"{k}={v}" for k, v in ports.items()), start_new_session=True,
-    )  # fmt: skip
+    serve, ports = _make_serve(ROOT / "model_repository", workdir)
     url = f"http://127.0.0.1:{ports['GATEWAY_PORT']}"
     clip = (ROOT / "samples" / "yes.wav").read_bytes()
     try:
@@ -148,12 +149,8 @@ def test_make_serve_with_gateway_autoload_exports_a_hub_id_on_first_request(tmp_
     tiny_checkpoints.build("wav2vec2-layer-norm", tiny_checkpoints.hub_snapshot(tmp_path / "hf" / "hub", "org/kws"))
     repository = tmp_path / "model_repository"
     shutil.copytree(ROOT / "model_repository", repository)
-    ports = {name: free_port() for name in ("HTTP_PORT", "GRPC_PORT", "METRICS_PORT", "GATEWAY_PORT", "LOADER_PORT")}
     env = dict(os.environ, GATEWAY_AUTOLOAD="org/*", HF_HOME=str(tmp_path / "hf"), HF_HUB_OFFLINE="1")
-    serve = _make(
-        "serve", f"REPOSITORY={repository}", f"WORKDIR={tmp_path / 'run'}",
-        *(f"{k}={v}" for k, v in ports.items()), start_new_session=True, env=env,
-    )  # fmt: skip
+    serve, ports = _make_serve(repository, tmp_path / "run", env=env)
     url = f"http://127.0.0.1:{ports['GATEWAY_PORT']}"
     clip = (ROOT / "samples" / "yes.wav").read_bytes()
     try:
