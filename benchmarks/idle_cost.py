@@ -70,9 +70,17 @@ def main() -> None:
             export_model(str(checkpoint), repository, ExportOptions(name=name))
 
     ports = {name: free_port() for name in ("HTTP_PORT", "GRPC_PORT", "METRICS_PORT", "GATEWAY_PORT")}
-    command = ["make", "--no-print-directory", "-C", str(ROOT), "serve", f"VENV={sys.prefix}",
-               f"REPOSITORY={repository}", f"WORKDIR={args.workdir / 'serve'}",
-               *(f"{k}={v}" for k, v in ports.items())]  # fmt: skip
+    command = [
+        "make",
+        "--no-print-directory",
+        "-C",
+        str(ROOT),
+        "serve",
+        f"VENV={sys.prefix}",
+        f"REPOSITORY={repository}",
+        f"WORKDIR={args.workdir / 'serve'}",
+        *(f"{k}={v}" for k, v in ports.items()),
+    ]
     serve = subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
     )

@@ -161,7 +161,7 @@ TARGETS = [
     (("wav2vec2-base", 1.0), "gateway_overhead_c1_ms", lambda v: v <= 2, "gateway - Triton p50, c1 {:+.1f} ms (<= 2)"),
     (("ast-base", 10.0), "served_vs_pipeline", lambda v: v >= 1.0, "served/pipeline {:.2f}x (>= 1.0x)"),
     (("wav2vec2-base-int8", 1.0), "served_vs_pipeline", lambda v: v >= 2.0, "served/pipeline {:.2f}x (>= 2x)"),
-]  # fmt: skip
+]
 
 
 # Every model and clip: the served stack keeps what the hardware gives (throughput against onnxruntime
@@ -169,7 +169,7 @@ TARGETS = [
 EVERY_ROW = [
     ("served_vs_forward", lambda v: v >= 0.95, "served/forward-only {:.1%} (>= 95%)"),
     ("p50_c1_vs_forward_plus_preprocess", lambda v: v <= 1.1, "p50 at c1 / (forward + preprocess p50) {:.2f} (<= 1.1)"),
-]  # fmt: skip
+]
 
 
 def check_targets(rows: list[dict]) -> list[str]:
@@ -192,11 +192,12 @@ def plot(rows: list[dict], path: Path, machine: str) -> None:
 
     labels = [f"{row['label']}\n{row['seconds']:g} s" for row in rows]
     series = {
-        "onnxruntime forward only": [r["results"]["forward"].clips_per_s / r["results"]["pipeline"].clips_per_s
-                                     for r in rows],
+        "onnxruntime forward only": [
+            r["results"]["forward"].clips_per_s / r["results"]["pipeline"].clips_per_s for r in rows
+        ],
         "Triton (gRPC), best": [r["ratios"]["triton_vs_pipeline"] for r in rows],
         "gateway (HTTP), best": [r["ratios"]["served_vs_pipeline"] for r in rows],
-    }  # fmt: skip
+    }
     x = np.arange(len(rows))
     figure, axes = plt.subplots(figsize=(max(8, 1.3 * len(rows)), 4.5))
     for i, (name, values) in enumerate(series.items()):

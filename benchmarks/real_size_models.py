@@ -59,7 +59,7 @@ MODELS: dict[str, RealSize] = {
             decoder_attention_heads=8,
             decoder_ffn_dim=2048,
             num_mel_bins=80,
-        ),  # fmt: skip
+        ),
         tf.WhisperForAudioClassification,
         lambda: tf.WhisperFeatureExtractor(feature_size=80),
         10,

@@ -70,9 +70,11 @@ def main() -> int:
         statuses, wrong, seconds = asyncio.run(soak(gateway.url, audio, args.requests, args.concurrency))
         after = rss_mb(gateway.process.pid)
     lost = args.requests - sum(statuses.values())
-    print(f"{args.requests} requests at concurrency {args.concurrency} in {seconds:.1f}s "
-          f"({args.requests / seconds:.0f} req/s): statuses {dict(statuses)}, {wrong} wrong, {lost} lost; "
-          f"gateway RSS {before:.0f} -> {after:.0f} MB")  # fmt: skip
+    print(
+        f"{args.requests} requests at concurrency {args.concurrency} in {seconds:.1f}s "
+        f"({args.requests / seconds:.0f} req/s): statuses {dict(statuses)}, {wrong} wrong, {lost} lost; "
+        f"gateway RSS {before:.0f} -> {after:.0f} MB"
+    )
     return 0 if lost == 0 and wrong == 0 and set(statuses) == {200} else 1
 
 

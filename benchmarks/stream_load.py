@@ -50,8 +50,13 @@ def speech(seconds: float) -> np.ndarray:
 def _summary(latencies: list[float], expected: int, got: int) -> dict:
     ms = np.array(latencies) * 1000 if latencies else np.array([np.inf])
     p99 = float(np.percentile(ms, 99))
-    return {"events": got, "expected": expected, "p50_ms": float(np.percentile(ms, 50)), "p99_ms": p99,
-            "real_time": got == expected and p99 < P99_LIMIT_MS}  # fmt: skip
+    return {
+        "events": got,
+        "expected": expected,
+        "p50_ms": float(np.percentile(ms, 50)),
+        "p99_ms": p99,
+        "real_time": got == expected and p99 < P99_LIMIT_MS,
+    }
 
 
 async def _one_stream(
@@ -175,9 +180,12 @@ def main() -> None:
                 for way, run in (("websocket", streams), ("http_post", posts)):
                     row[way] = asyncio.run(run(gateway.url, model, n, args.seconds))
                     result = row[way]
-                    print(f"{model:16} {n:4} streams  {way:9}  events {result['events']:5}/{result['expected']:<5}"
-                          f"  p50 {result['p50_ms']:7.1f} ms  p99 {result['p99_ms']:7.1f} ms"
-                          f"  {'real-time' if result['real_time'] else 'NOT real-time'}", flush=True)  # fmt: skip
+                    print(
+                        f"{model:16} {n:4} streams  {way:9}  events {result['events']:5}/{result['expected']:<5}"
+                        f"  p50 {result['p50_ms']:7.1f} ms  p99 {result['p99_ms']:7.1f} ms"
+                        f"  {'real-time' if result['real_time'] else 'NOT real-time'}",
+                        flush=True,
+                    )
                 rows.append(row)
                 if not row["websocket"]["real_time"] and not row["http_post"]["real_time"]:
                     break

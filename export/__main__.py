@@ -39,9 +39,13 @@ def _add_option(parser: argparse.ArgumentParser, option: Field, hint: object, de
     elif "default" not in text and default is not None:  # a help that names its default says it better
         text += f" (default: {default})"
     parser.add_argument(
-        flag, dest=option.name, type=_parser_of(option, hint), default=default, choices=option.metadata["choices"],
+        flag,
+        dest=option.name,
+        type=_parser_of(option, hint),
+        default=default,
+        choices=option.metadata["choices"],
         help=text,
-    )  # fmt: skip
+    )
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -66,41 +66,51 @@ class ExportOptions:
         120.0, "longest audio accepted, in seconds; 0 for no limit", parse=_number_or_none
     )
     memory_budget_gib: float | None = _option(
-        4.0, "GiB of attention memory per request: a waveform model's --max-seconds is lowered to fit; 0 for none",
-        flag="--memory-budget", parse=_number_or_none,
-    )  # fmt: skip
+        4.0,
+        "GiB of attention memory per request: a waveform model's --max-seconds is lowered to fit; 0 for none",
+        flag="--memory-budget",
+        parse=_number_or_none,
+    )
     tolerance: float = _option(1e-4, "max |ONNX - torch| of the logits, relative to their scale")
     feature_tolerance: float = _option(1e-4, "max |ours - transformers| features")
     preprocess_instances: int = _option(2, "CPU instances of the preprocess step")
     cpu_threads: int | None = _option(
-        cpu_plan.AUTO, "onnxruntime threads per network instance; auto: 1 for a model under 10M parameters, else "
-        "every CPU available here (export on the serving machine, or give its count)", parse=_count_or_auto,
-    )  # fmt: skip
+        cpu_plan.AUTO,
+        "onnxruntime threads per network instance; auto: 1 for a model under 10M parameters, else "
+        "every CPU available here (export on the serving machine, or give its count)",
+        parse=_count_or_auto,
+    )
     instances: int | None = _option(
         cpu_plan.AUTO, "network instances (per GPU on a GPU machine); auto: 1", parse=_count_or_auto
     )
     queue_delay_ms: float = _option(
-        0.0, "how long Triton may hold a request at the network step for others to join its batch: more "
+        0.0,
+        "how long Triton may hold a request at the network step for others to join its batch: more "
         "throughput under concurrent load, that much more latency when requests come one at a time",
-    )  # fmt: skip
+    )
     batched_example_limit: int = _option(
-        cpu_plan.BATCHED_EXAMPLE_LIMIT, "on the CPU (local mode, the slim CPU image), requests whose network input "
+        cpu_plan.BATCHED_EXAMPLE_LIMIT,
+        "on the CPU (local mode, the slim CPU image), requests whose network input "
         "holds more elements than this run one at a time instead of as a batch, which costs more per clip past a "
         "few seconds of audio; 0: batch every size (3 s at 16 kHz)",
-    )  # fmt: skip
+    )
     quantize: str = _option(
-        "fp32", "int8: dynamic int8 MatMul/Gemm, faster on CPU; its scores are not transformers' within 1e-4 but "
-        "must pass the gate below against the fp32 model", choices=quantize.PRECISIONS,
-    )  # fmt: skip
+        "fp32",
+        "int8: dynamic int8 MatMul/Gemm, faster on CPU; its scores are not transformers' within 1e-4 but "
+        "must pass the gate below against the fp32 model",
+        choices=quantize.PRECISIONS,
+    )
     quantized_tolerance: float = _option(0.05, "int8: largest |score - fp32 score| allowed on the gate's 48 clips")
     quantized_min_agreement: float = _option(
         0.95, "int8: smallest fraction of the gate's clips whose top label must equal fp32's"
     )
     tensorrt: bool = _option(False, "ask Triton's onnxruntime backend to run the network with TensorRT on GPU")
     long_audio: str = _option(
-        "none", "none: as transformers (the model's own padding / truncation); chunk: classify recordings up to "
-        "--max-seconds by sliding windows, scores aggregated (mean; max for sigmoid)", choices=long_audio.MODES,
-    )  # fmt: skip
+        "none",
+        "none: as transformers (the model's own padding / truncation); chunk: classify recordings up to "
+        "--max-seconds by sliding windows, scores aggregated (mean; max for sigmoid)",
+        choices=long_audio.MODES,
+    )
     chunk_seconds: float | None = _option(
         None, "chunk window (default: the model's own: AST 10.24 s, Whisper 30 s, else 10 s)"
     )
@@ -119,14 +129,21 @@ class ExportOptions:
         if self.long_audio == "chunk" and self.max_seconds is None:
             problems.append("--long-audio chunk needs --max-seconds: the longest recording bounds the work")
         positive = {
-            "--max-batch-size": self.max_batch_size, "--preprocess-instances": self.preprocess_instances,
-            "--tolerance": self.tolerance, "--feature-tolerance": self.feature_tolerance,
-            "--max-seconds": self.max_seconds, "--memory-budget": self.memory_budget_gib,
-            "--chunk-seconds": self.chunk_seconds, "--chunk-hop-seconds": self.chunk_hop_seconds,
+            "--max-batch-size": self.max_batch_size,
+            "--preprocess-instances": self.preprocess_instances,
+            "--tolerance": self.tolerance,
+            "--feature-tolerance": self.feature_tolerance,
+            "--max-seconds": self.max_seconds,
+            "--memory-budget": self.memory_budget_gib,
+            "--chunk-seconds": self.chunk_seconds,
+            "--chunk-hop-seconds": self.chunk_hop_seconds,
             "--quantized-tolerance": self.quantized_tolerance,
-        }  # fmt: skip
-        problems += [f"{flag} must be positive; got {value}" for flag, value in positive.items()
-                     if value is not None and value <= 0]  # fmt: skip
+        }
+        problems += [
+            f"{flag} must be positive; got {value}"
+            for flag, value in positive.items()
+            if value is not None and value <= 0
+        ]
         if self.queue_delay_ms < 0:
             problems.append(f"--queue-delay-ms must be 0 or more; got {self.queue_delay_ms}")
         if self.batched_example_limit < 0:
@@ -237,18 +254,27 @@ def _export_network(plan: _Plan, options: ExportOptions, workdir: Path, step: Ca
     specs = onnx_graph.export(plan.checkpoint, plan.extractor, onnx_path)
     step(3, "checking onnxruntime against torch, and the features against transformers")
     parity = onnx_graph.verify(
-        plan.checkpoint, plan.extractor, onnx_path, specs, plan.shortest, options.tolerance,
+        plan.checkpoint,
+        plan.extractor,
+        onnx_path,
+        specs,
+        plan.shortest,
+        options.tolerance,
         options.feature_tolerance,
-    )  # fmt: skip
+    )
     if options.quantize != "int8":
         return _Network(specs, onnx_path, parity, None)
     log.info("    quantizing MatMul/Gemm to int8, then checking it against the fp32 torch model")
     served = workdir / f"int8-{contract.NETWORK_FILE}"
     quantize.quantize_int8(onnx_path, served)
     report = quantize.check(
-        plan.checkpoint, plan.extractor, served, plan.shortest, options.quantized_tolerance,
+        plan.checkpoint,
+        plan.extractor,
+        served,
+        plan.shortest,
+        options.quantized_tolerance,
         options.quantized_min_agreement,
-    )  # fmt: skip
+    )
     return _Network(specs, served, parity, report.as_metadata())
 
 
@@ -298,8 +324,9 @@ def _model_dirs(
     parameters = sum(p.numel() for p in checkpoint.model.parameters())
     threads = cpu_plan.network_threads(options.cpu_threads, parameters)
     instances = cpu_plan.network_instances(options.instances)
-    log.info("    %.1fM parameters: %d network instance(s), %d onnxruntime thread(s)", parameters / 1e6, instances,
-             threads)  # fmt: skip
+    log.info(
+        "    %.1fM parameters: %d network instance(s), %d onnxruntime thread(s)", parameters / 1e6, instances, threads
+    )
     mbs = options.max_batch_size
     preprocess_params = {
         contract.MIN_SAMPLES: str(plan.shortest),
@@ -316,14 +343,21 @@ def _model_dirs(
         }
     chunk_labels = None if chunking is None else num_labels
     network_config = model_configs.network_config(
-        names, mbs, specs, num_labels, options.tensorrt, threads, instances,
-        queue_delay_ms=options.queue_delay_ms, batched_example_limit=options.batched_example_limit,
-    )  # fmt: skip
+        names,
+        mbs,
+        specs,
+        num_labels,
+        options.tensorrt,
+        threads,
+        instances,
+        queue_delay_ms=options.queue_delay_ms,
+        batched_example_limit=options.batched_example_limit,
+    )
     return {
         names.preprocess: repository.ModelDir(
             model_configs.preprocess_config(
                 names, mbs, specs, options.preprocess_instances, preprocess_params, chunk_labels
-            ),  # fmt: skip
+            ),
             files={contract.EXTRACTOR_FILE: json.dumps(checkpoint.extractor_config, indent=2, sort_keys=True)},
             version_files={contract.PYTHON_MODEL_FILE: _shim("triton_steps.preprocess_model")},
         ),

@@ -57,9 +57,13 @@ class Inference:
                     span.set_attributes({"model": model.name, "heavy": heavy})
                     started = time.perf_counter()
                     answer = await self.triton.classify(
-                        model.name, audio, parameters.top_k, parameters.function_to_apply, _left_s(deadline),
+                        model.name,
+                        audio,
+                        parameters.top_k,
+                        parameters.function_to_apply,
+                        _left_s(deadline),
                         request_id,
-                    )  # fmt: skip
+                    )
                     self.metrics.triton_latency.labels(model.model_id).observe(time.perf_counter() - started)
                     return answer
 

@@ -65,11 +65,21 @@ class RequestIds:
             if scope["type"] == "http":
                 client = scope.get("client") or ("", 0)
                 access_log.info(
-                    "%s %s %s %.3fs", scope["method"], scope["path"], answer["status"], time.perf_counter() - started,
-                    extra={"model": scope["state"].get("model", ""), "status": answer["status"],
-                           "seconds": round(time.perf_counter() - started, 4), "bytes": answer["bytes"],
-                           "client": client[0], "method": scope["method"], "path": scope["path"]},
-                )  # fmt: skip
+                    "%s %s %s %.3fs",
+                    scope["method"],
+                    scope["path"],
+                    answer["status"],
+                    time.perf_counter() - started,
+                    extra={
+                        "model": scope["state"].get("model", ""),
+                        "status": answer["status"],
+                        "seconds": round(time.perf_counter() - started, 4),
+                        "bytes": answer["bytes"],
+                        "client": client[0],
+                        "method": scope["method"],
+                        "path": scope["path"],
+                    },
+                )
             current_request_id.reset(token)
 
 
@@ -107,8 +117,12 @@ def log_config(level: str, fmt: str) -> dict[str, Any]:
         config["formatters"] = {"default": {"()": JsonFormatter}, "access": {"()": JsonFormatter}}
     else:
         config["formatters"]["gateway"] = {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"}
-        config["handlers"]["gateway"] = {"class": "logging.StreamHandler", "formatter": "gateway",
-                                         "stream": "ext://sys.stderr", "filters": ["request_id"]}  # fmt: skip
+        config["handlers"]["gateway"] = {
+            "class": "logging.StreamHandler",
+            "formatter": "gateway",
+            "stream": "ext://sys.stderr",
+            "filters": ["request_id"],
+        }
     handler = "gateway" if fmt != "json" else "default"
     for name in config["handlers"]:
         config["handlers"][name].setdefault("filters", ["request_id"])

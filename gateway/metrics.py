@@ -35,22 +35,32 @@ class Metrics:
     def __post_init__(self) -> None:
         registry, by_model = self.registry, ["model"]
         self.requests = Counter(
-            "gateway_requests", "Classification requests by model and HTTP status", ["model", "status"],
+            "gateway_requests",
+            "Classification requests by model and HTTP status",
+            ["model", "status"],
             registry=registry,
-        )  # fmt: skip
+        )
         self.latency = Histogram(
-            "gateway_request_seconds", "Classification latency, body read to answer", by_model,
-            buckets=LATENCY_BUCKETS, registry=registry,
-        )  # fmt: skip
+            "gateway_request_seconds",
+            "Classification latency, body read to answer",
+            by_model,
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
         self.triton_latency = Histogram(
-            "gateway_triton_seconds", "Time in Triton per classification (POSTs and stream windows), by model",
-            by_model, buckets=LATENCY_BUCKETS, registry=registry,
-        )  # fmt: skip
+            "gateway_triton_seconds",
+            "Time in Triton per classification (POSTs and stream windows), by model",
+            by_model,
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
         # livesum: summed over the live workers
         self.in_flight = Gauge(
-            "gateway_in_flight", "Classifications admitted and in progress (gateway.admission's permits)",
-            registry=registry, multiprocess_mode="livesum",
-        )  # fmt: skip
+            "gateway_in_flight",
+            "Classifications admitted and in progress (gateway.admission's permits)",
+            registry=registry,
+            multiprocess_mode="livesum",
+        )
         self.streams = Gauge(
             "gateway_streams", "Live-audio WebSocket streams open", registry=registry, multiprocess_mode="livesum"
         )
@@ -67,13 +77,16 @@ class Metrics:
             "gateway_on_demand_loads", "On-demand models loaded into Triton by the gateway", registry=registry
         )
         self.on_demand_evictions = Counter(
-            "gateway_on_demand_evictions", "On-demand models unloaded to make room (least recently used)",
+            "gateway_on_demand_evictions",
+            "On-demand models unloaded to make room (least recently used)",
             registry=registry,
-        )  # fmt: skip
+        )
         self.on_demand_load_seconds = Histogram(
-            "gateway_on_demand_load_seconds", "Seconds to load an exported on-demand model into Triton",
-            buckets=(0.5, 1, 2, 5, 10, 20, 40, 80), registry=registry,
-        )  # fmt: skip
+            "gateway_on_demand_load_seconds",
+            "Seconds to load an exported on-demand model into Triton",
+            buckets=(0.5, 1, 2, 5, 10, 20, 40, 80),
+            registry=registry,
+        )
 
     @contextlib.contextmanager
     def request(self) -> Iterator[Outcome]:

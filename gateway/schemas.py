@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from enum import Enum
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from triton_steps.contract import TextEnum
 from triton_steps.metadata import ModelMetadata
 
 
@@ -45,7 +45,7 @@ class ErrorBody(BaseModel):
     error: str
 
 
-class ModelState(str, Enum):
+class ModelState(TextEnum):
     """Where a model stands, as ``GET /models`` says it."""
 
     LOADED = "loaded"

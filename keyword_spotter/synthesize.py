@@ -98,8 +98,9 @@ def speak(utterance: Utterance) -> np.ndarray:
     voice = f"{utterance.voice}+{utterance.variant}" if utterance.variant else utterance.voice
     wav = subprocess.run(
         ["espeak-ng", "-v", voice, "-s", str(utterance.speed), "-p", str(utterance.pitch), "--stdout", utterance.text],
-        capture_output=True, check=True,
-    ).stdout  # fmt: skip
+        capture_output=True,
+        check=True,
+    ).stdout
     samples, rate = soundfile.read(io.BytesIO(wav), dtype="float32")
     return resample(samples, rate, SAMPLING_RATE)
 
@@ -112,9 +113,13 @@ def speak_all(utterances: Iterable[Utterance], workers: int = 2) -> list[np.ndar
 def _plan(rng: np.random.Generator, voices, variant_list, speeds, pitches, words, unknown, per_word, per_unknown):
     def pick(text: str, label: str) -> Utterance:
         return Utterance(
-            text, label, str(rng.choice(voices)), str(rng.choice(variant_list)),
-            int(rng.choice(speeds)), int(rng.choice(pitches)),
-        )  # fmt: skip
+            text,
+            label,
+            str(rng.choice(voices)),
+            str(rng.choice(variant_list)),
+            int(rng.choice(speeds)),
+            int(rng.choice(pitches)),
+        )
 
     plan = [pick(word, word) for word in words for _ in range(per_word)]
     plan += [pick(str(rng.choice(unknown)), "_unknown_") for _ in range(per_unknown)]
@@ -127,17 +132,36 @@ def training_plan(seed: int, per_word: int, per_unknown: int) -> list[Utterance]
     held = set(held_out_variants())
     train_variants = [v for v in variants() if v not in held] + [""]  # "" = the voice's own default
     train_voices = [v for v in VOICES if v not in HELD_OUT_VOICES]
-    return _plan(rng, train_voices, train_variants, TRAIN_SPEEDS, TRAIN_PITCHES, KEYWORDS, TRAIN_UNKNOWN,
-                 per_word, per_unknown)  # fmt: skip
+    return _plan(
+        rng, train_voices, train_variants, TRAIN_SPEEDS, TRAIN_PITCHES, KEYWORDS, TRAIN_UNKNOWN, per_word, per_unknown
+    )
 
 
 def held_out_plan(seed: int, per_word: int, per_unknown: int) -> list[Utterance]:
     """Utterances that each use a held-out voice or a held-out variant, with held-out settings."""
     rng = np.random.default_rng(seed)
-    half_a = _plan(rng, HELD_OUT_VOICES, list(variants()) + [""], HELD_OUT_SPEEDS, HELD_OUT_PITCHES, KEYWORDS,
-                   HELD_OUT_UNKNOWN, (per_word + 1) // 2, (per_unknown + 1) // 2)  # fmt: skip
-    half_b = _plan(rng, VOICES, held_out_variants(), HELD_OUT_SPEEDS, HELD_OUT_PITCHES, KEYWORDS, HELD_OUT_UNKNOWN,
-                   per_word // 2, per_unknown // 2)  # fmt: skip
+    half_a = _plan(
+        rng,
+        HELD_OUT_VOICES,
+        list(variants()) + [""],
+        HELD_OUT_SPEEDS,
+        HELD_OUT_PITCHES,
+        KEYWORDS,
+        HELD_OUT_UNKNOWN,
+        (per_word + 1) // 2,
+        (per_unknown + 1) // 2,
+    )
+    half_b = _plan(
+        rng,
+        VOICES,
+        held_out_variants(),
+        HELD_OUT_SPEEDS,
+        HELD_OUT_PITCHES,
+        KEYWORDS,
+        HELD_OUT_UNKNOWN,
+        per_word // 2,
+        per_unknown // 2,
+    )
     return half_a + half_b
 
 

@@ -204,9 +204,11 @@ def predict(model: torch.nn.Module, features: np.ndarray) -> np.ndarray:
     model.eval()
     with torch.no_grad():
         return np.concatenate(
-            [model(input_features=torch.from_numpy(features[i : i + 256])).logits.argmax(-1).numpy()
-             for i in range(0, len(features), 256)]
-        )  # fmt: skip
+            [
+                model(input_features=torch.from_numpy(features[i : i + 256])).logits.argmax(-1).numpy()
+                for i in range(0, len(features), 256)
+            ]
+        )
 
 
 def evaluate(model: torch.nn.Module, features: np.ndarray, labels: np.ndarray) -> float:
@@ -226,8 +228,11 @@ def train(args: argparse.Namespace) -> dict:
     clips = real_speech.find_clips(args.real_speech)
     train_clips, validation_clips = real_speech.speaker_split(clips, args.validation_fraction, args.seed)
     backgrounds = [c.waveform() for c in train_clips if c.label == real_speech.SILENCE]
-    _log(start, f"real speech: {len(train_clips)} training clips, {len(validation_clips)} validation clips "
-                f"({len({c.speaker for c in validation_clips})} speakers never trained on)")  # fmt: skip
+    _log(
+        start,
+        f"real speech: {len(train_clips)} training clips, {len(validation_clips)} validation clips "
+        f"({len({c.speaker for c in validation_clips})} speakers never trained on)",
+    )
     real_x, real_y = real_set(train_clips, backgrounds, args)
     synthetic_x, synthetic_y = synthetic_set(args, backgrounds, start)
     features, labels = np.concatenate([real_x, synthetic_x]), np.concatenate([real_y, synthetic_y])
@@ -260,9 +265,12 @@ def train(args: argparse.Namespace) -> dict:
             optimizer.step()
             schedule.step()
             running += loss.item()
-        _log(start, f"epoch {epoch + 1}: loss {running / steps_per_epoch:.3f}, "
-                    f"real validation {evaluate(model, validation_x, validation_labels):.3f}, "
-                    f"held-out espeak-ng {evaluate(model, held_x, held_labels):.3f}")  # fmt: skip
+        _log(
+            start,
+            f"epoch {epoch + 1}: loss {running / steps_per_epoch:.3f}, "
+            f"real validation {evaluate(model, validation_x, validation_labels):.3f}, "
+            f"held-out espeak-ng {evaluate(model, held_x, held_labels):.3f}",
+        )
     training_seconds = time.monotonic() - start
 
     other = {}
@@ -305,12 +313,20 @@ def train(args: argparse.Namespace) -> dict:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m keyword_spotter.train")
-    parser.add_argument("--real-speech", type=Path, required=True,
-                        help="real recordings in the Speech Commands layout (a folder per label)")  # fmt: skip
+    parser.add_argument(
+        "--real-speech",
+        type=Path,
+        required=True,
+        help="real recordings in the Speech Commands layout (a folder per label)",
+    )
     parser.add_argument("--output", default="keyword_spotter/checkpoint")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--validation-fraction", type=float, default=real_speech.VALIDATION_FRACTION,
-                        help="share of the real speakers held out of training")  # fmt: skip
+    parser.add_argument(
+        "--validation-fraction",
+        type=float,
+        default=real_speech.VALIDATION_FRACTION,
+        help="share of the real speakers held out of training",
+    )
     parser.add_argument("--real-copies", type=int, default=10, help="augmented copies of each real clip")
     parser.add_argument("--per-word", type=int, default=150, help="espeak-ng training utterances per keyword")
     parser.add_argument("--per-unknown", type=int, default=500, help="espeak-ng utterances of other words")

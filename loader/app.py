@@ -22,13 +22,14 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, G
 
 from loader import hub
 from loader.estimate import ExportTimes
-from loader.jobs import EXPORTED, FAILED, Job, Loader
+from loader.jobs import Job, Loader
 from loader.settings import LoaderSettings
+from triton_steps.contract import ExportState
 
 
 def _describe(job: Job) -> dict[str, Any]:
     body: dict[str, Any] = {"model_id": job.model_id, "name": job.name, "state": job.state}
-    if job.state == EXPORTED:
+    if job.state == ExportState.EXPORTED:
         return body
     if job.error:
         return body | {"error": job.error, "status": job.status}
@@ -43,12 +44,14 @@ class LoaderMetrics:
         self.exports = Counter(
             "loader_exports", "On-demand exports finished, by outcome", ["outcome"], registry=self.registry
         )
-        for outcome in (EXPORTED, FAILED):
+        for outcome in (ExportState.EXPORTED, ExportState.FAILED):
             self.exports.labels(outcome)
         self.seconds = Histogram(
-            "loader_export_seconds", "Seconds per export, download included",
-            buckets=(5, 10, 20, 40, 60, 90, 120, 180, 300, 600, 1200), registry=self.registry,
-        )  # fmt: skip
+            "loader_export_seconds",
+            "Seconds per export, download included",
+            buckets=(5, 10, 20, 40, 60, 90, 120, 180, 300, 600, 1200),
+            registry=self.registry,
+        )
         self.queue = Gauge("loader_queue", "Exports waiting for a slot", registry=self.registry)
 
     def finished(self, outcome: str, seconds: float) -> None:
@@ -73,7 +76,7 @@ def create_app(settings: LoaderSettings) -> FastAPI:
             job = await request.app.state.loader.request(model_id)
         except hub.Refusal as refusal:
             return JSONResponse({"error": refusal.message}, status_code=refusal.status)
-        return JSONResponse(_describe(job), status_code=200 if job.state == EXPORTED else 202)
+        return JSONResponse(_describe(job), status_code=200 if job.state == ExportState.EXPORTED else 202)
 
     @app.get("/jobs")
     async def jobs(request: Request) -> list[dict[str, Any]]:

@@ -25,10 +25,11 @@ from loader import hub
 from loader.estimate import ExportTimes
 from loader.settings import LoaderSettings
 from model_store import manifest
+from triton_steps.contract import ExportState
 
 log = logging.getLogger("loader")
+PENDING = (ExportState.QUEUED, ExportState.EXPORTING)
 
-QUEUED, EXPORTING, EXPORTED, FAILED = "queued", "exporting", "exported", "failed"
 MAX_REMEMBERED = 1024  # refusals kept (oldest dropped first): a flood of made-up ids holds bounded memory
 
 
@@ -44,7 +45,7 @@ class Job:
     name: str
     weight_bytes: int
     estimate_s: float
-    state: str = QUEUED
+    state: ExportState = ExportState.QUEUED
     status: int = 200  # a failed job: the HTTP status its refusal gets
     error: str = ""
     started: float = field(default_factory=time.monotonic)  # when queued; reset when the export starts
@@ -52,7 +53,7 @@ class Job:
 
     def remaining_s(self) -> float:
         """Seconds left, as estimated: the whole estimate while queued."""
-        elapsed = time.monotonic() - self.started if self.state == EXPORTING else 0.0
+        elapsed = time.monotonic() - self.started if self.state == ExportState.EXPORTING else 0.0
         return max(1.0, self.estimate_s - elapsed)
 
 
@@ -89,26 +90,27 @@ class Loader:
         self.jobs.move_to_end(job.model_id)
         while len(self.jobs) > MAX_REMEMBERED:
             oldest = next(iter(self.jobs))
-            if self.jobs[oldest].state in (QUEUED, EXPORTING):
+            if self.jobs[oldest].state in PENDING:
                 break  # only finished jobs are forgotten; the queue bound keeps running ones few
             del self.jobs[oldest]
 
     def queued(self) -> int:
-        return sum(job.state == QUEUED for job in self.jobs.values())
+        return sum(job.state == ExportState.QUEUED for job in self.jobs.values())
 
     async def request(self, model_id: str) -> Job:
         """The job of ``model_id``: a remembered one, the repository's export, or a new one (queued); a refusal
         raises ``hub.Refusal``."""
         job = self.jobs.get(model_id)
-        if job is not None and job.state == FAILED and time.monotonic() - job.finished > self.settings.failure_ttl_s:
+        expired = job is not None and time.monotonic() - job.finished > self.settings.failure_ttl_s
+        if expired and job.state == ExportState.FAILED:
             job = None  # a refusal expires: the checkpoint may have been fixed on the Hub since
         if job is not None:
-            if job.state == FAILED:
+            if job.state == ExportState.FAILED:
                 raise hub.Refusal(job.status, job.error)
             return job
         name = triton_name(model_id)
         if await run_in_threadpool(self._published, name):  # exported before (by an earlier loader run)
-            job = Job(model_id, name, 0, 0.0, state=EXPORTED)
+            job = Job(model_id, name, 0, 0.0, state=ExportState.EXPORTED)
             self._remember(job)
             return job
         vetting = self._vetting.get(model_id)
@@ -122,15 +124,20 @@ class Loader:
             return job
         if self.queued() >= self.settings.max_queue:
             raise hub.Refusal(503, f"the loader's queue is full ({self.settings.max_queue} models waiting)", False)
-        ahead = sum(j.remaining_s() for j in self.jobs.values() if j.state in (QUEUED, EXPORTING))
+        ahead = sum(j.remaining_s() for j in self.jobs.values() if j.state in PENDING)
         estimate = self.times.estimate(vetted.weight_bytes)
         job = Job(model_id, name, vetted.weight_bytes, estimate + ahead / self.settings.max_exports)
         self._remember(job)
         task = asyncio.create_task(self._run(job, vetted))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-        log.info("%s: queued as %s (%.0f MB of weights, about %.0f s)", model_id, name, vetted.weight_bytes / 1e6,
-                 job.estimate_s)  # fmt: skip
+        log.info(
+            "%s: queued as %s (%.0f MB of weights, about %.0f s)",
+            model_id,
+            name,
+            vetted.weight_bytes / 1e6,
+            job.estimate_s,
+        )
         return job
 
     async def _vet(self, model_id: str) -> hub.Vetted:
@@ -146,12 +153,12 @@ class Loader:
             raise
 
     def _fail(self, job: Job, status: int, message: str) -> None:
-        job.state, job.status, job.error, job.finished = FAILED, status, message, time.monotonic()
+        job.state, job.status, job.error, job.finished = ExportState.FAILED, status, message, time.monotonic()
         self._remember(job)
 
     async def _run(self, job: Job, vetted: hub.Vetted) -> None:
         async with self._slots:
-            job.state, job.started = EXPORTING, time.monotonic()
+            job.state, job.started = ExportState.EXPORTING, time.monotonic()
             job.estimate_s = self.times.estimate(job.weight_bytes)
             try:
                 folder = await run_in_threadpool(vetted.download, self.settings.hub_token)
@@ -164,7 +171,7 @@ class Loader:
                 message = "the export process died (out of memory?)" if died else str(error)
                 self._fail(job, 503 if died else 422, f"{job.model_id} could not be exported: {message}")
             else:
-                job.state, job.finished = EXPORTED, time.monotonic()
+                job.state, job.finished = ExportState.EXPORTED, time.monotonic()
                 self.times.record(job.weight_bytes, seconds)
             self.on_finished(job.state, time.monotonic() - job.started)
             log.info("%s: %s%s", job.model_id, job.state, f" ({job.error})" if job.error else "")

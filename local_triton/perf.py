@@ -34,10 +34,22 @@ def perf_analyzer(workdir: Path) -> tuple[Path, Path]:
     if not binary.exists():
         workdir.mkdir(parents=True, exist_ok=True)
         subprocess.run(
-            [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:",
-             "--platform", "manylinux1_x86_64", "-d", str(workdir), PERF_WHEEL],
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "-q",
+                "--no-deps",
+                "--only-binary=:all:",
+                "--platform",
+                "manylinux1_x86_64",
+                "-d",
+                str(workdir),
+                PERF_WHEEL,
+            ],
             check=True,
-        )  # fmt: skip
+        )
         wheel = next(workdir.glob("tritonclient-2.50.0-*.whl"))
         with zipfile.ZipFile(wheel) as archive:
             member = next(n for n in archive.namelist() if n.endswith("/bin/perf_analyzer"))
@@ -68,10 +80,26 @@ def run(args: argparse.Namespace) -> int:
     # Lenient stability (throughput within 100% across windows, up to 10 of them): on a small shared machine a
     # strict criterion fails outright ("Failed to obtain stable measurement") instead of printing figures.
     command = [
-        str(binary), "-m", args.model, "-u", args.url, "-i", "grpc", "--input-data", str(data),
-        "--concurrency-range", args.concurrency, "--measurement-interval", str(args.interval_ms),
-        "--stability-percentage", "100", "--max-trials", "10", "-b", "1",
-    ]  # fmt: skip
+        str(binary),
+        "-m",
+        args.model,
+        "-u",
+        args.url,
+        "-i",
+        "grpc",
+        "--input-data",
+        str(data),
+        "--concurrency-range",
+        args.concurrency,
+        "--measurement-interval",
+        str(args.interval_ms),
+        "--stability-percentage",
+        "100",
+        "--max-trials",
+        "10",
+        "-b",
+        "1",
+    ]
     log.info("$ %s", " ".join(command))
     return subprocess.run(command, env=env).returncode
 

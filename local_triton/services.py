@@ -33,9 +33,12 @@ class ServiceProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", self.module], env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                [sys.executable, "-m", self.module],
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
                 start_new_session=True,
-            )  # fmt: skip
+            )
         deadline = time.monotonic() + timeout
         while not http_ok(f"{self.url}/health", timeout=1):
             if not self.running() or time.monotonic() > deadline:

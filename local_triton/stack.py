@@ -121,8 +121,10 @@ class Stack:
             regions, backoff = triton.clean_up(), self._backoff("tritonserver")
             log.warning(
                 "tritonserver exited (%s); removed what it left behind (%d shared-memory regions); restarting in %gs",
-                triton.process.returncode, len(regions), backoff.delay,
-            )  # fmt: skip
+                triton.process.returncode,
+                len(regions),
+                backoff.delay,
+            )
             backoff.restart(lambda: triton.start(timeout=self.timeout_s), "tritonserver")
         if not gateway.running():
             # Clients get connection refused meanwhile; a load balancer in front moves them elsewhere.
@@ -163,10 +165,14 @@ def build(args: argparse.Namespace) -> Stack:
         else None
     )
     gateway = GatewayProcess(
-        triton.grpc_url, args.gateway_port, workdir / "gateway.log", triton.host, inherit=True,
+        triton.grpc_url,
+        args.gateway_port,
+        workdir / "gateway.log",
+        triton.host,
+        inherit=True,
         default_model=default_model(repository.path, args.default_model or settings.default_model),
         loader_url=loader.url if loader is not None else "",
-    )  # fmt: skip
+    )
     return Stack(triton, gateway, loader, args.sync_interval, args.timeout, settings.autoload)
 
 
@@ -228,9 +234,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     location.add_repository_argument(parser, "the repository to serve")
     parser.add_argument("--workdir", default=".run", help="where backends and logs go (default: .run)")
     parser.add_argument(
-        "--sync-interval", type=float, default=SYNC_INTERVAL_S,
+        "--sync-interval",
+        type=float,
+        default=SYNC_INTERVAL_S,
         help=f"seconds between reads of the repository's manifest (default: {SYNC_INTERVAL_S:g})",
-    )  # fmt: skip
+    )
     parser.add_argument("--http-port", type=int, default=contract.TRITON_HTTP_PORT)
     parser.add_argument("--grpc-port", type=int, default=contract.TRITON_GRPC_PORT)
     parser.add_argument("--metrics-port", type=int, default=contract.TRITON_METRICS_PORT)

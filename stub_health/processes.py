@@ -85,9 +85,10 @@ def find(grpc_port: int) -> Stubs | None:
     uses); None when no single such server is visible (another PID namespace, or not running)."""
     processes = list(_processes())
     servers = [
-        p for p in processes
+        p
+        for p in processes
         if Path(p[0]).name == SERVER_BINARY and int(_flag(p[:-1], "--grpc-port") or DEFAULT_GRPC_PORT) == grpc_port
-    ]  # fmt: skip
+    ]
     if len(servers) != 1:
         return None
     server_pid = int(servers[0][-1])

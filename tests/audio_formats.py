@@ -54,6 +54,19 @@ def ffmpeg_encode(name: str, source: Path = SOURCE, extra_input: list[str] | Non
 
 def ffmpeg_decode(data: bytes, rate: int = 16000) -> np.ndarray:
     """What HF's servers decode a request to: mono float32 at ``rate``."""
-    command = [FFMPEG, "-hide_banner", "-loglevel", "error", "-i", "pipe:0", "-ac", "1", "-ar", str(rate),
-               "-f", "f32le", "pipe:1"]  # fmt: skip
+    command = [
+        FFMPEG,
+        "-hide_banner",
+        "-loglevel",
+        "error",
+        "-i",
+        "pipe:0",
+        "-ac",
+        "1",
+        "-ar",
+        str(rate),
+        "-f",
+        "f32le",
+        "pipe:1",
+    ]
     return np.frombuffer(subprocess.run(command, input=data, capture_output=True, check=True).stdout, np.float32)

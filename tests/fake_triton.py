@@ -124,9 +124,15 @@ class FakeTriton:
         self.reloads.append(name)
 
     async def classify(  # the gateway passes every argument, in AsyncTritonControl.classify's order
-        self, model: str, audio: bytes, top_k: int | None, function: str | None, timeout_s: float | None,
-        request_id: str, headers: dict[str, str] | None = None,
-    ) -> list[tuple[str, float]]:  # fmt: skip
+        self,
+        model: str,
+        audio: bytes,
+        top_k: int | None,
+        function: str | None,
+        timeout_s: float | None,
+        request_id: str,
+        headers: dict[str, str] | None = None,
+    ) -> list[tuple[str, float]]:
         self._reach()
         self.calls.append(Call(model, audio, top_k, function, timeout_s, request_id))
         if self.gate is not None:

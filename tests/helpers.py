@@ -77,6 +77,22 @@ def assert_same(served: list, reference: list[dict], tolerance: float = TOLERANC
     np.testing.assert_allclose([score for _, score in pairs], [r["score"] for r in reference], atol=tolerance, rtol=0)
 
 
+def make_command(*args: str) -> list[str]:
+    """``make ARGS`` in the repository, with the tests' environment as the Makefile's (``make install`` made
+    it: marked installed, it is not made again)."""
+    venv = Path(sys.prefix)
+    (venv / "bin" / ".installed").touch(exist_ok=True)
+    return ["make", "--no-print-directory", "-C", str(ROOT), f"VENV={venv}", *args]
+
+
+def serve_command(repository: object, workdir: Path, *extra: str) -> tuple[list[str], dict[str, int]]:
+    """``make serve`` of ``repository`` on free ports: the command, and its ports by Makefile name."""
+    names = ("HTTP_PORT", "GRPC_PORT", "METRICS_PORT", "GATEWAY_PORT", "LOADER_PORT")
+    ports = {name: free_port() for name in names}
+    settings = [f"REPOSITORY={repository}", f"WORKDIR={workdir}", *extra, *(f"{k}={v}" for k, v in ports.items())]
+    return make_command("serve", *settings), ports
+
+
 def model_name(architecture: str) -> str:
     return architecture.replace("-", "_")
 

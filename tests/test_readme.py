@@ -98,9 +98,13 @@ def test_readme_export_lines_then_make_serve_keeps_the_default_model(tmp_path: P
     ports = {name: free_port() for name in ("HTTP_PORT", "GRPC_PORT", "METRICS_PORT", "GATEWAY_PORT")}
     serve = subprocess.Popen(
         ["make", "--no-print-directory", "serve", f"VENV={venv}", *(f"{k}={v}" for k, v in ports.items())],
-        cwd=tmp_path, env={**env, "GATEWAY_API_TOKEN": "secret"}, start_new_session=True,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
+        cwd=tmp_path,
+        env={**env, "GATEWAY_API_TOKEN": "secret"},
+        start_new_session=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         read_until_ready(serve, timeout=300)
         url = f"http://127.0.0.1:{ports['GATEWAY_PORT']}"

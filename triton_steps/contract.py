@@ -98,7 +98,17 @@ DEFAULT_GATEWAY_PORT = 8080
 DEFAULT_LOADER_PORT = 8090  # the on-demand loader (python -m loader), asked by the gateway's GATEWAY_LOADER_URL
 
 
-class ExportState(str, Enum):
+class TextEnum(str, Enum):
+    """A str enum that prints as its value (in logs, f-strings and metric labels), on Python 3.10 as on 3.12."""
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+    def __format__(self, spec: str) -> str:
+        return format(str(self.value), spec)
+
+
+class ExportState(TextEnum):
     """Where the loader stands with a Hub id (its answers' ``state``; the gateway's ``GET /models`` shows
     ``loading`` for the first two)."""
 

@@ -75,8 +75,10 @@ def test_real_speakers_never_trained_on_through_the_served_stack(gateway_url: st
     predicted = _classify_all(gateway_url, [clip.read_bytes() for clip in clips])
     correct = np.array([t == p for t, p in zip(truth, predicted, strict=True)])
     per_class = {label: float(correct[[t == label for t in truth]].mean()) for label in LABELS}
-    print(f"real validation speakers through gateway -> Triton: {correct.mean():.3f} on {len(clips)} clips; "
-          + ", ".join(f"{label} {accuracy:.0%}" for label, accuracy in per_class.items()))  # fmt: skip
+    print(
+        f"real validation speakers through gateway -> Triton: {correct.mean():.3f} on {len(clips)} clips; "
+        + ", ".join(f"{label} {accuracy:.0%}" for label, accuracy in per_class.items())
+    )
     assert len(clips) >= 300 and set(truth) == set(LABELS)
     assert correct.mean() >= REAL_MIN_ACCURACY
     assert min(per_class.values()) >= REAL_MIN_CLASS_ACCURACY, per_class
@@ -185,9 +187,7 @@ def test_readme_make_perf_command(served: tuple[LocalTriton, str], tmp_path: Pat
     assert command.startswith("make perf ")
     venv = Path(sys.prefix)  # the environment running the tests is the one `make install` made
     extra = f" VENV={venv} GRPC_PORT={triton.ports.grpc} WORKDIR={tmp_path}"
-    result = subprocess.run(
-        ["bash", "-c", command + extra], cwd=ROOT, capture_output=True, text=True, timeout=600
-    )  # fmt: skip
+    result = subprocess.run(["bash", "-c", command + extra], cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     throughputs = re.findall(r"Concurrency: (\d+), throughput: ([\d.]+) infer/sec", result.stdout)
     assert [c for c, _ in throughputs] == ["1", "2", "3", "4"]

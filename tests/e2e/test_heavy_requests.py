@@ -62,8 +62,10 @@ def test_light_requests_stay_fast_beside_eight_heavy_ones(default_served: tuple[
             return alone, beside, heavy_answers
 
     alone, beside, heavy_answers = asyncio.run(scenario())
-    print(f"light p50 alone {alone * 1000:.1f} ms, beside {HEAVY_CLIENTS} heavy {beside * 1000:.1f} ms "
-          f"({beside / alone:.2f}x); {len(heavy_answers)} heavy answered")  # fmt: skip
+    print(
+        f"light p50 alone {alone * 1000:.1f} ms, beside {HEAVY_CLIENTS} heavy {beside * 1000:.1f} ms "
+        f"({beside / alone:.2f}x); {len(heavy_answers)} heavy answered"
+    )
     assert heavy_answers and all(a.status_code == 400 for a in heavy_answers)
     assert "costs more to decode than this model allows" in heavy_answers[0].json()["error"]
     assert beside / alone < MAX_SLOWDOWN

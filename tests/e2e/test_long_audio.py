@@ -60,8 +60,7 @@ def test_chunked_scores_equal_the_pipelines_windows_aggregated(long_gateway, che
     labels = list(per_window[0])
     stacked = np.array([[scores[label] for label in labels] for scores in per_window])
     combined = stacked.max(axis=0) if function == "sigmoid" else stacked.mean(axis=0)
-    body = {"inputs": base64.b64encode(wav_bytes(waveform)).decode(),
-            "parameters": {"function_to_apply": function}}  # fmt: skip
+    body = {"inputs": base64.b64encode(wav_bytes(waveform)).decode(), "parameters": {"function_to_apply": function}}
     served = httpx.post(f"{long_gateway}/models/{name}", json=body, timeout=120)
     assert served.status_code == 200, served.text
     served_scores = {p["label"]: p["score"] for p in served.json()}

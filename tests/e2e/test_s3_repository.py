@@ -18,7 +18,7 @@ import httpx
 import numpy as np
 import pytest
 import tiny_checkpoints
-from helpers import free_port, make_waveform, read_until_ready, running_gateway, wait_until, wav_bytes
+from helpers import free_port, make_waveform, read_until_ready, running_gateway, serve_command, wait_until, wav_bytes
 
 from export.exporter import ExportOptions, export_model
 from local_triton.services import LoaderProcess
@@ -172,10 +172,7 @@ def test_the_triton_url_carries_a_custom_endpoint(s3_server: str) -> None:
 
 def test_make_serve_serves_straight_from_s3(served, tmp_path: Path) -> None:
     """``make serve REPOSITORY=s3://...`` (the local mode's own entry point), classifying from the bucket."""
-    ports = {name: free_port() for name in ("HTTP_PORT", "GRPC_PORT", "METRICS_PORT", "GATEWAY_PORT")}
-    venv = Path(sys.prefix)  # the environment running the tests is the one `make install` made
-    command = ["make", "--no-print-directory", "-C", str(ROOT), f"VENV={venv}", "serve", f"REPOSITORY={REPOSITORY}",
-               f"WORKDIR={tmp_path}", "DEFAULT_MODEL=ast", *(f"{k}={v}" for k, v in ports.items())]  # fmt: skip
+    command, ports = serve_command(REPOSITORY, tmp_path, "DEFAULT_MODEL=ast")
     serve = subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
     )
@@ -192,13 +189,16 @@ def test_the_loader_exports_an_id_on_demand_into_the_bucket(served, tmp_path: Pa
     """As in Kubernetes: the loader writes to the S3 repository, Triton loads the model from the bucket."""
     triton, _ = served
     tiny_checkpoints.build("wav2vec2-layer-norm", tiny_checkpoints.hub_snapshot(tmp_path / "hf" / "hub", "org/s3-kws"))
-    loader = LoaderProcess(REPOSITORY, free_port(), tmp_path / "loader.log", HF_HOME=str(tmp_path / "hf"),
-                           HF_HUB_OFFLINE="1")  # fmt: skip
+    loader = LoaderProcess(
+        REPOSITORY, free_port(), tmp_path / "loader.log", HF_HOME=str(tmp_path / "hf"), HF_HUB_OFFLINE="1"
+    )
     with loader, running_gateway(triton.grpc_url, autoload="org/*", loader_url=loader.url) as gateway:
         answer = httpx.post(
-            f"{gateway}/models/org/s3-kws", content=wav_bytes(make_waveform(1.0)),
-            headers={"X-Wait-For-Model": "true"}, timeout=300,
-        )  # fmt: skip
+            f"{gateway}/models/org/s3-kws",
+            content=wav_bytes(make_waveform(1.0)),
+            headers={"X-Wait-For-Model": "true"},
+            timeout=300,
+        )
         assert answer.status_code == 200, answer.text
     entry = manifest.read(location.parse(REPOSITORY))["org--s3-kws"]
     assert entry.on_demand and entry.models == StepNames("org--s3-kws").all()
@@ -215,15 +215,10 @@ def test_tritons_url_form_works_without_the_endpoint_variable(served, s3_server:
 
 
 def test_make_serve_fails_at_once_with_the_reason_when_the_bucket_cannot_be_read(tmp_path: Path) -> None:
-    ports = {name: free_port() for name in ("HTTP_PORT", "GRPC_PORT", "METRICS_PORT", "GATEWAY_PORT")}
-    venv = Path(sys.prefix)
     unreachable = f"s3://http://127.0.0.1:{free_port()}/{BUCKET}/repo"  # nothing listens there
     started = time.monotonic()
-    result = subprocess.run(
-        ["make", "--no-print-directory", "-C", str(ROOT), f"VENV={venv}", "serve", f"REPOSITORY={unreachable}",
-         f"WORKDIR={tmp_path}", *(f"{k}={v}" for k, v in ports.items())],
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+    command, _ = serve_command(unreachable, tmp_path)
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert result.returncode != 0
     assert "cannot read the repository" in result.stderr and "Could not connect" in result.stderr, result.stderr
     assert time.monotonic() - started < 60  # not Triton's minute of retries, nor the 300 s readiness wait

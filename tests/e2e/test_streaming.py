@@ -195,8 +195,7 @@ def test_unknown_model_and_bad_messages(gateway: str) -> None:
 
 
 def test_limits_token_and_a_client_that_vanishes(triton: LocalTriton, speech: np.ndarray) -> None:
-    settings = {"api_token": "s3cret", "max_streams": "1", "stream_max_message_bytes": "100000",
-                "stream_idle_s": "1"}  # fmt: skip
+    settings = {"api_token": "s3cret", "max_streams": "1", "stream_max_message_bytes": "100000", "stream_idle_s": "1"}
     with running_gateway(triton.grpc_url, **settings) as gateway:
         auth = {"Authorization": "Bearer s3cret"}
         error, code = _refusal(ws_url(gateway), json.dumps({}))

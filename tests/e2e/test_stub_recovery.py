@@ -129,8 +129,10 @@ def test_a_killed_stub_is_reloaded_and_nothing_is_answered_wrong(
     unavailable = [t for t, s, _ in answers if s == 503]
     recovered_at = min((t for t, s, _ in answers if s == 200 and t > unavailable[-1]), default=None)
     assert recovered_at is not None and all(s == 200 for t, s, _ in answers if t > recovered_at)
-    print(f"{step}: killed, first 503 after {unavailable[0] - killed_at:.2f}s, answering again after "
-          f"{recovered_at - killed_at:.2f}s; {statuses.count(503)} of {len(statuses)} requests got 503")  # fmt: skip
+    print(
+        f"{step}: killed, first 503 after {unavailable[0] - killed_at:.2f}s, answering again after "
+        f"{recovered_at - killed_at:.2f}s; {statuses.count(503)} of {len(statuses)} requests got 503"
+    )
 
 
 def test_the_sync_beside_triton_heals_a_dead_stub_without_any_traffic(

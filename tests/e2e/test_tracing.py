@@ -91,9 +91,10 @@ def test_one_request_is_one_span_tree_under_the_clients_trace(
     monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "100")  # ms: export soon after each request
     with GatewayProcess(triton.grpc_url, free_port(), tmp_path / "gateway.log") as gateway:
         answer = httpx.post(
-            f"{gateway.url}/", content=(ROOT / "samples" / "yes.wav").read_bytes(),
+            f"{gateway.url}/",
+            content=(ROOT / "samples" / "yes.wav").read_bytes(),
             headers={"traceparent": f"00-{TRACE_ID}-{CLIENT_SPAN_ID}-01", "x-request-id": "trace-me-1"},
-        )  # fmt: skip
+        )
         assert answer.status_code == 200
         ours = _wait_for(spans, {"POST /", "read body", "parse", "triton infer"})
     server = ours["POST /"]
@@ -124,9 +125,10 @@ def test_the_trace_goes_on_inside_triton_with_the_request_id(receiver, tmp_path:
         # runs (its spans complete, under another trace id); with one request before it, 0 of 7 did.
         assert httpx.post(f"{gateway.url}/", content=(ROOT / "samples" / "yes.wav").read_bytes()).status_code == 200
         answer = httpx.post(
-            f"{gateway.url}/", content=(ROOT / "samples" / "yes.wav").read_bytes(),
+            f"{gateway.url}/",
+            content=(ROOT / "samples" / "yes.wav").read_bytes(),
             headers={"traceparent": f"00-{TRACE_ID}-{CLIENT_SPAN_ID}-01", "x-request-id": "follow-me-7"},
-        )  # fmt: skip
+        )
         assert answer.status_code == 200
         try:
             ours = _wait_for(spans, {"triton infer", "InferRequest", *model.all()})

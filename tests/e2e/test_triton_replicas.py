@@ -100,5 +100,7 @@ def test_a_killed_replica_costs_no_request_and_comes_back(replicas: list[LocalTr
             assert got.keys() == expected[clip].keys()
             assert all(abs(got[label] - expected[clip][label]) <= TOLERANCE for label in got)
         retries = gateway.log_path.read_text().count("on another replica")
-        print(f"{len(answers)} requests at concurrency {CONCURRENCY}, one replica killed and restarted: all 200 "
-              f"({retries} retried on the other replica)")  # fmt: skip
+        print(
+            f"{len(answers)} requests at concurrency {CONCURRENCY}, one replica killed and restarted: all 200 "
+            f"({retries} retried on the other replica)"
+        )

@@ -34,9 +34,18 @@ def normalised(path: Path) -> dict:
 
 def normalised_with_profile(profile: str) -> dict:
     result = subprocess.run(
-        [shutil.which("docker-compose") or "docker-compose", "-f", str(ROOT / "docker-compose.yml"), "--profile",
-         profile, "config"], capture_output=True, text=True, check=False,
-    )  # fmt: skip
+        [
+            shutil.which("docker-compose") or "docker-compose",
+            "-f",
+            str(ROOT / "docker-compose.yml"),
+            "--profile",
+            profile,
+            "config",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr
     return yaml.safe_load(result.stdout)
 
@@ -157,8 +166,10 @@ def test_loader_service_is_what_the_gateway_asks(compose: dict) -> None:
 
 
 def _volumes(service: dict) -> list[dict]:
-    return [v if isinstance(v, dict) else dict(zip(("source", "target"), v.split(":")[:2], strict=True)) for v in
-            service.get("volumes", [])]  # fmt: skip
+    return [
+        v if isinstance(v, dict) else dict(zip(("source", "target"), v.split(":")[:2], strict=True))
+        for v in service.get("volumes", [])
+    ]
 
 
 def _third_party_imports(files: list[Path]) -> set[str]:
@@ -195,22 +206,57 @@ def _distributions(imports: set[str]) -> dict[str, set[str]]:
 @pytest.mark.parametrize(
     ("dockerfile", "packages", "extras", "modules"),
     [
-        ("gateway/Dockerfile", ["gateway", "triton_steps", "triton_control", "stub_health"], ["gateway"],
-         ["gateway/*.py", "triton_control/*.py", "triton_steps/metadata.py", "triton_steps/contract.py",
-          "triton_steps/__init__.py", "stub_health/detect.py", "stub_health/recovery.py"]),
-        ("docker/triton.Dockerfile", ["triton_steps", "model_store", "triton_control", "stub_health"],
-         ["steps", "store"],
-         ["triton_steps/audio.py", "triton_steps/features.py", "triton_steps/spectral.py", "triton_steps/scores.py",
-          "triton_steps/preprocess_model.py", "triton_steps/postprocess_model.py", "triton_steps/triton_io.py",
-          "model_store/*.py", "triton_control/*.py", "stub_health/*.py"]),
-        ("docker/triton-cpu.Dockerfile", ["triton_steps", "model_store", "triton_control", "stub_health",
-                                          "local_triton"], ["local"],
-         ["triton_steps/*.py", "model_store/*.py", "triton_control/*.py", "stub_health/*.py",
-          "local_triton/tritonserver.py"]),
-        ("docker/loader.Dockerfile", ["triton_steps", "model_store", "export", "loader"], ["loader"],
-         ["loader/*.py", "export/*.py", "model_store/*.py", "triton_steps/features.py", "triton_steps/spectral.py"]),
+        (
+            "gateway/Dockerfile",
+            ["gateway", "triton_steps", "triton_control", "stub_health"],
+            ["gateway"],
+            [
+                "gateway/*.py",
+                "triton_control/*.py",
+                "triton_steps/metadata.py",
+                "triton_steps/contract.py",
+                "triton_steps/__init__.py",
+                "stub_health/detect.py",
+                "stub_health/recovery.py",
+            ],
+        ),
+        (
+            "docker/triton.Dockerfile",
+            ["triton_steps", "model_store", "triton_control", "stub_health"],
+            ["steps", "store"],
+            [
+                "triton_steps/audio.py",
+                "triton_steps/features.py",
+                "triton_steps/spectral.py",
+                "triton_steps/scores.py",
+                "triton_steps/preprocess_model.py",
+                "triton_steps/postprocess_model.py",
+                "triton_steps/triton_io.py",
+                "model_store/*.py",
+                "triton_control/*.py",
+                "stub_health/*.py",
+            ],
+        ),
+        (
+            "docker/triton-cpu.Dockerfile",
+            ["triton_steps", "model_store", "triton_control", "stub_health", "local_triton"],
+            ["local"],
+            [
+                "triton_steps/*.py",
+                "model_store/*.py",
+                "triton_control/*.py",
+                "stub_health/*.py",
+                "local_triton/tritonserver.py",
+            ],
+        ),
+        (
+            "docker/loader.Dockerfile",
+            ["triton_steps", "model_store", "export", "loader"],
+            ["loader"],
+            ["loader/*.py", "export/*.py", "model_store/*.py", "triton_steps/features.py", "triton_steps/spectral.py"],
+        ),
     ],
-)  # fmt: skip
+)
 def test_each_image_installs_what_its_code_imports(dockerfile, packages, extras, modules) -> None:
     text = (ROOT / dockerfile).read_text()
     for package in packages:
@@ -228,8 +274,10 @@ def test_dockerignore_keeps_the_context_small() -> None:
     assert {".venv", ".run", ".git", "tests", "model_repository"} <= set(ignored)
 
 
-@pytest.mark.parametrize("dockerfile", ["gateway/Dockerfile", "docker/triton.Dockerfile",
-                                        "docker/triton-cpu.Dockerfile", "docker/loader.Dockerfile"])  # fmt: skip
+@pytest.mark.parametrize(
+    "dockerfile",
+    ["gateway/Dockerfile", "docker/triton.Dockerfile", "docker/triton-cpu.Dockerfile", "docker/loader.Dockerfile"],
+)
 def test_images_are_labelled_and_leave_no_pip_cache(dockerfile: str) -> None:
     text = (ROOT / dockerfile).read_text()
     for label in ("vendor", "title", "description", "licenses"):
@@ -238,8 +286,9 @@ def test_images_are_labelled_and_leave_no_pip_cache(dockerfile: str) -> None:
     assert all("--no-cache-dir" in line for line in text.splitlines() if "pip install" in line)
 
 
-@pytest.mark.parametrize("dockerfile", ["gateway/Dockerfile", "docker/triton.Dockerfile",
-                                        "docker/triton-cpu.Dockerfile"])  # fmt: skip
+@pytest.mark.parametrize(
+    "dockerfile", ["gateway/Dockerfile", "docker/triton.Dockerfile", "docker/triton-cpu.Dockerfile"]
+)
 def test_serving_images_run_as_a_non_root_user(dockerfile: str) -> None:
     users = re.findall(r"^USER (\S+)$", (ROOT / dockerfile).read_text(), re.M)
     assert users and users[-1] not in {"root", "0"}

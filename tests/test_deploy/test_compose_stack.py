@@ -58,8 +58,10 @@ class Stack:
     def inspect(self, service: str, template: str) -> str:
         result = subprocess.run(
             [self.engine(), "inspect", "--format", template, self.container(service)],
-            capture_output=True, text=True, check=True,
-        )  # fmt: skip
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         return result.stdout.strip()
 
 
@@ -190,7 +192,10 @@ def test_down_leaves_no_container_network_or_volume(stack: Stack) -> None:
     down = stack.compose("down")
     assert down.returncode == 0, down.stderr[-2000:]
     engine = stack.engine()
-    for listing in (["container", "ls", "-a", "--format", "{{.Names}}"], ["network", "ls", "--format", "{{.Name}}"],
-                    ["volume", "ls", "--format", "{{.Name}}"]):  # fmt: skip
+    for listing in (
+        ["container", "ls", "-a", "--format", "{{.Names}}"],
+        ["network", "ls", "--format", "{{.Name}}"],
+        ["volume", "ls", "--format", "{{.Name}}"],
+    ):
         names = subprocess.run([engine, *listing], capture_output=True, text=True, check=True).stdout
         assert stack.project not in names, f"{listing[0]}s left: {names}"

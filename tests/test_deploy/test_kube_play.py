@@ -72,10 +72,11 @@ def s3_endpoint() -> Iterator[int]:
     port = free_port("0.0.0.0")
     process = subprocess.Popen(
         [sys.executable, "-m", "moto.server", "-H", "0.0.0.0", "-p", str(port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
         # else moto reads the host name "host.containers.internal" as a virtual-hosted bucket "host"
         env=dict(os.environ, MOTO_S3_CUSTOM_ENDPOINTS=f"http://{HOST}:{port}"),
-    )  # fmt: skip
+    )
     try:
         deadline = time.monotonic() + 30
         while not http_ok(f"http://127.0.0.1:{port}/moto-api/"):

@@ -67,8 +67,13 @@ def compose_image(service: str, overlay: str = "gpu") -> str:
 def test_every_object_validates_against_the_kubernetes_schemas(overlay: str) -> None:
     objects = render(overlay)
     assert {o["kind"] for o in objects} >= {
-        "Deployment", "Service", "ConfigMap", "Secret", "HorizontalPodAutoscaler", "PodDisruptionBudget"
-    }  # fmt: skip
+        "Deployment",
+        "Service",
+        "ConfigMap",
+        "Secret",
+        "HorizontalPodAutoscaler",
+        "PodDisruptionBudget",
+    }
     for obj in objects:
         validate(obj, latest_version(), strict=True)  # raises on any unknown or mistyped field
 

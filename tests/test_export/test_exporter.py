@@ -52,8 +52,12 @@ def test_reexport_replaces_the_model_atomically(checkpoints, tmp_path: Path) -> 
     marker.write_text("from the old export")
     export_model(str(checkpoints["unispeech"]), repository, ExportOptions(name="m"))
     assert sorted(p.name for p in repository.iterdir()) == [
-        "m", "m_onnx", "m_postprocess", "m_preprocess", "published.json"
-    ]  # fmt: skip
+        "m",
+        "m_onnx",
+        "m_postprocess",
+        "m_preprocess",
+        "published.json",
+    ]
     assert not marker.exists()
     assert all(p.stat().st_ino != inode for p, inode in before.items())  # new directories, swapped in
     assert "UniSpeech" in (repository / "m" / "metadata.json").read_text()
@@ -124,7 +128,9 @@ def test_a_bad_option_is_refused_before_the_checkpoint_is_read(checkpoints, tmp_
     """Before minutes of export: the checkpoint is a real one, and nothing is written."""
     result = subprocess.run(
         [sys.executable, "-m", "export", str(checkpoints["hubert"]), "--repository", str(tmp_path / "r"), *flags],
-        capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 1 and reason in result.stderr, result.stderr
     assert "loading" not in result.stderr and not (tmp_path / "r").exists()

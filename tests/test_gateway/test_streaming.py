@@ -202,8 +202,10 @@ def test_a_message_over_the_limit_closes_with_too_big() -> None:
     assert "limit is 1000" in events[0]["error"] and events[-1] == {"close": 1009}
 
 
-@pytest.mark.parametrize(("header", "token", "allowed"), [(None, None, False), ("Bearer t0k", None, True),
-                                                          (None, "t0k", True), (None, "wrong", False)])  # fmt: skip
+@pytest.mark.parametrize(
+    ("header", "token", "allowed"),
+    [(None, None, False), ("Bearer t0k", None, True), (None, "t0k", True), (None, "wrong", False)],
+)
 def test_a_stream_needs_the_token_once_one_is_set(header: str | None, token: str | None, allowed: bool) -> None:
     headers = {"Authorization": header} if header else {}
     config = {"token": token} if token else {}

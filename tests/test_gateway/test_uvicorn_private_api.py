@@ -12,8 +12,14 @@ from uvicorn.server import ServerState
 
 from gateway.http_server import GatewayProtocol
 
-OVERRIDDEN = ("connection_made", "data_received", "on_headers_complete", "send_400_response",
-              "on_response_complete", "connection_lost")  # fmt: skip
+OVERRIDDEN = (
+    "connection_made",
+    "data_received",
+    "on_headers_complete",
+    "send_400_response",
+    "on_response_complete",
+    "connection_lost",
+)
 ATTRIBUTES_SET_BY_UVICORN = ("transport", "connections", "tasks", "cycle", "pipeline", "loop", "app")
 
 

@@ -27,11 +27,36 @@ def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
         (real / clip.parent.name).mkdir(exist_ok=True)
         shutil.copyfile(clip, real / clip.parent.name / clip.name)
     output = tmp_path_factory.mktemp("checkpoint")
-    train.main([
-        "--real-speech", str(real), "--output", str(output), "--seed", "3", "--validation-fraction", "0.3",
-        "--real-copies", "1", "--per-word", "1", "--per-unknown", "2", "--synthetic-copies", "1",
-        "--silence", "8", "--heldout-per-word", "1", "--hidden-size", "32", "--layers", "1", "--epochs", "1",
-    ])  # fmt: skip
+    train.main(
+        [
+            "--real-speech",
+            str(real),
+            "--output",
+            str(output),
+            "--seed",
+            "3",
+            "--validation-fraction",
+            "0.3",
+            "--real-copies",
+            "1",
+            "--per-word",
+            "1",
+            "--per-unknown",
+            "2",
+            "--synthetic-copies",
+            "1",
+            "--silence",
+            "8",
+            "--heldout-per-word",
+            "1",
+            "--hidden-size",
+            "32",
+            "--layers",
+            "1",
+            "--epochs",
+            "1",
+        ]
+    )
     return output
 
 

@@ -11,9 +11,10 @@ import tiny_checkpoints
 
 from loader.estimate import ExportTimes
 from loader.hub import Refusal
-from loader.jobs import EXPORTED, FAILED, Loader
+from loader.jobs import Loader
 from loader.settings import LoaderSettings
 from model_store import location
+from triton_steps.contract import ExportState
 
 
 def _loader(tmp_path: Path, **settings: object) -> tuple[Loader, list[str]]:
@@ -48,11 +49,11 @@ def test_an_export_that_fails_in_its_process_is_a_remembered_422(offline_hub_cac
     async def scenario() -> None:
         job = await loader.request("org/broken")
         assert job.state in ("queued", "exporting") and job.estimate_s > 0
-        while job.state not in (EXPORTED, FAILED):
+        while job.state not in (ExportState.EXPORTED, ExportState.FAILED):
             await asyncio.sleep(0.2)
 
     asyncio.run(scenario())
-    assert finished == [FAILED]
+    assert finished == [ExportState.FAILED]
     with pytest.raises(Refusal) as refusal:
         asyncio.run(loader.request("org/broken"))
     assert refusal.value.status == 422 and "org/broken could not be exported" in refusal.value.message

@@ -8,7 +8,6 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -16,27 +15,30 @@ import httpx
 import psutil
 import pytest
 import tiny_checkpoints
-from helpers import alive, free_port, make_waveform, pids_mentioning, read_until_ready, wav_bytes
+from helpers import (
+    alive,
+    make_command,
+    make_waveform,
+    pids_mentioning,
+    read_until_ready,
+    serve_command,
+    wav_bytes,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def _make(*args: str, **kwargs) -> subprocess.Popen[str]:
-    venv = Path(sys.prefix)  # the environment running the tests is the one `make install` made
-    (venv / "bin" / ".installed").touch(exist_ok=True)
-    return subprocess.Popen(
-        ["make", "--no-print-directory", "-C", str(ROOT), f"VENV={venv}", *args],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kwargs,
-    )  # fmt: skip
+    return subprocess.Popen(make_command(*args), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kwargs)
 
 
 def _make_serve(repository: Path, workdir: Path, *extra: str, **kwargs) -> tuple[subprocess.Popen[str], dict]:
-    """``make serve`` of ``repository`` on free ports, in its own session (a test can signal the whole group):
-    the process and its ports."""
-    names = ("HTTP_PORT", "GRPC_PORT", "METRICS_PORT", "GATEWAY_PORT", "LOADER_PORT")
-    ports = {name: free_port() for name in names}
-    settings = [f"REPOSITORY={repository}", f"WORKDIR={workdir}", *extra, *(f"{k}={v}" for k, v in ports.items())]
-    return _make("serve", *settings, start_new_session=True, **kwargs), ports
+    """``make serve`` in its own session (a test can signal the whole group): the process and its ports."""
+    command, ports = serve_command(repository, workdir, *extra)
+    serve = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True, **kwargs
+    )
+    return serve, ports
 
 
 def _shm() -> set[str]:
@@ -133,9 +135,13 @@ def test_make_perf_prints_throughput(triton, tmp_path: Path) -> None:
     clip = tmp_path / "clip.wav"
     clip.write_bytes(wav_bytes(make_waveform(1.0)))
     perf = _make(
-        "perf", "PERF_MODEL=ast", f"PERF_AUDIO={clip}", f"GRPC_PORT={triton.ports.grpc}",
-        "PERF_CONCURRENCY=1:2", f"WORKDIR={tmp_path}",
-    )  # fmt: skip
+        "perf",
+        "PERF_MODEL=ast",
+        f"PERF_AUDIO={clip}",
+        f"GRPC_PORT={triton.ports.grpc}",
+        "PERF_CONCURRENCY=1:2",
+        f"WORKDIR={tmp_path}",
+    )
     output, _ = perf.communicate(timeout=300)
     assert perf.returncode == 0, output
     throughputs = re.findall(r"Concurrency: (\d+), throughput: ([\d.]+) infer/sec", output)

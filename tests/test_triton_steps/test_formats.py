@@ -85,8 +85,12 @@ def decode_in_fresh_process(data: bytes, max_seconds: float) -> dict:
         file.flush()
         result = subprocess.run(
             [sys.executable, "-c", PEAK_RSS, file.name, str(max_seconds)],
-            capture_output=True, text=True, timeout=120, cwd=ROOT, check=True,
-        )  # fmt: skip
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=ROOT,
+            check=True,
+        )
     return json.loads(result.stdout)
 
 
