@@ -25,7 +25,7 @@ RUN_BY = {  # the block's tag -> the test that runs it as written
     "perf": "tests/e2e/test_default_model.py: test_readme_make_perf_command",
     "export": "this file: test_readme_export_lines_then_make_serve_keeps_the_default_model",
     "chunk": "this file: test_readme_export_lines_then_make_serve_keeps_the_default_model",
-    "stream": "tests/e2e/test_streaming.py: test_readme_stream_client",
+    "stream": "tests/e2e/test_live_streams.py: test_readme_stream_client",
 }
 NOT_RUN_AS_WRITTEN = {  # the block's tag -> why, and what runs instead
     "quickstart": "`make test` is this suite; `make serve` runs in tests/test_local_triton on free ports",
