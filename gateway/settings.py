@@ -55,6 +55,15 @@ class Settings(BaseSettings):
     keep_alive_s: float = Field(5.0, description="idle keep-alive connections are closed after this")
     max_streams: int = Field(256, ge=0, description="live-audio WebSocket streams open at once, per worker")
     stream_idle_s: float = Field(30.0, gt=0, description="a stream with no message for this long is closed")
+    stream_config_timeout_s: float = Field(
+        5.0, gt=0, description="a stream's first message (its configuration and token) must come within this"
+    )
+    stream_max_speed: float = Field(
+        4.0, gt=0, description="a stream's windows are scored no faster than this many times real time"
+    )
+    stream_max_lag_s: float = Field(
+        10.0, gt=0, description="a stream this far behind real time (the gateway cannot keep up) is closed, 1013"
+    )
     stream_max_message_bytes: int = Field(
         1024 * 1024, gt=0, description="largest message of a stream (10 s of 48 kHz 16-bit PCM is 960 kB)"
     )

@@ -6,6 +6,7 @@ tritonserver (``tests/e2e``)."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -59,6 +60,7 @@ class Call:
     function: str | None
     timeout_s: float | None
     request_id: str
+    at: float = field(default_factory=time.monotonic)
 
 
 @dataclass
@@ -66,7 +68,8 @@ class FakeTriton:
     """Triton serving ``loaded`` ensembles (their steps too), with ``exported`` ones in its repository.
 
     ``errors`` are raised by the next classifications, in order; ``gate`` (when set) holds every
-    classification until it is set; ``unreachable`` makes every call fail as a refused connection does."""
+    classification until it is set, ``delay_s`` slows each; ``unreachable`` makes every call fail as a refused
+    connection does."""
 
     loaded: dict[str, ModelMetadata] = field(default_factory=dict)
     exported: dict[str, ModelMetadata] = field(default_factory=dict)
@@ -77,6 +80,7 @@ class FakeTriton:
     reloads: list[str] = field(default_factory=list)
     unloads: list[str] = field(default_factory=list)
     gate: asyncio.Event | None = None
+    delay_s: float = 0.0  # each classification takes this long
     unreachable: bool = False
     closed: bool = False
 
@@ -137,6 +141,7 @@ class FakeTriton:
         self.calls.append(Call(model, audio, top_k, function, timeout_s, request_id))
         if self.gate is not None:
             await self.gate.wait()
+        await asyncio.sleep(self.delay_s)
         if self.errors:
             raise self.errors.pop(0)
         if model not in self.loaded:

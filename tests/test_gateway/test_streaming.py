@@ -3,17 +3,33 @@ through the app in front of a stand-in Triton (configuration, windows, the end, 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import io
 import json
+import threading
+import time
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import soundfile
-from fake_triton import FakeTriton, gateway_app, metadata
+from fake_triton import FakeTriton, gateway_app, metadata, settings
 from pydantic import SecretStr
+from starlette.websockets import WebSocketDisconnect, WebSocketState
 
-from gateway.errors import BadRequest
-from gateway.streaming import PcmDecoder, StreamConfig, Windower, to_pcm16, wav16, window_and_hop
+from gateway.errors import BadRequest, CloseCode
+from gateway.streaming import (
+    Pace,
+    PcmDecoder,
+    Stream,
+    StreamConfig,
+    Windower,
+    _close_with,
+    to_pcm16,
+    wav16,
+    window_and_hop,
+)
 from triton_control import TritonError
 
 KWS = metadata("kws", "org/kws")  # 16 kHz, window 1 s, min_samples 400
@@ -232,3 +248,140 @@ def test_an_idle_stream_is_closed() -> None:
     with gateway_app(FakeTriton.serving(KWS), stream_idle_s=0.05) as client:
         events = _stream(client, [{}])
     assert "nothing received" in events[0]["error"] and events[-1] == {"close": 1008}
+
+
+# --- bounded and charged: authentication before a slot, floors, pace, falling behind ------------------------
+
+
+def test_a_flood_of_sockets_without_the_token_takes_no_stream_slot() -> None:
+    settings = {"api_token": SecretStr("t0k"), "max_streams": 2, "stream_config_timeout_s": 5.0}
+    with gateway_app(FakeTriton.serving(KWS), **settings) as client, contextlib.ExitStack() as silent:
+        for _ in range(6):  # connected, silent, no token: each waits for its first message
+            silent.enter_context(client.websocket_connect("/stream"))
+        audio = np.zeros(16000, "<i2").tobytes()
+        events = _stream(client, [{}, audio, {"event": "end"}], headers={"Authorization": "Bearer t0k"})
+    assert "predictions" in events[0] and events[-1] == {"close": 1000}
+
+
+def test_a_wrong_token_in_the_header_is_refused_before_any_message() -> None:
+    with gateway_app(FakeTriton.serving(KWS), api_token=SecretStr("t0k")) as client:
+        events = _stream(client, [], headers={"Authorization": "Bearer wrong"})
+    assert "API token" in events[0]["error"] and events[-1] == {"close": 1008}
+
+
+def test_the_first_message_must_come_within_the_config_timeout() -> None:
+    with gateway_app(FakeTriton.serving(KWS), stream_config_timeout_s=0.05) as client:
+        events = _stream(client, [])
+    assert "nothing received for 0.05 s" in events[0]["error"] and events[-1] == {"close": 1008}
+
+
+@pytest.mark.parametrize(("window_s", "allowed"), [(0.01, False), (0.099, False), (0.1, True)])
+def test_a_window_is_at_least_a_tenth_of_a_second_whatever_the_models_minimum(window_s: float, allowed: bool) -> None:
+    model = metadata("tiny", min_samples=10)  # shorter than the floor
+    if allowed:
+        assert window_and_hop(StreamConfig(window_s=window_s), model) == (1600, 800)  # default hop: the floor
+    else:
+        with pytest.raises(BadRequest, match="at least 0.1 s"):
+            window_and_hop(StreamConfig(window_s=window_s), model)
+
+
+def test_the_pace_holds_windows_to_the_maximum_speed() -> None:
+    pace = Pace(max_speed=4.0)
+    pace.received(1.0, waited_s=0.5, now=100.0)
+    assert pace.wait_s(1.0, now=100.0) == 0.25 and pace.wait_s(2.0, now=100.1) == pytest.approx(0.4)
+    assert pace.wait_s(0.2, now=100.1) == 0.0
+
+
+def test_behind_counts_only_audio_that_waited_for_the_server() -> None:
+    pace = Pace(max_speed=4.0)
+    pace.received(0.1, waited_s=0.1, now=10.0)
+    pace.received(0.1, waited_s=0.1, now=10.1)  # a real-time client, the server idle between messages
+    assert pace.behind_s(10.1) == pytest.approx(0.0)
+    pace.received(0.1, waited_s=0.0, now=11.1)  # queued: the server took a second over the last window
+    assert pace.behind_s(11.1) == pytest.approx(0.9)
+    pace.received(0.1, waited_s=5.0, now=16.2)  # the client paused for five seconds: not the server's lag
+    assert pace.behind_s(16.2) == pytest.approx(0.0)
+    fast = Pace(max_speed=4.0)
+    fast.received(10.0, waited_s=0.0, now=0.0)
+    fast.received(10.0, waited_s=0.0, now=1.0)  # ten times real time: ahead, never behind
+    assert fast.behind_s(1.0) < 0
+
+
+def test_one_large_message_is_scored_no_faster_than_the_maximum_speed() -> None:
+    triton = FakeTriton.serving(KWS)
+    audio = np.zeros(32000, "<i2").tobytes()  # 2 s: windows end at 1, 1.5 and 2 s of audio
+    with gateway_app(triton, stream_max_speed=4.0) as client:
+        sent = time.monotonic()  # the first audio arrives after this
+        events = _stream(client, [{}, audio, {"event": "end"}])
+    assert events[-1] == {"close": 1000}
+    since_sent = [call.at - sent for call in triton.calls]
+    assert len(since_sent) == 3 and all(t >= end / 4.0 for t, end in zip(since_sent, (1.0, 1.5, 2.0), strict=True)), (
+        since_sent
+    )
+
+
+def test_a_stream_the_server_cannot_keep_up_with_is_told_and_closed() -> None:
+    triton = FakeTriton.serving(KWS)
+    triton.delay_s = 0.3  # each window: 0.3 s for 0.1 s of new audio
+    config = {"window_s": 0.5, "hop_s": 0.1}
+    chunk = np.zeros(1600, "<i2").tobytes()  # 0.1 s, sent in real time
+    with gateway_app(triton, stream_max_lag_s=0.5) as client, client.websocket_connect("/stream") as ws:
+        ws.send_text(json.dumps(config))
+        sender = threading.Thread(target=_send_in_real_time, args=(ws, chunk, 40), daemon=True)
+        sender.start()
+        events = _events_until_close(ws)
+    error, close = events[-2], events[-1]
+    assert "behind real time" in error["error"] and close == {"close": 1013}
+
+
+def test_a_client_that_pauses_is_not_behind() -> None:
+    triton = FakeTriton.serving(KWS)
+    chunk = np.zeros(8000, "<i2").tobytes()  # 0.5 s
+    with gateway_app(triton, stream_max_lag_s=0.2) as client, client.websocket_connect("/stream") as ws:
+        ws.send_text(json.dumps({"window_s": 0.5, "hop_s": 0.5}))
+        ws.send_bytes(chunk)
+        first = ws.receive_json()
+        time.sleep(0.6)  # longer than the lag limit, with nothing to score
+        ws.send_bytes(chunk)
+        second = ws.receive_json()
+        ws.send_text(json.dumps({"event": "end"}))
+        close = ws.receive()
+    assert (first["end_s"], second["end_s"], close["code"]) == (0.5, 1.0, 1000)
+
+
+def _send_in_real_time(ws: object, chunk: bytes, count: int) -> None:
+    with contextlib.suppress(Exception):  # the server may close first
+        for _ in range(count):
+            ws.send_bytes(chunk)  # type: ignore[attr-defined]
+            time.sleep(len(chunk) / 2 / 16000)
+
+
+def _events_until_close(ws: object) -> list[dict]:
+    events = []
+    while True:
+        message = ws.receive()  # type: ignore[attr-defined]
+        if message["type"] == "websocket.close":
+            return [*events, {"close": message["code"]}]
+        events.append(json.loads(message["text"]))
+
+
+class _ClosedSocket:
+    """A WebSocket uvicorn has closed under the app (a keepalive ping went unanswered)."""
+
+    application_state = WebSocketState.CONNECTED
+    sent: list[str] = []
+
+    async def send_text(self, text: str) -> None:
+        raise RuntimeError("Unexpected ASGI message 'websocket.send', after sending 'websocket.close'")
+
+
+def test_a_send_on_a_socket_closed_under_the_stream_is_a_disconnect_not_a_failure() -> None:
+    stream = Stream(_ClosedSocket(), SimpleNamespace(settings=settings()), None)  # type: ignore[arg-type]
+    with pytest.raises(WebSocketDisconnect):
+        asyncio.run(stream._send({"start_s": 0}))
+
+
+def test_nothing_is_sent_after_a_close() -> None:
+    socket = _ClosedSocket()
+    socket.application_state = WebSocketState.DISCONNECTED
+    asyncio.run(_close_with(socket, "late", CloseCode.TRY_AGAIN))  # type: ignore[arg-type]
