@@ -33,6 +33,7 @@ IDLE_SHED_ABOVE, IDLE_SHED_TO = 0.90, 0.75  # fractions of the connection cap
 # A connection is shed only once idle this long: one just accepted has usually sent its request already, and
 # the event loop accepts a burst of connections before it reads any of their bytes.
 MIN_IDLE_S = 0.1
+WS_MAX_QUEUE = 1  # messages of a stream buffered beyond the one it reads
 MAX_REQUEST_LINE = 16 * 1024  # bytes of method, path and query string; longer is a 414 (h11's default limit)
 _TIMEOUT_BODY = b'{"error": "the request headers did not arrive in time"}'
 _TIMEOUT_ANSWER = (
@@ -177,4 +178,7 @@ def serve(settings: Settings) -> None:
         timeout_keep_alive=settings.keep_alive_s,
         # Messages up to twice a stream's limit get the gateway's JSON error; beyond, uvicorn closes with 1009.
         ws_max_size=2 * settings.stream_max_message_bytes,
+        # A stream reads one message at a time: one more may wait in its buffer (websockets' default holds 32,
+        # which let a flooding client park 32 MiB in the gateway), the rest waits in TCP.
+        ws_max_queue=WS_MAX_QUEUE,
     )

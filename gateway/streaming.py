@@ -47,6 +47,7 @@ from triton_steps.metadata import ModelMetadata
 logger = logging.getLogger(__name__)
 
 MIN_HOP_S = 0.05
+SLICE_S = 0.5  # a message is decoded, resampled and windowed this much audio at a time
 MIN_WINDOW_S = 0.1  # and the model's shortest clip
 # A receive that waited this long found no message queued: the client was idle, not backlogged (a queued
 # message is returned in well under a millisecond).
@@ -93,9 +94,14 @@ class PcmDecoder:
     encoding: str
     _carry: bytes = b""
 
-    def decode(self, data: bytes) -> np.ndarray:
-        width = 2 if self.encoding == "pcm_s16le" else 4
-        data = self._carry + data
+    @property
+    def width(self) -> int:
+        """Bytes per sample."""
+        return 2 if self.encoding == "pcm_s16le" else 4
+
+    def decode(self, data: bytes | memoryview) -> np.ndarray:
+        width = self.width
+        data = self._carry + bytes(data)
         whole = len(data) - len(data) % width
         self._carry = data[whole:]
         if self.encoding == "pcm_s16le":
@@ -268,15 +274,21 @@ class Stream:
             else soxr.ResampleStream(config.sampling_rate, rate, 1, dtype="float32", quality="VHQ")
         )
         windower, pace = Windower(window, hop), Pace(self.settings.stream_max_speed)
+        slice_bytes = decoder.width * math.ceil(SLICE_S * config.sampling_rate)
         while True:
             message, waited_s = await self._receive(self.settings.stream_idle_s)
             if message.get("bytes") is not None:
-                samples = decoder.decode(message["bytes"])
-                pace.received(len(samples) / config.sampling_rate, waited_s, time.monotonic())
-                self._check_pace(pace)
-                if resampler is not None:
-                    samples = resampler.resample_chunk(samples)
-                await self._score_all(metadata, config, pace, windower.push(samples))
+                data = memoryview(message.pop("bytes"))
+                # In slices: a message's float samples, resampled and windowed, are held a slice at a time.
+                for offset in range(0, len(data), slice_bytes):
+                    samples = decoder.decode(data[offset : offset + slice_bytes])
+                    pace.received(
+                        len(samples) / config.sampling_rate, waited_s if not offset else 0.0, time.monotonic()
+                    )
+                    self._check_pace(pace)
+                    if resampler is not None:
+                        samples = resampler.resample_chunk(samples)
+                    await self._score_all(metadata, config, pace, windower.push(samples))
                 continue
             try:
                 event = json.loads(message["text"])

@@ -12,15 +12,17 @@ import re
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import httpx
 import numpy as np
+import psutil
 import pytest
 import soundfile
 import soxr
-from helpers import assert_same, running_gateway
+from helpers import assert_same, pids_mentioning, running_gateway, wait_until
 from test_readme import readme_blocks
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
@@ -206,6 +208,7 @@ def test_limits_token_and_a_client_that_vanishes(triton: LocalTriton, speech: np
         assert code == 1000 and len(events) == 5
         with connect(ws_url(gateway), additional_headers=auth) as first:
             first.send(json.dumps({}))
+            wait_until(lambda: _streams_open_with(gateway, auth) == 1)  # its slot is taken with its configuration
             error, code = _refusal(ws_url(gateway), json.dumps({}), auth)  # the only slot is taken
             assert code == 1013 and "limit of 1 streams" in error
         time.sleep(0.5)
@@ -257,3 +260,53 @@ def test_readme_stream_client(gateway: str) -> None:
     assert result.returncode == 0, result.stderr
     lines = result.stdout.split("\n")
     assert lines[0] == "0.0 yes" and len([line for line in lines if line]) == 2  # windows at 0 s and 0.5 s
+
+
+STREAM_MEMORY_MB = 6  # the README's bound per flooding stream (measured 2.5-3.5 MB at 1, 8 and 48 kHz)
+
+
+def test_flooding_streams_hold_bounded_memory_and_give_it_back(triton: LocalTriton) -> None:
+    """8 clients flood 2 MiB of 8 kHz PCM each in 1 MiB messages as fast as the gateway reads (no speed limit
+    here, to load memory most): the gateway's peak stays within the stated bound per stream, and a second
+    round leaves it where the first did (memory returned, nothing kept per stream)."""
+    streams, message = 8, np.random.default_rng(0).integers(-3000, 3000, 512 * 1024).astype("<i2").tobytes()
+    with running_gateway(triton.grpc_url, stream_max_speed="1000", stream_max_lag_s="1000") as gateway:
+        process = _gateway_process(gateway)
+        base = _flood_round(gateway, process, streams, message)[1]  # warm: imports, buffers, first allocations
+        peak, after = _flood_round(gateway, process, streams, message)
+    print(f"{streams} flooding streams: peak +{peak - base:.1f} MB over {base:.0f} MB, after {after:.0f} MB")
+    assert peak - base <= streams * STREAM_MEMORY_MB
+    assert after <= base + 5  # given back: a second round keeps nothing
+
+
+def _gateway_process(gateway: str) -> psutil.Process:
+    port = gateway.rsplit(":", 1)[1]
+    (pid,) = [p for p in pids_mentioning("-m\0gateway") if psutil.Process(p).environ().get("GATEWAY_PORT") == port]
+    return psutil.Process(pid)
+
+
+def _flood_round(gateway: str, process: psutil.Process, streams: int, message: bytes) -> tuple[float, float]:
+    """The gateway's peak RSS (MB) while ``streams`` flood two ``message`` each, and its RSS once they closed."""
+    peak, done, closes = [0.0], threading.Event(), []
+
+    def sample() -> None:
+        while not done.is_set():
+            peak[0] = max(peak[0], process.memory_info().rss / 2**20)
+            time.sleep(0.01)
+
+    def flood() -> None:
+        events, code = run_stream(ws_url(gateway), {"sampling_rate": 8000, "hop_s": 0.5}, message * 2, len(message))
+        closes.append((code, len(events)))
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    clients = [threading.Thread(target=flood) for _ in range(streams)]
+    for client in clients:
+        client.start()
+    for client in clients:
+        client.join()
+    time.sleep(2)  # the last windows' answers, sent; then what stays
+    done.set()
+    sampler.join()
+    assert closes == [(1000, 262)] * streams  # 131 s of audio each: every window answered, then a normal close
+    return peak[0], process.memory_info().rss / 2**20
