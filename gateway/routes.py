@@ -49,13 +49,14 @@ async def classify_default(request: Request, services: ServicesDep) -> list[Pred
     return await classify(request, services, None)
 
 
-@router.get("/health", summary="Liveness")
+@router.api_route("/health", methods=["GET", "HEAD"], summary="Liveness")
 async def health() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get(
+@router.api_route(
     "/ready",
+    methods=["GET", "HEAD"],
     summary="Triton and every served model ready (models that failed to load are listed under 'failed')",
     responses={503: openapi.ERRORS[503]},
 )

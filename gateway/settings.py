@@ -35,7 +35,7 @@ class Settings(BaseSettings):
     )
     body_grace_s: float = Field(5.0, ge=0, description="how long a body may arrive at any rate before the minimum")
     header_timeout_s: float = Field(
-        10.0, description="a request's headers must arrive within this of connecting (or of the previous answer)"
+        10.0, description="a request's headers must arrive within this of connecting, or of the request's first byte"
     )
     max_concurrent_requests: int = Field(
         256, description="classify requests in progress at once, per worker; 503 beyond"
@@ -52,7 +52,15 @@ class Settings(BaseSettings):
     max_connections: int = Field(
         1024, description="open connections per worker (uvicorn's limit_concurrency); 503 beyond"
     )
-    keep_alive_s: float = Field(5.0, description="idle keep-alive connections are closed after this")
+    keep_alive_s: float = Field(
+        75.0,
+        gt=0,
+        description="idle keep-alive connections are closed after this: longer than clients and load balancers "
+        "keep theirs (httpx 5 s, aiohttp 15 s, nginx and AWS load balancers 60 s), so that the client, never the "
+        "gateway, closes an idle connection and no request meets a connection closing under it",
+    )
+    max_header_bytes: int = Field(16 * 1024, gt=0, description="request headers over this many bytes: 431")
+    max_headers: int = Field(100, gt=0, description="requests with more headers than this: 431")
     max_streams: int = Field(256, ge=0, description="live-audio WebSocket streams open at once, per worker")
     stream_idle_s: float = Field(30.0, gt=0, description="a stream with no message for this long is closed")
     stream_config_timeout_s: float = Field(
