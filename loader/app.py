@@ -21,7 +21,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from loader import hub
-from loader.estimate import ExportTimes
+from loader.estimate import TIMES_FILE, ExportTimes
 from loader.jobs import Job, Loader
 from loader.settings import LoaderSettings
 from triton_steps.contract import ExportState
@@ -63,7 +63,7 @@ def create_app(settings: LoaderSettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         metrics = LoaderMetrics()
-        loader = Loader(settings, ExportTimes(), metrics.finished)
+        loader = Loader(settings, ExportTimes.kept_in(settings.state_dir / TIMES_FILE), metrics.finished)
         metrics.queue.set_function(loader.queued)
         app.state.loader, app.state.metrics = loader, metrics
         yield

@@ -1,23 +1,31 @@
 """The loader's work: one export per Hub id, a few at a time, with a bounded queue and remembered refusals.
 
 Each export runs in a fresh process (``spawn``): torch's memory is returned when it ends, and an export killed
-by the kernel (out of memory) fails that one id, not the loader. The exporter writes the model into the
+by the kernel (out of memory) fails that one id, not the loader. The export process dies with its loader
+(``PR_SET_PDEATHSIG``), and an id is exported by one process at a time, across loader restarts (a lock in
+``LOADER_STATE_DIR``). The exporter writes the model into the
 repository and publishes it last in the manifest; the repository's sync loads it into Triton from there.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import ctypes
+import fcntl
 import logging
+import os
 import re
+import signal
 import sys
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from multiprocessing import get_context
+from pathlib import Path
 
 from starlette.concurrency import run_in_threadpool
 
@@ -57,8 +65,33 @@ class Job:
         return max(1.0, self.estimate_s - elapsed)
 
 
-def _export(source: str, repository: str, name: str, model_id: str) -> float:
-    """In the export process: the same exporter and parity gate as ``python -m export``; its seconds."""
+PR_SET_PDEATHSIG = 1  # prctl(2)
+
+
+def _die_with_the_loader(loader_pid: int) -> None:
+    """In the export process, first: the kernel kills it when the loader dies (a kill -9, the OOM killer), so
+    no export outlives its loader and races a restarted one."""
+    with contextlib.suppress(OSError, AttributeError):  # not Linux: the process group is still killed on stop
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != loader_pid:  # the loader died before the line above
+        os._exit(1)
+
+
+@contextlib.contextmanager
+def export_lock(state_dir: Path, name: str) -> Iterator[None]:
+    """Held while ``name`` is exported: a second export of it (an earlier loader's, still finishing) waits."""
+    locks = state_dir / "locks"
+    locks.mkdir(parents=True, exist_ok=True)
+    with open(locks / f"{name}.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)  # released when the process ends, however it ends
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _export(source: str, repository: str, name: str, model_id: str, state_dir: str) -> None:
+    """In the export process: the same exporter and parity gate as ``python -m export``."""
     from export.exporter import ExportOptions, export_model  # torch: only in the export process
     from model_store import location
 
@@ -66,8 +99,10 @@ def _export(source: str, repository: str, name: str, model_id: str) -> float:
     logging.basicConfig(
         level=logging.INFO, stream=sys.stderr, format=f"%(asctime)s loader.export {model_id}: %(message)s"
     )
-    options = ExportOptions(name=name, model_id=model_id, on_demand=True)
-    return export_model(source, location.parse(repository), options).seconds
+    with export_lock(Path(state_dir), name):
+        where = location.parse(repository)
+        if name not in manifest.read(where):  # else exported meanwhile, by the export that held the lock
+            export_model(source, where, ExportOptions(name=name, model_id=model_id, on_demand=True))
 
 
 class Loader:
@@ -163,7 +198,7 @@ class Loader:
             try:
                 folder = await run_in_threadpool(vetted.download, self.settings.hub_token)
                 log.info("%s: downloaded, exporting", job.model_id)
-                seconds = await self._export_in_process(str(folder), job)
+                await self._export_in_process(str(folder), job)
             except hub.Refusal as refusal:
                 self._fail(job, refusal.status, refusal.message)
             except Exception as error:  # noqa: BLE001 - the exporter's ExportError, or anything it raised
@@ -172,11 +207,16 @@ class Loader:
                 self._fail(job, 503 if died else 422, f"{job.model_id} could not be exported: {message}")
             else:
                 job.state, job.finished = ExportState.EXPORTED, time.monotonic()
-                self.times.record(job.weight_bytes, seconds)
+                # the whole of it, as the client waits for it: download, process start, imports, export, gate
+                self.times.record(job.weight_bytes, job.finished - job.started)
             self.on_finished(job.state, time.monotonic() - job.started)
             log.info("%s: %s%s", job.model_id, job.state, f" ({job.error})" if job.error else "")
 
-    async def _export_in_process(self, folder: str, job: Job) -> float:
-        with ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn")) as pool:
-            future = pool.submit(_export, folder, str(self.settings.location), job.name, job.model_id)
-            return await asyncio.wrap_future(future)
+    async def _export_in_process(self, folder: str, job: Job) -> None:
+        pool = ProcessPoolExecutor(
+            max_workers=1, mp_context=get_context("spawn"), initializer=_die_with_the_loader, initargs=(os.getpid(),)
+        )
+        with pool:
+            where, state = str(self.settings.location), str(self.settings.state_dir)
+            future = pool.submit(_export, folder, where, job.name, job.model_id, state)
+            await asyncio.wrap_future(future)

@@ -3,6 +3,8 @@ token from ``HF_TOKEN``), each also a flag of ``python -m loader`` (pydantic-set
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
 from typing import Annotated
 
 from pydantic import AliasChoices, BeforeValidator, Field, SecretStr
@@ -42,6 +44,11 @@ class LoaderSettings(BaseSettings):
         "the file)",
     )
     failure_ttl_s: float = Field(600.0, ge=0, description="seconds a refusal or failed export is answered from memory")
+    state_dir: Path = Field(
+        Path(tempfile.gettempdir()) / "hf-audio-triton-loader",
+        description="what outlives a loader restart: one lock per id being exported (no two exports of an id at "
+        "once, across restarts) and the learned export times",
+    )
 
     @property
     def max_bytes(self) -> int:

@@ -4,7 +4,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -29,9 +31,12 @@ class ServiceProcess:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 30.0) -> ServiceProcess:
-        """Start it and wait until ``/health`` answers."""
+        """Start it (after whatever its previous run left) and wait until ``/health`` answers."""
+        self._kill_group()
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.log_path, "wb") as log:
+        # Appended to: a restart keeps the earlier lines, and a process of the previous run still writing
+        # cannot leave a hole of NUL bytes in it (as a truncated file written at its old offset does).
+        with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", self.module],
                 env=self.env,
@@ -51,6 +56,7 @@ class ServiceProcess:
         return self.process is not None and self.process.poll() is None
 
     def stop(self, timeout: float = 10.0) -> None:
+        """Stop it, and every process it started (its session: a loader's exports, a gateway's workers)."""
         if self.running():
             self.process.terminate()
             try:
@@ -58,6 +64,12 @@ class ServiceProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        self._kill_group()
+
+    def _kill_group(self) -> None:
+        if self.process is not None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):  # nothing of it is left
+                os.killpg(self.process.pid, signal.SIGKILL)
 
     def log_tail(self, lines: int = 30) -> str:
         return log_tail(self.log_path, lines)
@@ -104,5 +116,7 @@ class LoaderProcess(ServiceProcess):
     module = "loader"
 
     def __init__(self, repository: str, port: int, log_path: Path, host: str = "127.0.0.1", **env_vars: str) -> None:
-        env = dict(os.environ, MODEL_REPOSITORY=repository, LOADER_HOST=host, LOADER_PORT=str(port), **env_vars)
+        env = dict(os.environ, MODEL_REPOSITORY=repository, LOADER_HOST=host, LOADER_PORT=str(port))
+        env.setdefault("LOADER_STATE_DIR", str(log_path.parent / "loader"))  # beside its log: make serve's WORKDIR
+        env.update(env_vars)
         super().__init__(f"http://{host}:{port}", log_path, env)

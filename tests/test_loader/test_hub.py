@@ -87,5 +87,7 @@ def test_estimates_grow_with_the_checkpoint_and_learn_from_past_exports() -> Non
     times = ExportTimes()
     small, base = times.estimate(10**6), times.estimate(378 * 10**6)
     assert small < base
-    times.record(378 * 10**6, 2 * base)  # this machine is twice as slow as the prior says
+    times.record(378 * 10**6, 2 * base)  # this machine is twice as slow as the prior says: the first measure wins
+    assert times.estimate(378 * 10**6) == pytest.approx(2 * base)
+    times.record(378 * 10**6, base)  # later ones are smoothed in
     assert base < times.estimate(378 * 10**6) < 2 * base
