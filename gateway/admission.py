@@ -78,6 +78,9 @@ class Admission:
     # Requests heavy to decode (gateway.decode_cost) go to Triton this many at a time, the others waiting
     # here (each within its own timeout), so Triton's remaining preprocess instances serve light requests.
     heavy: asyncio.Semaphore = field(init=False)
+    # Large bodies are parsed one at a time: a JSON body's text, its base64 and its audio take 3-4x its size
+    # while it is parsed, and ten 25 MB bodies parsed at once took the gateway past 700 MB.
+    large_parse: asyncio.Lock = field(init=False, default_factory=asyncio.Lock)
 
     def __post_init__(self) -> None:
         self.heavy = asyncio.Semaphore(self.max_heavy)

@@ -13,7 +13,7 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from gateway import errors, openapi
+from gateway import allocator, errors, openapi
 from gateway.admission import Admission, Slots
 from gateway.dependencies import Services
 from gateway.drain import Drain, DrainGuard
@@ -55,6 +55,7 @@ def create_app(
     on-demand loader's client (default: ``GATEWAY_LOADER_URL``'s)."""
     settings = settings or from_environment()
     loader = loader or LoaderClient(settings.loader_url)
+    allocator.return_large_buffers()  # in every worker process: large bodies' memory goes back when freed
     drain = Drain(settings.drain_s, settings.retry_after_s)
     tracing = Tracing()  # here, not in the lifespan: the middleware below needs it
 

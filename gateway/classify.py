@@ -8,7 +8,7 @@ import asyncio
 from fastapi import Request
 from starlette.concurrency import run_in_threadpool
 
-from gateway import request_body
+from gateway import allocator, request_body
 from gateway.admission import Reserve
 from gateway.dependencies import Services
 from gateway.errors import RequestTimeout
@@ -18,6 +18,7 @@ from gateway.schemas import Prediction
 from gateway.settings import Settings
 
 INLINE_PARSE_BYTES = 256 * 1024  # larger bodies (JSON + base64 of megabytes) are parsed off the event loop
+TRIM_AFTER_BYTES = 4 * 1024 * 1024  # after a body this large, free memory goes back to the system
 WAIT_HEADER = "x-wait-for-model"  # what HF API clients send (any case) to wait instead of getting a 503
 
 
@@ -35,23 +36,27 @@ async def _read_body(request: Request, settings: Settings, reserve: Reserve) -> 
         raise RequestTimeout(f"the body did not arrive within {settings.body_timeout_s:g} s") from None
 
 
-async def _parse(body: bytes, request: Request) -> request_body.ClassifyRequest:
+async def _parse(body: bytes, request: Request, services: Services) -> request_body.ClassifyRequest:
     content_type, query = request.headers.get("content-type"), dict(request.query_params)
-    if len(body) > INLINE_PARSE_BYTES:
+    if len(body) <= INLINE_PARSE_BYTES:
+        return request_body.parse(body, content_type, query)
+    async with services.admission.large_parse:  # off the event loop, one at a time (memory: 3-4x the body)
         return await run_in_threadpool(request_body.parse, body, content_type, query)
-    return request_body.parse(body, content_type, query)
 
 
 async def classify(request: Request, services: Services, model_id: str | None) -> list[Prediction]:
     """Classify the request's audio with ``model_id`` (None: the default model)."""
     tracer = services.tracer
+    large = False
     with services.metrics.request() as outcome, services.admission.body() as reserve:
         try:
             with tracer.start_as_current_span("read body") as span:
                 body = await _read_body(request, services.settings, reserve)
                 span.set_attribute("body.bytes", len(body))
+            large = len(body) >= TRIM_AFTER_BYTES
             with tracer.start_as_current_span("parse"):
-                parsed = await _parse(body, request)
+                parsed = await _parse(body, request, services)
+            body = b""  # the audio is all that is kept from here on
             wait = parsed.options.wait_for_model or wants_to_wait(request.headers.get(WAIT_HEADER, ""))
             return await services.inference.classify_waiting(
                 model_id, parsed.audio, parsed.parameters, request_id_of(request.scope), outcome, wait
@@ -59,3 +64,5 @@ async def classify(request: Request, services: Services, model_id: str | None) -
         finally:
             if outcome.model != UNKNOWN_MODEL:
                 request.state.model = outcome.model  # for the access line
+            if large:
+                allocator.trim()

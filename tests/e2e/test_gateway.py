@@ -8,12 +8,14 @@ import contextlib
 import json
 import socket
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
 import numpy as np
+import psutil
 import pytest
-from helpers import assert_same, free_port, make_waveform, peak_rss_mb, running_gateway, wav_bytes
+from helpers import assert_same, free_port, make_waveform, peak_rss_mb, running_gateway, wait_until, wav_bytes
 from huggingface_hub import InferenceClient
 from transformers import pipeline
 
@@ -358,6 +360,35 @@ def test_a_json_key_bomb_costs_its_body_and_gets_a_short_answer(triton, tmp_path
     assert len(answer.content) < 1000
     print(f"1M-key JSON bomb ({len(bomb) / 1e6:.0f} MB): peak RSS +{growth:.0f} MB, answer {len(answer.content)} B")
     assert growth < JSON_BOMB_PEAK_BUDGET_MB
+
+
+# Ten concurrent 25 MB JSON bodies (inside the in-flight cap): the gateway's peak RSS at most this, and within
+# LARGE_BODIES_RETURN_MB of where it started soon after (README, Reliability).
+LARGE_BODIES_PEAK_MB = 600
+LARGE_BODIES_RETURN_MB = 150
+
+
+def test_ten_large_bodies_at_once_stay_bounded_and_their_memory_goes_back(triton, tmp_path: Path) -> None:
+    audio = wav_bytes(make_waveform(590.0, rate=16000), subtype="PCM_16")  # 18.9 MB, refused past max_seconds
+    body = json.dumps({"inputs": base64.b64encode(audio).decode()}).encode()
+    assert 25_000_000 < len(body) <= 25 * 1024 * 1024
+    with GatewayProcess(triton.grpc_url, free_port(), tmp_path / "gateway.log") as gateway:
+        process = psutil.Process(gateway.process.pid)
+        httpx.post(f"{gateway.url}/models/hubert", content=wav_bytes(make_waveform()))  # warm
+        start = process.memory_info().rss / 2**20
+        with ThreadPoolExecutor(10) as pool:
+            answers = list(pool.map(lambda _: _post_json(f"{gateway.url}/models/hubert", body), range(10)))
+        peak = peak_rss_mb(gateway.process.pid)
+        settled = wait_until(
+            lambda: (rss := process.memory_info().rss / 2**20) <= start + LARGE_BODIES_RETURN_MB and rss, 20, 0.5
+        )
+    print(f"10 x {len(body) / 1e6:.1f} MB JSON bodies: {start:.0f} MB, peak {peak:.0f} MB, then {settled:.0f} MB")
+    assert answers == [400] * 10  # each refused by the model (too long), after the gateway parsed it
+    assert peak <= LARGE_BODIES_PEAK_MB
+
+
+def _post_json(url: str, body: bytes) -> int:
+    return httpx.post(url, content=body, headers={"Content-Type": "application/json"}, timeout=120).status_code
 
 
 def _raw_answer(url: str, request: bytes) -> tuple[int, dict]:
