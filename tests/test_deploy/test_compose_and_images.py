@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import ast
+import os
 import re
 import shutil
 import subprocess
 import sys
+import time
 from importlib.metadata import packages_distributions
 from pathlib import Path
 
@@ -310,3 +312,35 @@ def test_the_gateway_image_carries_no_decoder_it_never_uses() -> None:
     blocked = "import sys; sys.modules['av'] = None; import gateway.app, gateway.streaming, gateway.triton"
     result = subprocess.run([sys.executable, "-c", blocked], capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stderr[-2000:]
+
+
+def _compose(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    path = f"{Path(sys.executable).parent}:{os.environ['PATH']}"  # podman-compose from this environment
+    return subprocess.run(
+        [str(ROOT / "scripts" / "compose.sh"), *args],
+        env={**os.environ, "PATH": path, **env}, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+
+
+def _podman_network_backend() -> str:
+    if _compose("engine").stdout.strip() != "podman":
+        pytest.skip("podman is not the container engine here")
+    return subprocess.run(["podman", "info", "--format", "{{.Host.NetworkBackend}}"], capture_output=True, text=True,
+                          check=True).stdout.strip()  # fmt: skip
+
+
+def test_compose_checks_that_containers_resolve_each_other_before_anything_starts(tmp_path: Path) -> None:
+    """Without podman's DNS plugin (here: its folders pointed at an empty one) `up` stops within seconds, naming
+    the package, instead of waiting its whole timeout for a gateway that cannot find triton."""
+    backend = _podman_network_backend()
+    package = "aardvark-dns" if backend == "netavark" else "golang-github-containernetworking-plugin-dnsname"
+    assert _compose("dns").returncode == 0  # this machine has it
+    project = f"dns-check-{os.getpid()}"
+    empty = {"PODMAN_HELPER_DIRS": str(tmp_path), "CNI_PLUGIN_DIRS": str(tmp_path), "COMPOSE_PROJECT_NAME": project}
+    for install in ("0", "1"):  # refused at once; or installed with apt (as root), which cannot help here
+        started = time.monotonic()
+        refused = _compose("up", COMPOSE_INSTALL_MISSING=install, **empty)
+        assert refused.returncode == 1 and f"install the Debian package {package}" in refused.stderr
+        assert time.monotonic() - started < 60  # not COMPOSE_WAIT_S (600 s)
+    listed = subprocess.run(["podman", "ps", "-a", "--format", "{{.Names}}"], capture_output=True, text=True)
+    assert project not in listed.stdout  # nothing was built or started
