@@ -64,7 +64,6 @@ if [ "$variant" = auto ]; then
 fi
 FILES=(-f docker-compose.yml)
 if [ "$variant" = cpu ]; then FILES+=(-f docker-compose.cpu.yml); fi
-if [ "$ENGINE" = podman ]; then FILES+=(-f docker/compose.podman.yml); fi
 export GATEWAY_PORT
 
 # podman resolves the stack's service names (the gateway asks for `triton`) only through a DNS plugin: CNI's

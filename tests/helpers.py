@@ -117,7 +117,10 @@ def triton_arguments(shell_line: str, environment: dict[str, str], tmp_path: Pat
     bin_dir.mkdir(exist_ok=True)
     (bin_dir / "tritonserver").write_text('#!/bin/sh\nfor a in "$@"; do echo "$a"; done\n')
     (bin_dir / "tritonserver").chmod(0o755)
-    (bin_dir / "python3").write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')  # a link would lose the venv
+    # a link would lose the venv; the model sync a line starts beside the server is not run here
+    (bin_dir / "python3").write_text(
+        f'#!/bin/sh\n[ "$1 $2 $3" = "-m model_store sync" ] && exit 0\nexec "{sys.executable}" "$@"\n'
+    )
     (bin_dir / "python3").chmod(0o755)
     env = {"PATH": f"{bin_dir}:{os.environ['PATH']}", **environment}
     done = subprocess.run(["sh", "-c", shell_line], env=env, capture_output=True, text=True, cwd=ROOT, check=True)

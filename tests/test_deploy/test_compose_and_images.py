@@ -98,18 +98,6 @@ def test_cpu_variant_is_the_same_stack_without_the_gpu(tmp_path: Path) -> None:
             assert merged["services"][name]["image"] == cpu_image, name
 
 
-def test_podman_override_joins_the_same_pid_namespace() -> None:
-    """podman has no `pid: service:NAME`; scripts/compose.sh adds docker/compose.podman.yml, which names the
-    same holder's container for every service that shares it."""
-    base = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
-    podman = yaml.safe_load((ROOT / "docker/compose.podman.yml").read_text())["services"]
-    sharing = {name for name, service in base.items() if service.get("pid", "").startswith("service:")}
-    assert set(podman) == sharing
-    for name in sharing:
-        holder = base[name]["pid"].removeprefix("service:")
-        assert podman[name]["pid"] == f"container:${{COMPOSE_PROJECT_NAME:-hf-audio-triton}}_{holder}_1"
-
-
 def test_triton_service(compose: dict, tmp_path: Path) -> None:
     triton = compose["services"]["triton"]
     dockerfile = (ROOT / triton["build"]["dockerfile"]).read_text()
@@ -133,16 +121,17 @@ def test_triton_service(compose: dict, tmp_path: Path) -> None:
     assert "ports" not in triton  # only the gateway is published
 
 
-def test_model_sync_service_loads_what_is_published(compose: dict) -> None:
-    sync = compose["services"]["model-sync"]
-    assert sync["image"] == compose["services"]["triton"]["image"]
-    assert sync["command"][:4] == ["python3", "-m", "model_store", "sync"]
-    assert "triton:8001" in sync["command"]
-    # it finds dead stubs among Triton's processes, in a PID namespace that outlives Triton
-    assert sync["pid"] == compose["services"]["triton"]["pid"] == "service:process-namespace"
-    assert compose["services"]["process-namespace"]["init"] is True  # reaps the stubs a dead Triton leaves
-    assert any(v["target"] == "/models" for v in _volumes(sync))
-    assert sync["depends_on"]["triton"]["condition"] == "service_healthy"
+def test_the_model_sync_runs_beside_triton_in_its_container(compose: dict) -> None:
+    """The sync finds dead stubs among Triton's processes: it runs in Triton's container (one PID namespace
+    nothing else can take away: no namespace-holder container, no `pid:` sharing), restarted if it fails,
+    under an init that also reaps what a dead Triton leaves."""
+    triton = compose["services"]["triton"]
+    line = triton["command"][2]
+    assert line.startswith("(until python3 -m model_store sync --repository /models --triton-url 127.0.0.1:8001;")
+    assert "do sleep 2; done) &" in line and "exec tritonserver" in line
+    assert triton["init"] is True and triton["restart"] == "unless-stopped"
+    assert not any("pid" in service for service in compose["services"].values())
+    assert set(compose["services"]) == {"triton", "gateway", "loader"}
 
 
 def test_gateway_service(compose: dict) -> None:

@@ -55,6 +55,15 @@ class Stack:
     def container(self, service: str) -> str:
         return f"{self.project}_{service}_1" if self.engine() == "podman" else f"{self.project}-{service}-1"
 
+    def host_pids(self, service: str) -> set[int]:
+        """The host pids of a service's container's processes."""
+        engine = self.engine()
+        fields = ["hpid"] if engine == "podman" else ["-o", "pid"]
+        result = subprocess.run(
+            [engine, "top", self.container(service), *fields], capture_output=True, text=True, check=False
+        )
+        return {int(word) for word in result.stdout.split() if word.isdigit()}
+
     def inspect(self, service: str, template: str) -> str:
         result = subprocess.run(
             [self.engine(), "inspect", "--format", template, self.container(service)],
@@ -156,17 +165,17 @@ def _pids(pattern: str) -> list[int]:
 
 
 def test_a_killed_stub_is_reloaded_by_the_model_sync(stack: Stack) -> None:
-    """model-sync shares Triton's PID namespace: it sees a stub die and reloads that step, with no request."""
+    """The sync runs in Triton's container: it sees a stub die and reloads that step, with no request."""
     before = _pids("triton_python_backend_stub /models/keyword-spotter_preprocess/")
     assert len(before) >= 1
     os.kill(before[0], signal.SIGKILL)
 
     def healed() -> bool:
-        logs = stack.compose("logs", "model-sync").stdout + stack.compose("logs", "model-sync").stderr
+        logs = stack.compose("logs", "triton").stdout + stack.compose("logs", "triton").stderr
         return "reloaded keyword-spotter_preprocess" in logs
 
     took = _wait_for(healed, 60, "the reload")
-    print(f"killed preprocess stub reloaded by model-sync after {took:.1f} s")
+    print(f"killed preprocess stub reloaded by the model sync after {took:.1f} s")
     assert httpx.post(f"{stack.url}/", content=SAMPLES[0].read_bytes(), timeout=30).status_code == 200
 
 
@@ -185,7 +194,24 @@ def test_a_killed_triton_container_is_restarted_while_the_gateway_answers_503(st
     print(f"killed Triton container: answering 200 again after {time.monotonic() - started:.1f} s")
     assert 503 in statuses
     assert stack.inspect("triton", "{{.RestartCount}}") == "1"
-    assert stack.inspect("model-sync", "{{.State.Running}}") == "true"  # its PID namespace outlived Triton
+    wait_until(lambda: _sync_pids(stack), 30, 0.5, "the model sync running again")  # it came back with Triton
+
+
+def _sync_pids(stack: Stack) -> list[int]:
+    """The host pids of the model sync in Triton's container."""
+    ours = stack.host_pids("triton")
+    return [pid for pid in _pids("^python3 -m model_store sync --repository /models") if pid in ours]
+
+
+def test_a_killed_model_sync_is_restarted_beside_triton(stack: Stack) -> None:
+    """Nothing can strand the sync: killed (the OOM killer), it is started again in Triton's container, which
+    keeps serving throughout."""
+    (sync,) = wait_until(lambda: _sync_pids(stack), 30, 0.5, "the model sync running")
+    os.kill(sync, signal.SIGKILL)
+    took = _wait_for(lambda: _sync_pids(stack) not in ([], [sync]), 30, "a new model sync")
+    print(f"killed model sync running again after {took:.1f} s")
+    assert httpx.post(f"{stack.url}/", content=SAMPLES[0].read_bytes(), timeout=30).status_code == 200
+    assert stack.inspect("triton", "{{.RestartCount}}") in ("0", "1")  # not restarted for it
 
 
 def test_down_leaves_no_container_network_or_volume(stack: Stack) -> None:
