@@ -21,6 +21,7 @@ import asyncio
 import json
 import os
 import tempfile
+import uuid
 from http import HTTPStatus
 from typing import Any
 
@@ -176,11 +177,12 @@ class GatewayProtocol(HttpToolsProtocol):
         """Answer ``status`` with the gateway's JSON error before any app runs, and close: a lingering close
         (our side shut, the client's bytes read and dropped for up to ``LINGER_S``), so that a client still
         sending reads the answer instead of a reset."""
-        body = json.dumps({"error": message}).encode()
+        request_id = uuid.uuid4().hex  # no request was read, so none was given: a new one, as every answer has
+        body = json.dumps({"error": message, "request_id": request_id}).encode()
         reason = HTTPStatus(status).phrase.encode()
         self.transport.write(
-            b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\nconnection: close\r\n"
-            b"content-length: %d\r\n\r\n%s" % (status, reason, len(body), body)
+            b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\nconnection: close\r\nx-request-id: %s\r\n"
+            b"content-length: %d\r\n\r\n%s" % (status, reason, request_id.encode(), len(body), body)
         )
         self._refused = True
         if not self.transport.can_write_eof():

@@ -68,12 +68,17 @@ async def read_limited(
     return b"".join(chunks)
 
 
+# What `curl -d` and HTML forms label a body: JSON sent that way is read as JSON when it looks like an object.
+UNLABELLED_TYPES = ("application/x-www-form-urlencoded", "text/plain")
+
+
 def _is_json(body: bytes, content_type: str | None) -> bool:
-    if content_type:
-        return content_type.split(";")[0].strip().lower() in ("application/json", "text/json")
-    # huggingface_hub always labels JSON; an unlabelled body is JSON only if it looks like an object
-    # (no audio container starts with "{").
-    return body.lstrip()[:1] == b"{"
+    media_type = (content_type or "").split(";")[0].strip().lower()
+    if media_type in ("application/json", "text/json"):
+        return True
+    # huggingface_hub always labels JSON; an unlabelled body (or one labelled as curl -d does) is JSON only if
+    # it looks like an object (no audio container starts with "{").
+    return media_type in ("", *UNLABELLED_TYPES) and body.lstrip()[:1] == b"{"
 
 
 def _name(field: object) -> str:

@@ -3,8 +3,10 @@ metrics). Thin: the work happens in ``gateway.classify`` and ``gateway.triton``.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from fastapi import APIRouter, Request, WebSocket
-from fastapi.responses import Response
+from fastapi.responses import FileResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from gateway import openapi
@@ -14,6 +16,7 @@ from gateway.schemas import ModelInfo, Prediction
 from gateway.streaming import serve_stream
 
 router = APIRouter()
+STATIC = Path(__file__).parent / "static"  # the try-it page, and its icon
 
 _CLASSIFY = {
     "response_model": list[Prediction],
@@ -47,6 +50,16 @@ async def stream_default(websocket: WebSocket, services: ServicesDep) -> None:
 @router.post("/", summary="Classify audio with the default model", **_CLASSIFY)
 async def classify_default(request: Request, services: ServicesDep) -> list[Prediction]:
     return await classify(request, services, None)
+
+
+@router.api_route("/", methods=["GET", "HEAD"], summary="Health, as HF's inference containers answer it")
+async def root() -> dict[str, str]:
+    return {"ok": "ok"}
+
+
+@router.get("/favicon.ico", include_in_schema=False)
+async def favicon() -> FileResponse:
+    return FileResponse(STATIC / "favicon.svg", media_type="image/svg+xml")
 
 
 @router.api_route("/health", methods=["GET", "HEAD"], summary="Liveness")

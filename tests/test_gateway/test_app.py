@@ -328,3 +328,24 @@ def test_json_body_and_metrics_agree_on_the_error_format(triton: FakeTriton) -> 
         answer = client.post("/", content=b'{"inputs": 1}', headers={"content-type": "application/json"})
     assert answer.status_code == 400
     assert json.loads(answer.content)["request_id"] == answer.headers["x-request-id"]
+
+
+def test_get_root_answers_as_hfs_inference_containers_do(triton: FakeTriton) -> None:
+    with gateway_app(triton) as client:
+        answer, head = client.get("/"), client.head("/")
+    assert answer.json() == {"ok": "ok"} and head.status_code == 200 and head.content == b""
+
+
+def test_the_page_has_an_icon(triton: FakeTriton) -> None:
+    with gateway_app(triton) as client:
+        answer = client.get("/favicon.ico")
+    assert answer.status_code == 200 and answer.headers["content-type"] == "image/svg+xml"
+    assert answer.content.startswith(b"<svg")
+
+
+@pytest.mark.parametrize("content_type", ["application/x-www-form-urlencoded", "text/plain"])
+def test_json_sent_as_curl_d_labels_it_is_read_as_json(triton: FakeTriton, content_type: str) -> None:
+    body = json.dumps({"inputs": base64.b64encode(AUDIO).decode(), "parameters": {"top_k": 1}})
+    with gateway_app(triton) as client:
+        answer = client.post("/", content=body, headers={"content-type": content_type})
+    assert answer.status_code == 200 and len(answer.json()) == 1 and triton.calls[0].audio == AUDIO

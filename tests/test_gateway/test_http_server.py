@@ -54,6 +54,7 @@ def test_too_many_headers_are_431_in_json(gateway: tuple[str, int]) -> None:
         status, answer_headers, body = _answer(connection)
     assert status == 431 and "more than 100 headers" in json.loads(body)["error"]
     assert answer_headers["content-type"] == "application/json"
+    assert answer_headers["x-request-id"] == json.loads(body)["request_id"]  # every answer carries one
 
 
 def test_headers_over_the_byte_limit_are_431_as_they_arrive(gateway: tuple[str, int]) -> None:
