@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
 
 from gateway import allocator, errors, openapi
@@ -29,6 +30,7 @@ from gateway.tracing import TraceRequests, Tracing
 from gateway.triton import Triton
 from triton_control import AsyncTritonControl
 
+CORS_EXPOSED_HEADERS = ("X-Request-Id", "X-Error-Message", "Retry-After")  # what a page's script may read
 TritonClientFactory = Callable[[Settings], AsyncTritonControl]  # called in the lifespan: the client needs the loop
 
 
@@ -94,6 +96,15 @@ def create_app(
     )
     app.add_middleware(DrainGuard, drain=drain)
     app.add_middleware(TraceRequests, tracing=tracing)
+    if settings.cors_origin_list():  # browser pages on those origins may call the API (preflights answered)
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origin_list(),
+            allow_methods=["GET", "HEAD", "POST"],
+            allow_headers=["*"],
+            expose_headers=list(CORS_EXPOSED_HEADERS),
+            max_age=600,
+        )
     app.add_middleware(RequestIds)  # added last, so outermost: the drain's 503s carry a request id too
     openapi.install(app)
     errors.install(app, settings.retry_after_s)

@@ -100,12 +100,20 @@ class Settings(BaseSettings):
         4, ge=1, description="on-demand models loaded at once; the least recently used idle one makes room"
     )
     pinned_models: str = Field("", description="on-demand model ids never unloaded (comma-separated)")
+    cors_origins: str = Field(
+        "",
+        description="web origins whose pages may call the gateway from a browser (comma-separated, e.g. "
+        "'https://app.example.com', or '*'); empty: none (no CORS headers)",
+    )
     wait_for_model_s: float = Field(
         300.0, gt=0, description="how long X-Wait-For-Model / options.wait_for_model wait for a loading model"
     )
 
     def autoload_patterns(self) -> list[str]:
         return [p.strip() for p in self.autoload.split(",") if p.strip()]
+
+    def cors_origin_list(self) -> list[str]:
+        return [o.strip() for o in self.cors_origins.split(",") if o.strip()]
 
     def pinned(self) -> set[str]:
         return {p.strip() for p in self.pinned_models.split(",") if p.strip()}

@@ -349,3 +349,26 @@ def test_json_sent_as_curl_d_labels_it_is_read_as_json(triton: FakeTriton, conte
     with gateway_app(triton) as client:
         answer = client.post("/", content=body, headers={"content-type": content_type})
     assert answer.status_code == 200 and len(answer.json()) == 1 and triton.calls[0].audio == AUDIO
+
+
+def test_cors_is_off_unless_origins_are_set(triton: FakeTriton) -> None:
+    with gateway_app(triton) as client:
+        answer = client.post("/", content=AUDIO, headers={"Origin": "https://app.example.com"})
+    assert answer.status_code == 200 and "access-control-allow-origin" not in answer.headers
+
+
+def test_pages_on_allowed_origins_may_call_the_api(triton: FakeTriton) -> None:
+    origin = "https://app.example.com"
+    with gateway_app(triton, cors_origins=f"{origin}, https://other.example.com") as client:
+        preflight = client.options(
+            "/models/org/kws",
+            headers={"Origin": origin, "Access-Control-Request-Method": "POST",
+                     "Access-Control-Request-Headers": "authorization, content-type"},
+        )  # fmt: skip
+        answer = client.post("/models/org/kws", content=AUDIO, headers={"Origin": origin})
+        stranger = client.post("/models/org/kws", content=AUDIO, headers={"Origin": "https://evil.example.com"})
+    assert preflight.status_code == 200 and preflight.headers["access-control-allow-origin"] == origin
+    assert "POST" in preflight.headers["access-control-allow-methods"]
+    assert answer.headers["access-control-allow-origin"] == origin
+    assert "x-request-id" in answer.headers["access-control-expose-headers"].lower()
+    assert "access-control-allow-origin" not in stranger.headers
