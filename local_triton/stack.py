@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from local_triton.services import GatewayProcess, LoaderProcess, ServiceStartError
-from local_triton.tritonserver import LocalTriton, Ports, TritonStartError, http_ok
+from local_triton.tritonserver import LocalTriton, Ports, TritonStartError, http_ok, ports_in_use
 from model_store import location
 from model_store.sync import SYNC_INTERVAL_S, Sync
 from triton_control import TritonControl
@@ -95,8 +95,17 @@ class Stack:
         return self.backoffs.setdefault(what, Backoff(*RESTART_BACKOFF_S))
 
     def start(self) -> bool:
-        """Start everything; whether the gateway became ready within the timeout."""
+        """Start everything; whether the gateway became ready within the timeout. A port in use stops it at
+        once, before Triton starts (which takes seconds to minutes)."""
         ports = self.triton.ports
+        wanted = {"HTTP_PORT": ports.http, "GRPC_PORT": ports.grpc, "METRICS_PORT": ports.metrics}
+        wanted["GATEWAY_PORT"] = int(self.gateway.url.rsplit(":", 1)[1])
+        if self.loader is not None:
+            wanted["LOADER_PORT"] = int(self.loader.url.rsplit(":", 1)[1])
+        busy = ports_in_use(self.triton.host, wanted)
+        if busy:
+            log.error("ports in use: %s; free them or choose others (make serve GATEWAY_PORT=...)", ", ".join(busy))
+            return False
         log.info("starting tritonserver on %s (HTTP %d, gRPC %d) ...", self.triton.host, ports.http, ports.grpc)
         self.triton.start(timeout=self.timeout_s)
         # Models exported (or re-exported) into the repository from now on are loaded without a restart.

@@ -122,6 +122,19 @@ def free_port(host: str = "127.0.0.1") -> int:
         return probe.getsockname()[1]
 
 
+def ports_in_use(host: str, ports: dict[str, int]) -> list[str]:
+    """Which of ``ports`` (name -> port) something already listens on at ``host``, as "name port" lines."""
+    busy = []
+    for name, port in ports.items():
+        with socket.socket() as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a port in TIME_WAIT is free to bind
+            try:
+                probe.bind((host, port))
+            except OSError as error:
+                busy.append(f"{name} {port} ({error.strerror})")
+    return busy
+
+
 def log_tail(path: Path, lines: int = 40) -> str:
     """The last ``lines`` of a process's log file ("" if there is none yet)."""
     try:

@@ -7,6 +7,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -174,3 +175,20 @@ def test_make_serve_with_gateway_autoload_exports_a_hub_id_on_first_request(tmp_
     assert _processes_mentioning(str(tmp_path / "run")) == []
     with pytest.raises(httpx.ConnectError):  # the loader stopped with the rest
         httpx.get(f"http://127.0.0.1:{ports['LOADER_PORT']}/health")
+
+
+def test_make_serve_stops_at_once_naming_a_port_in_use(tmp_path: Path) -> None:
+    """A busy gateway port is reported before tritonserver starts, not once it is up (it used to take 35 s)."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = taken.getsockname()[1]
+        command, _ = serve_command(ROOT / "model_repository", tmp_path / "run")
+        command = [arg for arg in command if not arg.startswith("GATEWAY_PORT=")] + [f"GATEWAY_PORT={busy}"]
+        started = time.monotonic()
+        done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+        took = time.monotonic() - started
+    assert done.returncode != 0
+    assert f"ports in use: GATEWAY_PORT {busy}" in done.stdout + done.stderr
+    assert not (tmp_path / "run" / "tritonserver.log").exists()  # tritonserver was never started
+    print(f"make serve with a busy port stopped after {took:.1f} s")
