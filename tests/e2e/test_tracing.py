@@ -69,15 +69,17 @@ def _ids_from_hex(document: dict, request: ExportTraceServiceRequest) -> None:
                 parsed.parent_span_id = bytes.fromhex(span.get("parentSpanId", ""))
 
 
-def _wait_for(spans: list[tuple[str, Span]], names: set[str], timeout: float = 30) -> dict[str, Span]:
+def _wait_for(
+    spans: list[tuple[str, Span]], names: set[str], timeout: float = 30, trace_id: str = TRACE_ID
+) -> dict[str, Span]:
     """The spans of the test's trace, by name, once every one of ``names`` has arrived."""
     deadline = time.monotonic() + timeout
     while True:
-        ours = {span.name: span for _, span in list(spans) if span.trace_id.hex() == TRACE_ID}
+        ours = {span.name: span for _, span in list(spans) if span.trace_id.hex() == trace_id}
         if names <= set(ours):
             return ours
         if time.monotonic() > deadline:  # what did arrive, in which trace, says which side lost the trace
-            others = sorted((s.trace_id.hex(), service, s.name) for service, s in spans if s.trace_id.hex() != TRACE_ID)
+            others = sorted((s.trace_id.hex(), service, s.name) for service, s in spans if s.trace_id.hex() != trace_id)
             raise AssertionError(f"missing {names - set(ours)}; got {sorted(ours)}; other traces: {others}")
         time.sleep(0.1)
 
@@ -121,20 +123,29 @@ def test_the_trace_goes_on_inside_triton_with_the_request_id(receiver, tmp_path:
         LocalTriton(ROOT / "model_repository", tmp_path / "triton", ports) as triton,
         GatewayProcess(triton.grpc_url, free_port(), tmp_path / "gateway.log") as gateway,
     ):
-        # Under CPU load, tritonserver 2.51 began a new trace for the first request after its start in 2 of 9
-        # runs (its spans complete, under another trace id); with one request before it, 0 of 7 did.
+        # Under CPU load, tritonserver 2.51 sometimes begins a new trace of its own for a request (its spans
+        # complete, under another trace id): seen for the first request after its start in 2 of 9 runs, and once
+        # (in a CI run beside other load) for the second. So: a request before, and up to three traced requests,
+        # each with its own trace id; one must be continued inside Triton, and each is reported.
         assert httpx.post(f"{gateway.url}/", content=(ROOT / "samples" / "yes.wav").read_bytes()).status_code == 200
-        answer = httpx.post(
-            f"{gateway.url}/",
-            content=(ROOT / "samples" / "yes.wav").read_bytes(),
-            headers={"traceparent": f"00-{TRACE_ID}-{CLIENT_SPAN_ID}-01", "x-request-id": "follow-me-7"},
-        )
-        assert answer.status_code == 200
-        try:
-            ours = _wait_for(spans, {"triton infer", "InferRequest", *model.all()})
-        except AssertionError as error:  # an exporter's failure is in Triton's log
-            raise AssertionError(f"{error}\ntritonserver's log:\n{triton.log_tail()}") from None
-    services = {span.name: service for service, span in spans if span.trace_id.hex() == TRACE_ID}
+        lost = []
+        for attempt in range(3):
+            trace_id = f"{TRACE_ID[:-1]}{attempt}"
+            answer = httpx.post(
+                f"{gateway.url}/",
+                content=(ROOT / "samples" / "yes.wav").read_bytes(),
+                headers={"traceparent": f"00-{trace_id}-{CLIENT_SPAN_ID}-01", "x-request-id": "follow-me-7"},
+            )
+            assert answer.status_code == 200
+            try:
+                ours = _wait_for(spans, {"triton infer", "InferRequest", *model.all()}, 15, trace_id)
+                break
+            except AssertionError as error:
+                lost.append(str(error))
+        else:  # an exporter's failure is in Triton's log
+            raise AssertionError("\n".join(lost) + f"\ntritonserver's log:\n{triton.log_tail()}")
+    print(f"traced requests Triton began its own trace for: {len(lost)} of {len(lost) + 1}")
+    services = {span.name: service for service, span in spans if span.trace_id.hex() == trace_id}
     assert services["POST /"] != services["InferRequest"] == TRACE_SERVICE_NAME
     assert ours["InferRequest"].parent_span_id == ours["triton infer"].span_id  # the gateway's call is its parent
     for name in model.all():  # the ensemble and each of its steps, each with the client's request id
