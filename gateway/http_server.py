@@ -99,7 +99,7 @@ class GatewayProtocol(HttpToolsProtocol):
     def data_received(self, data: bytes) -> None:
         if self._refused:  # answered and closing: what still comes is dropped
             return
-        if self._discarding():
+        if self._draining:
             # The rest of a body the app answered without reading (a 413): read and dropped, so that the client,
             # still sending, gets to read the answer instead of a reset; bounded.
             self._discarded += len(data)
@@ -201,7 +201,7 @@ class GatewayProtocol(HttpToolsProtocol):
         super().on_response_complete()
         self._idle_since = self.loop.time()
         self._draining = self._in_message  # answered before its body was all in
-        if self._discarding():  # the rest of the body must come within the body's own time limit
+        if self._draining:  # the rest of the body must come within the body's own time limit
             self._arm(from_environment().body_timeout_s)
         else:  # idle until the next request's first byte: uvicorn's keep-alive timeout governs
             self._disarm()
@@ -213,9 +213,6 @@ class GatewayProtocol(HttpToolsProtocol):
     def _awaiting_headers(self) -> bool:
         answered = self.cycle is None or self.cycle.response_complete
         return answered and not self._draining and not self.pipeline
-
-    def _discarding(self) -> bool:
-        return self._draining
 
     def _arm(self, timeout_s: float) -> None:
         self._disarm()
@@ -230,7 +227,7 @@ class GatewayProtocol(HttpToolsProtocol):
         self._header_timer = None
         if self.transport.is_closing():
             return
-        if self._discarding():  # an answered body still arriving after its time: enough
+        if self._draining:  # an answered body still arriving after its time: enough
             self.transport.close()
         elif self._awaiting_headers():
             if self._partial:  # a connection that never sent a byte is just closed; a half-sent request is told

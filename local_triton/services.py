@@ -24,8 +24,9 @@ class ServiceProcess:
 
     module = ""
 
-    def __init__(self, url: str, log_path: Path, env: dict[str, str]) -> None:
-        self.url = url
+    def __init__(self, host: str, port: int, log_path: Path, env: dict[str, str]) -> None:
+        self.port = port
+        self.url = f"http://{host}:{port}"
         self.log_path = log_path
         self.env = env
         self.process: subprocess.Popen[bytes] | None = None
@@ -106,7 +107,7 @@ class GatewayProcess(ServiceProcess):
         env = {key: value for key, value in os.environ.items() if inherit or not key.startswith("GATEWAY_")}
         env.update(GATEWAY_TRITON_URL=triton_url, GATEWAY_HOST=host, GATEWAY_PORT=str(port))
         env.update({f"GATEWAY_{key.upper()}": value for key, value in settings.items() if value})
-        super().__init__(f"http://{host}:{port}", log_path, env)
+        super().__init__(host, port, log_path, env)
 
 
 class LoaderProcess(ServiceProcess):
@@ -119,4 +120,4 @@ class LoaderProcess(ServiceProcess):
         env = dict(os.environ, MODEL_REPOSITORY=repository, LOADER_HOST=host, LOADER_PORT=str(port))
         env.setdefault("LOADER_STATE_DIR", str(log_path.parent / "loader"))  # beside its log: make serve's WORKDIR
         env.update(env_vars)
-        super().__init__(f"http://{host}:{port}", log_path, env)
+        super().__init__(host, port, log_path, env)

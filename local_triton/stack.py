@@ -99,9 +99,9 @@ class Stack:
         once, before Triton starts (which takes seconds to minutes)."""
         ports = self.triton.ports
         wanted = {"HTTP_PORT": ports.http, "GRPC_PORT": ports.grpc, "METRICS_PORT": ports.metrics}
-        wanted["GATEWAY_PORT"] = int(self.gateway.url.rsplit(":", 1)[1])
+        wanted["GATEWAY_PORT"] = self.gateway.port
         if self.loader is not None:
-            wanted["LOADER_PORT"] = int(self.loader.url.rsplit(":", 1)[1])
+            wanted["LOADER_PORT"] = self.loader.port
         busy = ports_in_use(self.triton.host, wanted)
         if busy:
             log.error("ports in use: %s; free them or choose others (make serve GATEWAY_PORT=...)", ", ".join(busy))
