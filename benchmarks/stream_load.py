@@ -9,6 +9,10 @@ from the moment the window was complete. Both against the default model, and aga
 wav2vec2-base (random weights), on the stack as ``make serve`` runs it (Triton, the model sync, the
 gateway). Writes ``stream_load.json`` and ``stream_load.png`` into ``--results``.
 
+Then fairness: a light POST's p50 alone, and beside 4 streams flooding audio as fast as the gateway reads it
+at the smallest hop allowed (each stream is charged for its compute: one window in flight, paced at
+``GATEWAY_STREAM_MAX_SPEED``; target: at most 2x the p50 alone).
+
     .venv/bin/python benchmarks/stream_load.py [--seconds 10] [--models keyword-spotter,wav2vec2-base]
 """
 
@@ -30,6 +34,7 @@ import soundfile
 
 from benchmarks import real_size_models, stack
 from export.exporter import ExportOptions, export_model
+from local_triton.tritonserver import LocalTriton
 from triton_control import TritonControl
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -136,6 +141,65 @@ async def posts(gateway: str, model: str, n: int, seconds: float) -> dict:
     return _summary(latencies, len(windows) * n, sum(c for c in counts if isinstance(c, int)))
 
 
+FLOODERS = 4
+FLOOD_HOP_S = 0.05  # the gateway's floor on a stream's hop
+
+
+async def fairness(gateway: str, model: str, posts: int = 40) -> dict:
+    """A light POST's p50 alone, then beside ``FLOODERS`` streams flooding as fast as they may."""
+    light = (ROOT / "samples" / "yes.wav").read_bytes()
+    flood = np.tile(speech(10), 30).tobytes()  # 300 s of audio, more than the run lasts at 4x real time
+    stop = asyncio.Event()
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+
+        async def p50() -> float:
+            times, began = [], time.perf_counter()
+            for _ in range(posts):
+                started = time.perf_counter()
+                async with session.post(f"{gateway}/models/{model}", data=light) as response:
+                    await response.read()
+                    assert response.status == 200, response.status
+                times.append(time.perf_counter() - started)
+            print(
+                f"  {posts} POSTs in {time.perf_counter() - began:.2f} s: p50 {np.median(times) * 1000:.1f} ms, "
+                f"p90 {np.percentile(times, 90) * 1000:.1f} ms, max {max(times) * 1000:.1f} ms",
+                flush=True,
+            )
+            return float(np.median(times)) * 1000
+
+        async def flooder() -> float:
+            """Floods until stopped; returns the speed its windows were scored at (x real time)."""
+            url = gateway.replace("http://", "ws://") + f"/models/{model}/stream"
+            scored_s = 0.0
+            async with session.ws_connect(url, max_msg_size=0) as ws:
+                await ws.send_str(json.dumps({"window_s": WINDOW_S, "hop_s": FLOOD_HOP_S}))
+                began = time.perf_counter()
+
+                async def reader() -> None:
+                    nonlocal scored_s
+                    async for message in ws:
+                        if message.type != aiohttp.WSMsgType.TEXT:
+                            break
+                        scored_s = json.loads(message.data).get("end_s", scored_s)
+
+                reading = asyncio.create_task(reader())
+                for start in range(0, len(flood), 32000):
+                    if stop.is_set():
+                        break
+                    await ws.send_bytes(flood[start : start + 32000])
+                reading.cancel()
+                return scored_s / (time.perf_counter() - began)
+
+        await p50()  # warm
+        alone = await p50()
+        flooders = [asyncio.create_task(flooder()) for _ in range(FLOODERS)]
+        await asyncio.sleep(2)
+        beside = await p50()
+        stop.set()
+        speeds = await asyncio.gather(*flooders)
+    return {"alone_p50_ms": alone, "beside_p50_ms": beside, "ratio": beside / alone, "flood_speeds": speeds}
+
+
 def plot(report: dict, path: Path) -> None:
     import matplotlib
 
@@ -156,9 +220,36 @@ def plot(report: dict, path: Path) -> None:
     figure.savefig(path, dpi=110)
 
 
+def scaling(report: dict, triton: LocalTriton, gateway: str, model: str, seconds: float) -> None:
+    """More and more real-time streams until neither way holds, into ``report``."""
+    rows = report["models"][model] = []
+    for n in STEPS[model]:
+        row = {"streams": n}
+        for way, run in (("websocket", streams), ("http_post", posts)):
+            row[way] = asyncio.run(run(gateway, model, n, seconds))
+            result = row[way]
+            print(
+                f"{model:16} {n:4} streams  {way:9}  events {result['events']:5}/{result['expected']:<5}"
+                f"  p50 {result['p50_ms']:7.1f} ms  p99 {result['p99_ms']:7.1f} ms"
+                f"  {'real-time' if result['real_time'] else 'NOT real-time'}",
+                flush=True,
+            )
+        rows.append(row)
+        if not row["websocket"]["real_time"] and not row["http_post"]["real_time"]:
+            break
+    for way in ("websocket", "http_post"):
+        held = [r["streams"] for r in rows if r[way]["real_time"]]
+        report.setdefault("most_real_time_streams", {})[f"{model} {way}"] = max(held, default=0)
+    # Windows of concurrent streams are batched by Triton: clips per execution of the network step.
+    with TritonControl(triton.grpc_url) as control:
+        step = control.statistics(f"{model}_onnx")[f"{model}_onnx"]
+    report.setdefault("network_clips_per_execution", {})[model] = round(step.inferences / max(1, step.executions), 2)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", default=",".join(STEPS))
+    parser.add_argument("--fairness-only", action="store_true", help="only the light POST beside flooding streams")
     parser.add_argument("--seconds", type=float, default=10.0, help="length of each simulated stream")
     parser.add_argument("--workdir", type=Path, default=ROOT / ".run" / "bench-streams")
     parser.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "results")
@@ -174,34 +265,22 @@ def main() -> None:
     report: dict = {"machine": machine, "p99_limit_ms": P99_LIMIT_MS, "models": {}}
     with stack.served(repository, args.workdir / "serve", max_streams="1000") as (triton, gateway):
         for model in models:
-            rows = report["models"][model] = []
-            for n in STEPS[model]:
-                row = {"streams": n}
-                for way, run in (("websocket", streams), ("http_post", posts)):
-                    row[way] = asyncio.run(run(gateway.url, model, n, args.seconds))
-                    result = row[way]
-                    print(
-                        f"{model:16} {n:4} streams  {way:9}  events {result['events']:5}/{result['expected']:<5}"
-                        f"  p50 {result['p50_ms']:7.1f} ms  p99 {result['p99_ms']:7.1f} ms"
-                        f"  {'real-time' if result['real_time'] else 'NOT real-time'}",
-                        flush=True,
-                    )
-                rows.append(row)
-                if not row["websocket"]["real_time"] and not row["http_post"]["real_time"]:
-                    break
-            for way in ("websocket", "http_post"):
-                held = [r["streams"] for r in rows if r[way]["real_time"]]
-                report.setdefault("most_real_time_streams", {})[f"{model} {way}"] = max(held, default=0)
-            # Windows of concurrent streams are batched by Triton: clips per execution of the network step.
-            with TritonControl(triton.grpc_url) as control:
-                step = control.statistics(f"{model}_onnx")[f"{model}_onnx"]
-            report.setdefault("network_clips_per_execution", {})[model] = round(
-                step.inferences / max(1, step.executions), 2
+            if not args.fairness_only:
+                scaling(report, triton, gateway.url, model, args.seconds)
+        for model in models:
+            result = report.setdefault("fairness", {})[model] = asyncio.run(fairness(gateway.url, model))
+            print(
+                f"{model:16} light POST p50 alone {result['alone_p50_ms']:.1f} ms, beside {FLOODERS} flooding streams "
+                f"{result['beside_p50_ms']:.1f} ms: {result['ratio']:.2f}x (target <= 2x); the streams were scored at "
+                f"{', '.join(f'{speed:.1f}' for speed in result['flood_speeds'])}x real time",
+                flush=True,
             )
-    print(json.dumps({k: report[k] for k in ("most_real_time_streams", "network_clips_per_execution")}, indent=2))
+    summary = ("most_real_time_streams", "network_clips_per_execution", "fairness")
+    print(json.dumps({k: report[k] for k in summary if k in report}, indent=2))
     args.results.mkdir(parents=True, exist_ok=True)
     (args.results / "stream_load.json").write_text(json.dumps(report, indent=2) + "\n")
-    plot(report, args.results / "stream_load.png")
+    if not args.fairness_only:
+        plot(report, args.results / "stream_load.png")
     print(f"wrote {args.results / 'stream_load.json'} and stream_load.png")
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from fastapi import Request
+from fastapi import Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from gateway import allocator, request_body
@@ -44,8 +44,13 @@ async def _parse(body: bytes, request: Request, services: Services) -> request_b
         return await run_in_threadpool(request_body.parse, body, content_type, query)
 
 
-async def classify(request: Request, services: Services, model_id: str | None) -> list[Prediction]:
-    """Classify the request's audio with ``model_id`` (None: the default model)."""
+COMPUTE_TIME_HEADER = "x-compute-time"  # as HF's API sends them: Triton's seconds for the request
+COMPUTE_TYPE_HEADER = "x-compute-type"  # and where the network ran (cpu, gpu)
+
+
+async def classify(request: Request, response: Response, services: Services, model_id: str | None) -> list[Prediction]:
+    """Classify the request's audio with ``model_id`` (None: the default model); Triton's time and device
+    go into ``response``'s headers."""
     tracer = services.tracer
     large = False
     with services.metrics.request() as outcome, services.admission.body() as reserve:
@@ -58,9 +63,12 @@ async def classify(request: Request, services: Services, model_id: str | None) -
                 parsed = await _parse(body, request, services)
             body = b""  # the audio is all that is kept from here on
             wait = parsed.options.wait_for_model or wants_to_wait(request.headers.get(WAIT_HEADER, ""))
-            return await services.inference.classify_waiting(
+            predictions = await services.inference.classify_waiting(
                 model_id, parsed.audio, parsed.parameters, request_id_of(request.scope), outcome, wait
             )
+            response.headers[COMPUTE_TIME_HEADER] = f"{outcome.compute_s:.6f}"
+            response.headers[COMPUTE_TYPE_HEADER] = outcome.compute_type
+            return predictions
         finally:
             if outcome.model != UNKNOWN_MODEL:
                 request.state.model = outcome.model  # for the access line

@@ -46,9 +46,10 @@ class Inference:
         return await self.on_demand.resolve(model_id, self.settings.default_model)
 
     async def run(
-        self, model: ModelMetadata, audio: bytes, parameters: Parameters, request_id: str
+        self, model: ModelMetadata, audio: bytes, parameters: Parameters, request_id: str, outcome: Outcome
     ) -> list[Prediction]:
-        """Classify ``audio`` with ``model``, within the gateway's inference timeout."""
+        """Classify ``audio`` with ``model``, within the gateway's inference timeout; Triton's time and the
+        network's device go into ``outcome``."""
         deadline = time.perf_counter() + self.settings.timeout_s
         heavy = decode_cost.is_heavy(audio)
         with self.on_demand.using(model), self.admission.request():
@@ -64,7 +65,9 @@ class Inference:
                         _left_s(deadline),
                         request_id,
                     )
-                    self.metrics.triton_latency.labels(model.model_id).observe(time.perf_counter() - started)
+                    outcome.compute_s = time.perf_counter() - started
+                    outcome.compute_type = self.triton.compute_type(model.name)
+                    self.metrics.triton_latency.labels(model.model_id).observe(outcome.compute_s)
                     return answer
 
     async def classify(
@@ -72,7 +75,7 @@ class Inference:
     ) -> list[Prediction]:
         model = await self.resolve(model_id)
         outcome.model = model.model_id
-        return await self.run(model, audio, parameters, request_id)
+        return await self.run(model, audio, parameters, request_id, outcome)
 
     async def classify_waiting(
         self,

@@ -22,10 +22,12 @@ LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
 @dataclass
 class Outcome:
-    """What a classification's metrics (and access line) learn as it goes, even when it fails: the served
-    model's id, once it is known."""
+    """What a classification's metrics, access line and answer headers learn as it goes, even when it fails:
+    the served model's id once it is known; Triton's time and device once it answered."""
 
     model: str = UNKNOWN_MODEL
+    compute_s: float = 0.0  # Triton's time for the classification (HF's x-compute-time)
+    compute_type: str = ""  # where the network ran: cpu or gpu (HF's x-compute-type)
 
 
 @dataclass

@@ -2,7 +2,9 @@
 
 The Swagger UI assets (5.x: it renders OpenAPI 3.1, which FastAPI writes) come from the ``fastapi-swagger``
 package (no CDN), so ``/docs`` renders on a host without internet access. Routes declare their errors with
-``ERRORS``; FastAPI's automatic 422 is removed, because validation errors are answered as 400.
+``ERRORS``; FastAPI's automatic 422 is removed, because validation errors are answered as 400. Every answer
+is documented with its ``X-Request-Id``, and every operation with the refusals the HTTP protocol layer
+answers before any route runs (``PROTOCOL_ERRORS``).
 """
 
 from __future__ import annotations
@@ -19,9 +21,15 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
 
-from gateway.schemas import ErrorBody, JsonRequest
+from gateway.schemas import ErrorBody, JsonRequest, Parameters
 
 ASSETS_PATH = "/docs/assets"
+_REQUEST_ID_HEADER = {
+    "X-Request-Id": {
+        "description": "the client's own id (if it is a sane token) or a new one; in the gateway's log and Triton's",
+        "schema": {"type": "string"},
+    }
+}
 _ERROR_HEADER = {"X-Error-Message": {"description": "the error message, ASCII, one line", "schema": {"type": "string"}}}
 _RETRY_HEADER = {"Retry-After": {"description": "seconds to wait before retrying", "schema": {"type": "integer"}}}
 
@@ -40,6 +48,12 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     502: _error("Triton failed while running the model"),
     503: _error("Triton unreachable, the model not ready or restarting, or the gateway at its limits", retry=True),
     504: _error("inference timed out"),
+}
+# Answered by gateway.http_server before the request reaches a route (then the connection closes).
+PROTOCOL_ERRORS = {
+    "408": "the request headers did not arrive in time",
+    "414": "the path and query string are too long",
+    "431": "the request headers are too large, or too many",
 }
 
 
@@ -62,7 +76,24 @@ def _inline_schema(model: type[BaseModel]) -> dict[str, Any]:
 
 _EXAMPLE_AUDIO = base64.b64encode(b"RIFF....WAVEfmt ").decode()  # the start of a WAV file, for the shape only
 
+
+def _query_parameters() -> list[dict[str, Any]]:
+    """``Parameters`` also read from the query string (``?top_k=3``), as the HF inference toolkit reads them."""
+    properties = Parameters.model_json_schema()["properties"]
+    return [
+        {
+            "name": name,
+            "in": "query",
+            "required": False,
+            "schema": next(s for s in properties[name].get("anyOf", [properties[name]]) if s.get("type") != "null"),
+            "description": "as in the JSON body's parameters (a body parameter wins)",
+        }
+        for name in Parameters.model_fields
+    ]
+
+
 AUDIO_BODY = {
+    "parameters": _query_parameters(),
     "requestBody": {
         "required": True,
         "content": {
@@ -84,7 +115,7 @@ AUDIO_BODY = {
                 },
             },
         },
-    }
+    },
 }
 
 
@@ -106,9 +137,15 @@ def install(app: FastAPI) -> None:
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+            error_body = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
             for path in schema.get("paths", {}).values():
                 for operation in path.values():
-                    operation.get("responses", {}).pop("422", None)
+                    responses = operation.setdefault("responses", {})
+                    responses.pop("422", None)
+                    for status, description in PROTOCOL_ERRORS.items():
+                        responses.setdefault(status, {"description": description, "content": error_body})
+                    for response in responses.values():
+                        response["headers"] = {**_REQUEST_ID_HEADER, **response.get("headers", {})}
             for unused in ("HTTPValidationError", "ValidationError"):
                 schema.get("components", {}).get("schemas", {}).pop(unused, None)
             app.openapi_schema = schema

@@ -31,8 +31,8 @@ _CLASSIFY = {
     summary="Classify audio with a model (its id, e.g. org/name, or its Triton name)",
     **_CLASSIFY,
 )
-async def classify_with(model_id: str, request: Request, services: ServicesDep) -> list[Prediction]:
-    return await classify(request, services, model_id.rstrip("/") or None)  # a trailing slash: the same model
+async def classify_with(model_id: str, request: Request, response: Response, services: ServicesDep) -> list[Prediction]:
+    return await classify(request, response, services, model_id.rstrip("/") or None)  # a trailing slash: the same model
 
 
 @router.websocket("/models/{model_id:path}/stream")
@@ -48,11 +48,13 @@ async def stream_default(websocket: WebSocket, services: ServicesDep) -> None:
 
 
 @router.post("/", summary="Classify audio with the default model", **_CLASSIFY)
-async def classify_default(request: Request, services: ServicesDep) -> list[Prediction]:
-    return await classify(request, services, None)
+async def classify_default(request: Request, response: Response, services: ServicesDep) -> list[Prediction]:
+    return await classify(request, response, services, None)
 
 
-@router.api_route("/", methods=["GET", "HEAD"], summary="Health, as HF's inference containers answer it")
+# HEAD (load balancers, probes) answers as GET does, without the body; documented once, as GET.
+@router.get("/", summary="Health, as HF's inference containers answer it")
+@router.head("/", include_in_schema=False)
 async def root() -> dict[str, str]:
     return {"ok": "ok"}
 
@@ -62,17 +64,18 @@ async def favicon() -> FileResponse:
     return FileResponse(STATIC / "favicon.svg", media_type="image/svg+xml")
 
 
-@router.api_route("/health", methods=["GET", "HEAD"], summary="Liveness")
+@router.get("/health", summary="Liveness")
+@router.head("/health", include_in_schema=False)
 async def health() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.api_route(
+@router.get(
     "/ready",
-    methods=["GET", "HEAD"],
     summary="Triton and every served model ready (models that failed to load are listed under 'failed')",
     responses={503: openapi.ERRORS[503]},
 )
+@router.head("/ready", include_in_schema=False)
 async def ready(services: ServicesDep) -> dict[str, object]:
     models = await services.triton.ready()
     if services.token_required:
@@ -105,7 +108,14 @@ async def models(services: ServicesDep) -> list[ModelInfo]:
 @router.get(
     "/metrics",
     dependencies=[Authorized],  # its labels name every served model: with a token, for authenticated scrapers
-    responses={401: openapi.ERRORS[401]},
+    response_class=Response,
+    responses={
+        200: {
+            "description": "Prometheus' text format",
+            "content": {CONTENT_TYPE_LATEST: {"schema": {"type": "string"}}},
+        },
+        401: openapi.ERRORS[401],
+    },
     summary="Prometheus metrics (needs the API token when one is set)",
 )
 async def metrics(services: ServicesDep) -> Response:

@@ -31,7 +31,7 @@ class Options(BaseModel):
 class JsonRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    inputs: str = Field(description="the audio file, base64-encoded")
+    inputs: str = Field(description="the audio file, base64-encoded", json_schema_extra={"contentEncoding": "base64"})
     parameters: Parameters | None = None
     options: Options | None = None
 
@@ -42,7 +42,11 @@ class Prediction(BaseModel):
 
 
 class ErrorBody(BaseModel):
-    error: str
+    """Every error's answer (``gateway.errors.error_response``)."""
+
+    error: str = Field(description="what was wrong, in words")
+    request_id: str | None = Field(None, description="the request's id (X-Request-Id): quote it when reporting")
+    estimated_time: float | None = Field(None, description="a model loading: seconds until it is expected ready")
 
 
 class ModelState(TextEnum):

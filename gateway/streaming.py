@@ -40,6 +40,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 from gateway.dependencies import Services, token_ok
 from gateway.errors import BadRequest, CloseCode, GatewayError, Overloaded, RequestTimeout, TooLarge, Unauthorized
 from gateway.logs import request_id_of
+from gateway.metrics import Outcome
 from gateway.schemas import Parameters
 from triton_steps.contract import MAX_RATE
 from triton_steps.metadata import ModelMetadata
@@ -247,7 +248,8 @@ class Stream:
     async def _score(self, metadata: ModelMetadata, config: StreamConfig, start: int, samples: np.ndarray) -> None:
         rate = metadata.sampling_rate
         audio, request_id = wav16(samples, rate), request_id_of(self.websocket.scope)
-        predictions = await self.services.inference.run(metadata, audio, config.parameters, request_id)
+        outcome = Outcome(metadata.model_id)
+        predictions = await self.services.inference.run(metadata, audio, config.parameters, request_id, outcome)
         self.services.metrics.stream_windows.labels(metadata.model_id).inc()
         end = start + len(samples)
         await self._send(

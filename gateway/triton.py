@@ -53,6 +53,7 @@ class ModelList:
 
     served: dict[str, ModelMetadata] = field(default_factory=dict)  # Triton name -> its metadata
     failed: dict[str, str] = field(default_factory=dict)
+    compute_types: dict[str, str] = field(default_factory=dict)  # Triton name -> where its network runs
 
     def ids(self) -> str:
         """The served model ids, for error messages."""
@@ -87,17 +88,29 @@ class Triton:
             raise _unreachable(error) from None
 
     async def _read_models(self) -> ModelList:
-        served, failed = {}, {}
+        listing = ModelList()
         for entry in await self._client.index():
             if entry.failed:
-                failed[entry.name] = entry.reason
+                listing.failed[entry.name] = entry.reason
             if not entry.ready:
                 continue
             config = await self._client.config(entry.name)
             text = config.get("parameters", {}).get(contract.METADATA_PARAMETER, {}).get("string_value")
             if config.get("platform") == "ensemble" and text:
-                served[entry.name] = ModelMetadata.from_json(text)
-        return ModelList(served, failed)
+                listing.served[entry.name] = ModelMetadata.from_json(text)
+                listing.compute_types[entry.name] = await self._compute_type(entry.name)
+        return listing
+
+    async def _compute_type(self, name: str) -> str:
+        """Where the model's network step runs, as Triton resolved its instance groups (KIND_AUTO: GPU where
+        there is one): ``gpu`` or ``cpu``."""
+        network = await self._client.config(contract.StepNames(name).network)
+        kinds = {group.get("kind", "") for group in network.get("instance_group", [])}
+        return "gpu" if "KIND_GPU" in kinds else "cpu"
+
+    def compute_type(self, name: str) -> str:
+        """Where ``name``'s network runs, as last read (``cpu`` until read)."""
+        return self._models.compute_types.get(name, "cpu")
 
     async def ready(self) -> ModelList:
         """The model list when Triton and every served model are ready; else ``Unavailable`` saying why."""

@@ -75,6 +75,7 @@ class FakeTriton:
     exported: dict[str, ModelMetadata] = field(default_factory=dict)
     failed: dict[str, str] = field(default_factory=dict)
     not_ready: set[str] = field(default_factory=set)
+    on_gpu: set[str] = field(default_factory=set)  # models whose network step Triton placed on a GPU
     errors: list[TritonError] = field(default_factory=list)
     calls: list[Call] = field(default_factory=list)
     reloads: list[str] = field(default_factory=list)
@@ -113,7 +114,8 @@ class FakeTriton:
         if name in self.loaded:
             text = self.loaded[name].to_json()
             return {"platform": "ensemble", "parameters": {contract.METADATA_PARAMETER: {"string_value": text}}}
-        return {"backend": "python"}
+        kind = "KIND_GPU" if any(contract.StepNames(model).network == name for model in self.on_gpu) else "KIND_CPU"
+        return {"backend": "python", "instance_group": [{"count": 1, "kind": kind}]}
 
     async def load_export(self, name: str) -> None:
         self._reach()

@@ -39,6 +39,13 @@ def test_a_trailing_slash_names_the_same_model(gateway: str) -> None:
     assert plain.status_code == slashed.status_code == 200 and plain.json() == slashed.json()
 
 
+def test_answers_say_how_long_triton_took_and_where(gateway: str) -> None:
+    """HF's x-compute-time (seconds) and x-compute-type; local mode runs every network on the CPU."""
+    answer = httpx.post(f"{gateway}/models/ast", content=wav_bytes(make_waveform(1.0, seed=15)))
+    assert answer.status_code == 200 and answer.headers["x-compute-type"] == "cpu"
+    assert 0 < float(answer.headers["x-compute-time"]) < 60
+
+
 def test_options_are_accepted(gateway: str) -> None:
     audio = wav_bytes(make_waveform(1.0, seed=13))
     body = _json_body(audio, options={"wait_for_model": True, "use_cache": False})

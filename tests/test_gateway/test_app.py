@@ -56,6 +56,18 @@ def test_query_parameters_count_as_parameters(triton: FakeTriton) -> None:
     assert triton.calls[0].top_k == 1
 
 
+def test_answers_carry_hf_compute_headers(triton: FakeTriton) -> None:
+    """x-compute-time: Triton's seconds for the request; x-compute-type: where the network ran."""
+    triton.delay_s = 0.05
+    with gateway_app(triton) as client:
+        answer = client.post("/", content=AUDIO)
+    assert 0.05 <= float(answer.headers["x-compute-time"]) < 5
+    assert answer.headers["x-compute-type"] == "cpu"
+    triton.on_gpu.add("kws")
+    with gateway_app(triton) as client:
+        assert client.post("/models/org/kws", content=AUDIO).headers["x-compute-type"] == "gpu"
+
+
 def test_the_request_id_is_echoed_and_becomes_tritons(triton: FakeTriton) -> None:
     with gateway_app(triton) as client:
         answer = client.post("/", content=AUDIO, headers={"X-Request-Id": "abc-123"})
