@@ -14,10 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import soundfile
 
 from keyword_spotter import LABELS, SAMPLING_RATE
-from triton_steps.audio import resample, to_mono
+from triton_steps import audio
 
 SILENCE = "_silence_"
 UNKNOWN = "_unknown_"
@@ -32,9 +31,8 @@ class Clip:
     speaker: str  # the file itself for background noise, which has no speaker
 
     def waveform(self) -> np.ndarray:
-        """The clip as float32 mono at 16 kHz."""
-        samples, rate = soundfile.read(self.path, dtype="float32", always_2d=True)
-        return resample(to_mono(samples), rate, SAMPLING_RATE)
+        """The clip as float32 mono at 16 kHz, decoded as the served model decodes a request."""
+        return audio.load(self.path.read_bytes(), SAMPLING_RATE)
 
 
 def speaker_of(path: Path) -> str:

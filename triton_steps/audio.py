@@ -7,8 +7,10 @@ whose length is 0), WebM / Matroska, MP4 / M4A with AAC or ALAC, AMR-NB / WB, ba
 sniffed from the bytes, never from a Content-Type. A header's claimed length is never trusted for an
 allocation: decoding stops as soon as the audio passes ``max_seconds``, and rates and channel counts beyond
 ``MAX_RATE`` / ``MAX_CHANNELS`` are refused before decoding, and decoding stops once frames x channels pass
-the decode budget (``DECODE_BUDGET_SAMPLES_PER_S`` per second of ``max_seconds``). Each block is averaged to
-mono and resampled by soxr's streaming resampler (VHQ, as FFmpeg's soxr), so memory is the result at the
+the decode budget (``DECODE_BUDGET_SAMPLES_PER_S`` per second of ``max_seconds``). Each block is downmixed to
+mono as ``ffmpeg -ac 1`` does it (transformers' pipeline decodes bytes with that command): FFmpeg's own mixing
+matrix for the file's channel layout, so files of more than two channels are decoded by FFmpeg, which knows
+their layout. Then soxr's streaming resampler (VHQ, as FFmpeg's soxr), so memory is the result at the
 target rate.
 """
 
@@ -33,6 +35,7 @@ MAX_CHANNELS = 32
 # real recording of the model's longest clip holds; decoding stops as soon as the audio passes it.
 DECODE_BUDGET_SAMPLES_PER_S = 48_000 * 2
 BLOCK_FRAMES = 65_536
+MAX_SOUNDFILE_CHANNELS = 2  # libsndfile does not say a file's channel layout: more channels are FFmpeg's
 FORMATS_HINT = "WAV, FLAC, MP3, OGG (Vorbis / Opus), WebM, MP4 / M4A (AAC, ALAC), AMR, AIFF or CAF"
 
 
@@ -42,10 +45,12 @@ class AudioError(ValueError):
 
 @dataclass
 class Stream:
-    """An opened audio file: its rate, its channel count, and its samples as ``(frames, channels)`` blocks."""
+    """An opened audio file: its rate, its channel count and layout (FFmpeg's), and its samples as
+    ``(frames, channels)`` blocks."""
 
     rate: int
     channels: int
+    layout: av.AudioLayout
     blocks: Iterator[np.ndarray]
 
 
@@ -54,7 +59,7 @@ def _soundfile_stream(data: bytes) -> Stream | None:
         file = soundfile.SoundFile(io.BytesIO(data))
     except (soundfile.LibsndfileError, RuntimeError, TypeError, ValueError):
         return None  # not a container libsndfile reads: FFmpeg may
-    if file.format == "FLAC":
+    if file.format == "FLAC" or file.channels > MAX_SOUNDFILE_CHANNELS:
         file.close()
         return None
 
@@ -69,7 +74,9 @@ def _soundfile_stream(data: bytes) -> Stream | None:
                     return
                 yield block
 
-    return Stream(int(file.samplerate), int(file.channels), blocks())
+    return Stream(
+        int(file.samplerate), int(file.channels), av.AudioLayout("mono" if file.channels == 1 else "stereo"), blocks()
+    )
 
 
 def _ffmpeg_stream(data: bytes) -> Stream:
@@ -104,7 +111,7 @@ def _ffmpeg_stream(data: bytes) -> Stream:
             except av.FFmpegError as error:
                 raise AudioError(f"the audio is corrupt or truncated: {error}") from None
 
-    return Stream(rate, channels, blocks())
+    return Stream(rate, channels, stream.codec_context.layout, blocks())
 
 
 def open_stream(data: bytes) -> Stream:
@@ -151,9 +158,19 @@ def decode(data: bytes, max_seconds: float | None = None) -> tuple[np.ndarray, i
     return np.concatenate(blocks), stream.rate
 
 
-def to_mono(samples: np.ndarray) -> np.ndarray:
-    """Average the channels of a ``(frames, channels)`` array into one."""
-    return samples[:, 0].copy() if samples.shape[1] == 1 else samples.mean(axis=1, dtype=np.float32)
+def to_mono(samples: np.ndarray, layout: av.AudioLayout) -> np.ndarray:
+    """Downmix ``(frames, channels)`` in channel ``layout`` to one channel as ``ffmpeg -ac 1`` does: with
+    FFmpeg's own mixing matrix (swresample; stereo: 0.707 (L + R), not the average)."""
+    if samples.shape[1] == 1:
+        return samples[:, 0].copy()
+    if not len(samples):
+        return np.zeros(0, np.float32)
+    # Packed: one plane, whatever the channel count (PyAV's planar frames stop at 8 planes).
+    frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(samples).reshape(1, -1), format="flt", layout=layout)
+    frame.sample_rate = 48_000  # any rate: it is kept, only the channels are mixed
+    mixer = av.AudioResampler(format="flt", layout="mono", rate=frame.sample_rate)
+    mixed = [*mixer.resample(frame), *mixer.resample(None)]
+    return np.concatenate([out.to_ndarray().reshape(-1) for out in mixed])
 
 
 def resample(waveform: np.ndarray, rate: int, target_rate: int) -> np.ndarray:
@@ -168,10 +185,10 @@ def load(data: bytes, target_rate: int, min_samples: int = 1, max_seconds: float
     enforce the model's length limits."""
     stream = open_stream(data)
     if stream.rate == target_rate:
-        mono = [to_mono(block) for block in _limited(stream, max_seconds)]
+        mono = [to_mono(block, stream.layout) for block in _limited(stream, max_seconds)]
     else:  # soxr's streaming resampler gives the same samples as resampling the whole waveform at once
         resampler = soxr.ResampleStream(stream.rate, target_rate, 1, dtype="float32", quality="VHQ")
-        mono = [resampler.resample_chunk(to_mono(block)) for block in _limited(stream, max_seconds)]
+        mono = [resampler.resample_chunk(to_mono(block, stream.layout)) for block in _limited(stream, max_seconds)]
         mono.append(resampler.resample_chunk(np.zeros(0, np.float32), last=True))
     if not any(len(part) for part in mono):
         raise AudioError("empty audio: the file decodes to no samples")

@@ -5,16 +5,20 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import io
 import json
+import os
 import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
+import imageio_ffmpeg
 import numpy as np
 import psutil
 import pytest
+import soundfile
 from helpers import assert_same, free_port, make_waveform, peak_rss_mb, running_gateway, wait_until, wav_bytes
 from huggingface_hub import InferenceClient
 from transformers import pipeline
@@ -38,6 +42,23 @@ def test_huggingface_hub_client_matches_the_pipeline(name, checkpoints, gateway:
     for function in ("softmax", "sigmoid", "none"):
         served = client.audio_classification(audio, function_to_apply=function)
         assert_same(served, reference(waveform, function_to_apply=function))
+
+
+@pytest.mark.parametrize("channels", [4, 6])
+def test_multichannel_files_score_as_the_pipeline_scores_their_bytes(
+    channels: int, checkpoints, gateway: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Quad and 5.1 FLAC: transformers' pipeline decodes bytes with ``ffmpeg -ac 1`` (FFmpeg's own matrix for
+    the layout, on PATH here from imageio-ffmpeg); the served scores are the pipeline's for the same bytes."""
+    (tmp_path / "ffmpeg").symlink_to(imageio_ffmpeg.get_ffmpeg_exe())
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    rng = np.random.default_rng(channels)
+    samples = np.stack([make_waveform(1.1, seed=s) * rng.uniform(0.2, 1) for s in range(channels)], axis=1)
+    buffer = io.BytesIO()
+    soundfile.write(buffer, samples, 16000, format="FLAC", subtype="PCM_24")
+    audio = buffer.getvalue()
+    reference = pipeline("audio-classification", model=str(checkpoints["ast"]), device="cpu")
+    assert_same(httpx.post(f"{gateway}/models/ast", content=audio).json(), reference(audio))
 
 
 def test_model_id_with_a_slash_and_the_default_route(checkpoints, exported, gateway: str, waveform) -> None:
