@@ -69,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     # progress and errors on stderr, as plain lines: stdout stays free for what a script may pipe
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(message)s", force=True)
+    logging.getLogger("huggingface_hub").propagate = False  # it has its own handler: each line once, not twice
     try:
         options = ExportOptions(**{f.name: getattr(args, f.name) for f in fields(ExportOptions) if f.metadata})
         export_model(args.source, args.repository, options)

@@ -7,9 +7,12 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
+import tiny_checkpoints
+from helpers import free_port
 
 from export import repository as repo
 from export.checkpoint import ExportError, default_name
@@ -112,6 +115,50 @@ def test_cli_failure_exits_1_with_the_reason(tmp_path: Path) -> None:
     )
     assert result.returncode == 1
     assert "error: " in result.stderr and "is not a folder" in result.stderr
+
+
+def _hub_less(tmp_path: Path, offline: bool) -> dict[str, str]:
+    """An environment with an empty HF cache and no Hub: offline mode, or a Hub endpoint nobody listens on."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HF_")}
+    env["HF_HOME"] = str(tmp_path / "hf")
+    if offline:
+        env["HF_HUB_OFFLINE"] = "1"
+    else:
+        env["HF_ENDPOINT"] = f"http://127.0.0.1:{free_port()}"
+    return env
+
+
+@pytest.mark.parametrize("offline", [True, False], ids=["HF_HUB_OFFLINE", "unreachable"])
+def test_a_hub_id_without_a_hub_fails_at_once_with_one_message(tmp_path: Path, offline: bool) -> None:
+    started = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, "-m", "export", "org/never-cached", "--repository", str(tmp_path / "r")],
+        capture_output=True,
+        text=True,
+        env=_hub_less(tmp_path, offline),
+        timeout=120,
+    )
+    print(f"failed in {time.monotonic() - started:.1f} s")
+    assert result.returncode == 1
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and "Retrying" not in result.stderr, result.stderr
+    assert "'org/never-cached' is not in the HF cache" in errors[0]
+    assert ("HF_HUB_OFFLINE is set" if offline else "did not answer") in errors[0]
+
+
+def test_a_cached_hub_id_exports_while_the_hub_is_unreachable(tmp_path: Path) -> None:
+    """The real Hub code path (transformers' from_pretrained) on an HF cache laid out by hand, the Hub down."""
+    env = _hub_less(tmp_path, offline=False)
+    tiny_checkpoints.build("wav2vec2-layer-norm", tiny_checkpoints.hub_snapshot(tmp_path / "hf" / "hub", "org/kws"))
+    result = subprocess.run(
+        [sys.executable, "-m", "export", "org/kws", "--repository", str(tmp_path / "r")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads((tmp_path / "r" / "kws" / "metadata.json").read_text())["model_id"] == "org/kws"
 
 
 @pytest.mark.parametrize(
