@@ -22,7 +22,7 @@ PERF_CONCURRENCY ?= 1:4
 	bench-streams bench-on-demand clean
 
 help:
-	@echo "make test                 install everything (.venv) and run the test suite"
+	@echo "make test                 install everything (.venv) and run the test suite (about 12 min on 2 cores)"
 	@echo "make export MODEL=<id|dir> [NAME=name]   export a checkpoint into $(REPOSITORY)/"
 	@echo "make serve                tritonserver (pip wheel) + gateway on 127.0.0.1:$(GATEWAY_PORT), until Ctrl-C"
 	@echo "make perf PERF_MODEL=<name> PERF_AUDIO=<file>   perf_analyzer against a running 'make serve'"
@@ -37,18 +37,36 @@ help:
 	@echo "make lint                 ruff"
 	@echo "make clean                remove .venv and run state"
 
-$(BIN)/.installed: pyproject.toml local_triton/tritonserver-wheel.txt scripts/install-system-packages.sh scripts/install-kubectl.sh
-	scripts/install-system-packages.sh
+# Installed by purpose, each a stamp in the venv (a later one adds to the earlier): serving (the gateway, the
+# steps, onnxruntime, the tritonserver wheel; no torch), exporting (torch, transformers, the loader), testing
+# (browsers, synthesizers, moto, kubectl, ...). `make serve` with GATEWAY_AUTOLOAD set also needs exporting.
+SERVE_STAMP := $(BIN)/.installed-serve
+EXPORT_STAMP := $(BIN)/.installed-export
+TEST_STAMP := $(BIN)/.installed
+
+# The tritonserver wheel goes in last at each stage, without its dependencies: only its binary is used.
+$(SERVE_STAMP): pyproject.toml local_triton/tritonserver-wheel.txt scripts/install-system-packages.sh
+	scripts/install-system-packages.sh serve
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	scripts/install-kubectl.sh $(BIN)
-	$(BIN)/pip install -q "$(TORCH)"
-	$(BIN)/pip install -q -e ".[local,gateway,export,loader,test]"
-	# last, and without its dependencies: only its tritonserver binary is used
+	$(BIN)/pip install -q -e ".[local,gateway]"
 	$(BIN)/pip install -q --no-deps -r local_triton/tritonserver-wheel.txt
 	touch $@
 
-install: $(BIN)/.installed
+$(EXPORT_STAMP): $(SERVE_STAMP)
+	$(BIN)/pip install -q "$(TORCH)"
+	$(BIN)/pip install -q -e ".[local,gateway,export,loader]"
+	$(BIN)/pip install -q --no-deps -r local_triton/tritonserver-wheel.txt
+	touch $@
+
+$(TEST_STAMP): $(EXPORT_STAMP) scripts/install-kubectl.sh
+	scripts/install-system-packages.sh test
+	scripts/install-kubectl.sh $(BIN)
+	$(BIN)/pip install -q -e ".[local,gateway,export,loader,test]"
+	$(BIN)/pip install -q --no-deps -r local_triton/tritonserver-wheel.txt
+	touch $@
+
+install: $(TEST_STAMP)
 
 test: install
 	$(BIN)/ruff check .
@@ -58,17 +76,17 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-export: install
+export: $(EXPORT_STAMP)
 	@test -n "$(MODEL)" || (echo "usage: make export MODEL=<hub id or folder> [NAME=name]"; exit 2)
 	$(BIN)/python -m export "$(MODEL)" --repository "$(REPOSITORY)" $(if $(NAME),--name "$(NAME)")
 
-serve: install
+serve: $(if $(GATEWAY_AUTOLOAD),$(EXPORT_STAMP),$(SERVE_STAMP))
 	$(BIN)/python -m local_triton serve --repository "$(REPOSITORY)" --workdir "$(WORKDIR)" \
 		--http-port $(HTTP_PORT) --grpc-port $(GRPC_PORT) --metrics-port $(METRICS_PORT) \
 		--gateway-port $(GATEWAY_PORT) --loader-port $(LOADER_PORT) \
 		$(if $(DEFAULT_MODEL),--default-model "$(DEFAULT_MODEL)")
 
-perf: install
+perf: $(SERVE_STAMP)
 	@test -n "$(PERF_MODEL)" -a -n "$(PERF_AUDIO)" || (echo "usage: make perf PERF_MODEL=<triton name> PERF_AUDIO=<audio file>"; exit 2)
 	$(BIN)/python -m local_triton perf --model "$(PERF_MODEL)" --audio "$(PERF_AUDIO)" \
 		--url 127.0.0.1:$(GRPC_PORT) --concurrency "$(PERF_CONCURRENCY)" --workdir "$(WORKDIR)"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import logging
 import signal
 import sys
@@ -31,6 +32,20 @@ RESTART_BACKOFF_S = (1.0, 30.0)  # first and longest wait before restarting a tr
 DEFAULT_NAME = "keyword-spotter"
 
 
+EXPORT_TOOLCHAIN = ("torch", "transformers")  # what exporting needs beyond serving (`make export` installs it)
+
+
+def require_export_toolchain(why: str) -> None:
+    """``ServiceStartError`` saying how to install it when the export toolchain is missing: serving alone
+    (``make serve``) installs no torch."""
+    missing = [module for module in EXPORT_TOOLCHAIN if importlib.util.find_spec(module) is None]
+    if missing:
+        raise ServiceStartError(
+            f"{why} needs the export toolchain ({', '.join(missing)} not installed): `make export` installs it, "
+            "and `make serve` does when GATEWAY_AUTOLOAD is set in its environment"
+        )
+
+
 def ensure_model(repository: Path | None) -> None:
     """An empty local repository gets the project's default model, exported from its committed checkpoint."""
     if (
@@ -39,6 +54,7 @@ def ensure_model(repository: Path | None) -> None:
         or not DEFAULT_CHECKPOINT.is_dir()
     ):
         return
+    require_export_toolchain(f"{repository} holds no model: exporting the default model")
     from export.exporter import ExportOptions, export_model  # torch + transformers: only when needed
 
     log.info("%s holds no model: exporting the default model from %s", repository, DEFAULT_CHECKPOINT)
@@ -163,6 +179,8 @@ def build(args: argparse.Namespace) -> Stack:
 
     repository, settings = args.repository, Settings()
     ensure_model(repository.path)
+    if settings.autoload_patterns():
+        require_export_toolchain(f"GATEWAY_AUTOLOAD={settings.autoload}")
     workdir = Path(args.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     triton = LocalTriton(repository, workdir, Ports(args.http_port, args.grpc_port, args.metrics_port))
@@ -186,7 +204,11 @@ def build(args: argparse.Namespace) -> Stack:
 
 
 def serve(args: argparse.Namespace) -> int:
-    stack = build(args)
+    try:
+        stack = build(args)
+    except ServiceStartError as error:
+        log.error("error: %s", error)
+        return 1
 
     def on_signal(signum: int, _frame: object) -> None:
         raise KeyboardInterrupt  # SIGTERM stops as cleanly as Ctrl-C

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Debian packages the project needs, installed only when missing (CI may start from a bare machine):
+# Debian packages the project needs for PURPOSE (serve or test), installed only when missing (CI may start
+# from a bare machine). Serving:
 #   libpython3.X    tritonserver's Python-backend stub links libpython3.X.so
 #   libb64-0d       perf_analyzer (from the tritonclient 2.50.0 wheel) links libb64.so.0d
+# Testing, besides:
 #   docker-compose  validates docker-compose.yml in the tests (`docker-compose config`; no engine needed)
 #   espeak-ng       synthesizes the default model's held-out test speech (and its training data)
 #   flite, festival (+ the festvox-kallpc16k and festvox-us-slt-hts voices)
@@ -11,6 +13,7 @@
 # A package the archive lacks is reported and skipped, so that one missing name never blocks the others;
 # whatever then needs it fails with a message naming it.
 set -euo pipefail
+purpose=${1:?usage: install-system-packages.sh serve|test}
 py=$(python3 -c 'import sys; print(f"{sys.version_info.major}.{sys.version_info.minor}")')
 libdir=$(python3 -c 'import sysconfig; print(sysconfig.get_config_var("LIBDIR"))')
 has_lib() { ldconfig -p | grep -q "$1" || [ -e "$libdir/$1" ]; }
@@ -18,13 +21,15 @@ has_package() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install
 need=()
 has_lib "libpython${py}.so" || need+=("libpython${py}")
 has_lib "libb64.so.0d" || need+=("libb64-0d")
-for tool in docker-compose espeak-ng flite festival chromium; do
-  command -v "$tool" >/dev/null || need+=("$tool")
-done
-command -v chromedriver >/dev/null || need+=("chromium-driver")
-for voice in festvox-kallpc16k festvox-us-slt-hts; do
-  has_package "$voice" || need+=("$voice")
-done
+if [ "$purpose" = test ]; then
+  for tool in docker-compose espeak-ng flite festival chromium; do
+    command -v "$tool" >/dev/null || need+=("$tool")
+  done
+  command -v chromedriver >/dev/null || need+=("chromium-driver")
+  for voice in festvox-kallpc16k festvox-us-slt-hts; do
+    has_package "$voice" || need+=("$voice")
+  done
+fi
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi
 if [ "$(id -u)" -ne 0 ]; then
   echo "missing Debian packages: ${need[*]} (install them, or run as root)" >&2

@@ -77,11 +77,21 @@ def assert_same(served: list, reference: list[dict], tolerance: float = TOLERANC
     np.testing.assert_allclose([score for _, score in pairs], [r["score"] for r in reference], atol=tolerance, rtol=0)
 
 
+# The Makefile's stamps, serving's, exporting's, testing's: touched in that order, none is made again.
+INSTALL_STAMPS = (".installed-serve", ".installed-export", ".installed")
+
+
+def mark_installed(venv: Path) -> None:
+    """Mark ``venv`` (``make install`` made it) as installed for every Makefile verb."""
+    for stamp in INSTALL_STAMPS:
+        (venv / "bin" / stamp).touch(exist_ok=True)
+
+
 def make_command(*args: str) -> list[str]:
     """``make ARGS`` in the repository, with the tests' environment as the Makefile's (``make install`` made
     it: marked installed, it is not made again)."""
     venv = Path(sys.prefix)
-    (venv / "bin" / ".installed").touch(exist_ok=True)
+    mark_installed(venv)
     return ["make", "--no-print-directory", "-C", str(ROOT), f"VENV={venv}", *args]
 
 

@@ -15,7 +15,7 @@ import httpx
 import numpy as np
 import soundfile
 import tiny_checkpoints
-from helpers import free_port, read_until_ready, wav_bytes
+from helpers import free_port, mark_installed, read_until_ready, wav_bytes
 
 ROOT = Path(__file__).resolve().parents[1]
 BLOCK = re.compile(r"^```(bash|python|sh)\b *(\S*)\n(.*?)^```", re.S | re.M)
@@ -77,7 +77,7 @@ def test_readme_export_lines_then_make_serve_keeps_the_default_model(tmp_path: P
     serve` with a token in the environment: the token is enforced, `POST /` is still the keyword spotter,
     every exported model answers, and a long recording shows the 1 s window the README describes."""
     venv = Path(sys.prefix)
-    (venv / "bin" / ".installed").touch(exist_ok=True)
+    mark_installed(venv)
     for name in ("Makefile", "pyproject.toml", "scripts", "keyword_spotter", "samples", "local_triton"):
         (tmp_path / name).symlink_to(ROOT / name)
     (tmp_path / ".venv").symlink_to(venv)

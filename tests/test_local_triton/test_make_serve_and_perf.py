@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import importlib.metadata
 import os
 import re
 import shutil
@@ -25,6 +26,8 @@ from helpers import (
     serve_command,
     wav_bytes,
 )
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -50,10 +53,68 @@ def _processes_mentioning(text: str) -> list[str]:
     return [str(pid) for pid in pids_mentioning(text)]
 
 
+EXPORT_ONLY = ("torch", "transformers")  # what serving must never import (`make serve` installs neither)
+_BLOCK_EXPORT_ONLY = f"""import sys
+
+class _ExportOnly:
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] in {EXPORT_ONLY!r}:
+            raise ImportError(f"serving imported {{name}}, which only exporting installs")
+
+sys.meta_path.insert(0, _ExportOnly())
+"""
+
+
+def _without_export_toolchain(tmp_path: Path) -> dict[str, str]:
+    """An environment in which every Python process (make serve's, the gateway's, Triton's stubs) fails to
+    import torch or transformers, as in a venv that `make serve` installed."""
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / "sitecustomize.py").write_text(_BLOCK_EXPORT_ONLY)
+    return {**os.environ, "PYTHONPATH": str(tmp_path / "site")}
+
+
+def _requirements_closure(extras: set[str]) -> set[str]:
+    """Every distribution that installing the project with ``extras`` pulls in (read from what is installed)."""
+    seen: set[str] = set()
+    pending = [(ROOT_DISTRIBUTION, frozenset(extras))]
+    while pending:
+        name, wanted = pending.pop()
+        for line in importlib.metadata.requires(name) or []:
+            requirement = Requirement(line)
+            active = requirement.marker is None or any(
+                requirement.marker.evaluate({"extra": extra}) for extra in (wanted or {""})
+            )
+            key = canonicalize_name(requirement.name)
+            if not active:
+                continue
+            if key == canonicalize_name(ROOT_DISTRIBUTION):  # a self-reference: more of the project's extras
+                pending.append((ROOT_DISTRIBUTION, frozenset(requirement.extras)))
+            elif key not in seen:
+                seen.add(key)
+                pending.append((requirement.name, frozenset(requirement.extras)))
+    return seen
+
+
+ROOT_DISTRIBUTION = "hf-audio-triton"
+
+
+def test_serving_extras_pull_in_no_export_toolchain() -> None:
+    """What `make serve` installs (the local and gateway extras, as the Makefile names them) holds neither torch
+    nor transformers; exporting's extras do."""
+    makefile = (ROOT / "Makefile").read_text()
+    serve_extras = re.search(r"^\$\(SERVE_STAMP\):.*?pip install -q -e \"\.\[([a-z,]+)\]\"", makefile, re.M | re.S)
+    assert serve_extras, "the Makefile's serving stage installs the project with extras"
+    serving = _requirements_closure(set(serve_extras.group(1).split(",")))
+    assert {"fastapi", "onnxruntime", "tritonclient", "av"} <= serving
+    assert not serving & set(EXPORT_ONLY), sorted(serving & set(EXPORT_ONLY))
+    assert set(EXPORT_ONLY) <= _requirements_closure({"export"})
+
+
 def test_make_serve_classifies_then_stops_cleanly_on_ctrl_c(repository: Path, tmp_path: Path) -> None:
+    """Without torch and transformers importable anywhere: serving needs neither."""
     shm_before = _shm()
     workdir = tmp_path / "serve-run"
-    serve, ports = _make_serve(repository, workdir, "DEFAULT_MODEL=ast")
+    serve, ports = _make_serve(repository, workdir, "DEFAULT_MODEL=ast", env=_without_export_toolchain(tmp_path))
     try:
         read_until_ready(serve)
         url = f"http://127.0.0.1:{ports['GATEWAY_PORT']}"
