@@ -9,6 +9,7 @@
 #   flite, festival (+ the festvox-kallpc16k and festvox-us-slt-hts voices)
 #                   the default model's other-synthesizer figures (keyword_spotter.train, and its test)
 #   chromium, chromium-driver  the try-it page (/ui) tested in a real headless browser (Selenium)
+#   nodejs          runs the README's JavaScript example
 # kubectl is not here: Debian 12 has none recent enough (scripts/install-kubectl.sh takes it from PyPI).
 # A package the archive lacks is reported and skipped, so that one missing name never blocks the others;
 # whatever then needs it fails with a message naming it.
@@ -26,6 +27,7 @@ if [ "$purpose" = test ]; then
     command -v "$tool" >/dev/null || need+=("$tool")
   done
   command -v chromedriver >/dev/null || need+=("chromium-driver")
+  command -v node >/dev/null || need+=("nodejs")
   for voice in festvox-kallpc16k festvox-us-slt-hts; do
     has_package "$voice" || need+=("$voice")
   done

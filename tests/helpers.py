@@ -81,6 +81,11 @@ def assert_same(served: list, reference: list[dict], tolerance: float = TOLERANC
 INSTALL_STAMPS = (".installed-serve", ".installed-export", ".installed")
 
 
+def documents() -> list[Path]:
+    """The user's documentation: the README, then docs/."""
+    return [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+
+
 def mark_installed(venv: Path) -> None:
     """Mark ``venv`` (``make install`` made it) as installed for every Makefile verb."""
     for stamp in INSTALL_STAMPS:

@@ -1,5 +1,6 @@
-"""README.md's shell and Python blocks: each is run as written by a test, or says here why it cannot run on
-these machines and what runs instead. A new block without a tag listed here fails."""
+"""The README's and docs/'s shell, Python and JavaScript blocks: each is run as written by a test, or says here
+why it cannot run on these machines and what runs instead. A new block without a tag listed here fails, and so
+does a link to a file or section that is not there."""
 
 from __future__ import annotations
 
@@ -15,13 +16,15 @@ import httpx
 import numpy as np
 import soundfile
 import tiny_checkpoints
-from helpers import free_port, mark_installed, read_until_ready, wav_bytes
+from helpers import documents, free_port, mark_installed, read_until_ready, wav_bytes
 
 ROOT = Path(__file__).resolve().parents[1]
-BLOCK = re.compile(r"^```(bash|python|sh)\b *(\S*)\n(.*?)^```", re.S | re.M)
+BLOCK = re.compile(r"^```(bash|python|sh|js)\b *(\S*)\n(.*?)^```", re.S | re.M)
+LINK = re.compile(r"\]\(([^)\s]+)\)")
 
 RUN_BY = {  # the block's tag -> the test that runs it as written
-    "example": "tests/e2e/test_default_model.py: test_readme_curl_examples, test_readme_python_example",
+    "example": "tests/e2e/test_default_model.py: test_readme_curl_examples, test_readme_python_example, "
+    "test_readme_js_example",
     "perf": "tests/e2e/test_default_model.py: test_readme_make_perf_command",
     "export": "this file: test_readme_export_lines_then_make_serve_keeps_the_default_model",
     "chunk": "this file: test_readme_export_lines_then_make_serve_keeps_the_default_model",
@@ -40,8 +43,34 @@ NOT_RUN_AS_WRITTEN = {  # the block's tag -> why, and what runs instead
 
 
 def readme_blocks() -> list[tuple[str, str]]:
-    """(tag, code) of every shell and Python block of the README."""
-    return [(tag, code) for _, tag, code in BLOCK.findall((ROOT / "README.md").read_text())]
+    """(tag, code) of every shell, Python and JavaScript block of the README and docs/."""
+    return [(tag, code) for document in documents() for _, tag, code in BLOCK.findall(document.read_text())]
+
+
+def _anchor(heading: str) -> str:
+    """GitHub's anchor for a Markdown heading."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def test_every_link_resolves() -> None:
+    """Relative links name a file that exists and, with a #section, a heading it has."""
+    for document in documents():
+        for target in LINK.findall(document.read_text()):
+            if target.startswith(("http://", "https://")):
+                continue
+            path, _, section = target.partition("#")
+            linked = (document.parent / path).resolve() if path else document
+            assert linked.exists(), f"{document.relative_to(ROOT)}: {target}"
+            if section:
+                headings = re.findall(r"^#+ (.+)$", linked.read_text(), re.M)
+                assert section in {_anchor(h) for h in headings}, f"{document.relative_to(ROOT)}: {target}"
+
+
+def test_the_readme_fits_a_screen_and_docs_hold_the_rest() -> None:
+    readme = (ROOT / "README.md").read_text()
+    assert len(readme.splitlines()) <= 300
+    linked = set(re.findall(r"\]\(docs/([a-z-]+\.md)\)", readme))
+    assert linked == {document.name for document in documents()[1:]}, "every document is linked from the README"
 
 
 def test_every_readme_block_is_run_or_says_why_not() -> None:
@@ -92,7 +121,7 @@ def test_readme_export_lines_then_make_serve_keeps_the_default_model(tmp_path: P
         result = _run(command, tmp_path, env, venv)
         assert result.returncode == 0, f"{command}\n{result.stdout[-2000:]}{result.stderr[-2000:]}"
         if "--help" in command:  # every flag of the README's table is one the exporter has
-            readme_flags = re.findall(r"^\| `(--[a-z-]+)`", (ROOT / "README.md").read_text(), re.M)
+            readme_flags = re.findall(r"^\| `(--[a-z-]+)`", (ROOT / "docs" / "export.md").read_text(), re.M)
             assert len(readme_flags) > 10 and all(flag in result.stdout for flag in readme_flags)
 
     ports = {name: free_port() for name in ("HTTP_PORT", "GRPC_PORT", "METRICS_PORT", "GATEWAY_PORT")}

@@ -14,11 +14,6 @@ function authHeaders() {
   return token ? { Authorization: `Bearer ${token}` } : {};
 }
 
-function showError(message) {
-  $("error").textContent = message;
-  $("error").classList.toggle("hidden", !message);
-}
-
 async function errorOf(response) {
   try {
     return (await response.json()).error || `HTTP ${response.status}`;
@@ -27,21 +22,37 @@ async function errorOf(response) {
   }
 }
 
-function showPredictions(predictions, title) {
+function bar({ label, score }) {
+  const item = document.createElement("li");
+  item.innerHTML = '<span class="label"></span><span class="track"><span class="fill"></span></span>' +
+    '<span class="score"></span>';
+  item.querySelector(".label").textContent = label;
+  item.querySelector(".label").title = label;
+  item.querySelector(".fill").style.width = `${Math.max(0, Math.min(1, score)) * 100}%`;
+  item.querySelector(".score").textContent = score.toFixed(3);
+  return item;
+}
+
+function windowItem(event, best = false) {
+  const top = event.predictions[0];
+  const item = document.createElement("li");
+  item.textContent = `${event.start_s.toFixed(1)}s ${top.label}`;
+  item.className = `${top.score >= 0.5 ? "top" : ""}${best ? " best" : ""}`;
+  return item;
+}
+
+// One result at a time: a new one (or an error, or a loading state) replaces the previous one whole.
+function showResult({ title = "Results", status = "", error = "", predictions = [], windows = [], best = null }) {
   $("results-title").textContent = title;
-  const bars = $("bars");
-  bars.replaceChildren(
-    ...predictions.slice(0, 10).map(({ label, score }) => {
-      const item = document.createElement("li");
-      item.innerHTML = '<span class="label"></span><span class="track"><span class="fill"></span></span>' +
-        '<span class="score"></span>';
-      item.querySelector(".label").textContent = label;
-      item.querySelector(".label").title = label;
-      item.querySelector(".fill").style.width = `${Math.max(0, Math.min(1, score)) * 100}%`;
-      item.querySelector(".score").textContent = score.toFixed(3);
-      return item;
-    }),
-  );
+  $("results-status").textContent = status;
+  $("error").textContent = error;
+  $("error").classList.toggle("hidden", !error);
+  $("bars").replaceChildren(...predictions.slice(0, 10).map(bar));
+  $("timeline").replaceChildren(...windows.map((w) => windowItem(w, w === best)));
+}
+
+function showError(message, title = "Results") {
+  showResult({ title, error: message });
 }
 
 function parameters() {
@@ -52,40 +63,65 @@ function parameters() {
   return result;
 }
 
+function modelId() {
+  return $("model").value.trim();
+}
+
+function currentModel() {
+  return (models || []).find((m) => m.id === modelId() && m.ready);
+}
+
+let models = [];
+
 async function loadModels() {
   const response = await fetch("../models", { headers: authHeaders() });
   if (!response.ok) {
     showError(await errorOf(response));
     return;
   }
-  showError("");
-  const models = (await response.json()).filter((m) => m.ready);
-  const select = $("model");
-  const previous = select.value;
-  select.replaceChildren(...models.map((m) => new Option(m.id, m.id)));
-  if (models.some((m) => m.id === previous)) select.value = previous;
-  select.models = models;
+  models = await response.json();
+  const ready = models.filter((m) => m.ready);
+  $("model-ids").replaceChildren(...models.map((m) => new Option(m.state === "loaded" ? "" : m.state, m.id)));
+  if (!modelId() && ready.length) $("model").value = ready[0].id;
   describeModel();
 }
 
 function describeModel() {
-  const model = ($("model").models || []).find((m) => m.id === $("model").value);
+  const model = currentModel();
+  const known = models.find((m) => m.id === modelId());
   $("model-info").textContent = model
     ? `${model.architecture} · ${model.labels.length} labels · ${model.sampling_rate / 1000} kHz · ` +
-      `${model.precision}${model.window_seconds ? ` · live window ${model.window_seconds} s` : ""}`
-    : "";
+      `${model.precision}${model.window_seconds ? ` · window ${model.window_seconds} s` : ""}`
+    : known ? `${known.id}: ${known.state}${known.error ? ` (${known.error})` : ""}`
+    : modelId() ? `${modelId()} is not loaded: the gateway loads a Hub id on first use if its GATEWAY_AUTOLOAD allows it` : "";
+}
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+// POST, riding out an on-demand model's loading: the HF API's 503 with estimated_time, shown, then retried.
+async function postLoading(blob, title) {
+  const query = new URLSearchParams(parameters()).toString();
+  const url = `../models/${modelId()}${query ? `?${query}` : ""}`;
+  const started = Date.now();
+  for (;;) {
+    const response = await fetch(url, { method: "POST", body: blob, headers: authHeaders() });
+    const body = response.status === 503 ? await response.clone().json().catch(() => ({})) : {};
+    if (body.estimated_time === undefined) return response;
+    const waited = Math.round((Date.now() - started) / 1000);
+    showResult({ title, status: `Loading ${modelId()}: about ${Math.ceil(body.estimated_time)} s left (waited ${waited} s) ...` });
+    await sleep(1000 * Math.min(10, Math.max(1, Number(response.headers.get("Retry-After")) || 1)));
+  }
 }
 
 async function classify(blob, title) {
-  showError("");
-  const query = new URLSearchParams(parameters()).toString();
-  const url = `../models/${$("model").value}${query ? `?${query}` : ""}`;
-  const response = await fetch(url, { method: "POST", body: blob, headers: authHeaders() });
+  showResult({ title, status: "Classifying ..." });
+  const response = await postLoading(blob, title);
   if (!response.ok) {
-    showError(await errorOf(response));
+    showError(await errorOf(response), title);
     return;
   }
-  showPredictions(await response.json(), title);
+  showResult({ title, predictions: await response.json() });
+  loadModels(); // an on-demand model may have just been loaded
 }
 
 // File: chooser or drag and drop.
@@ -103,19 +139,19 @@ drop.addEventListener("drop", (e) => {
 // The microphone, as the gateway expects it: the signal untouched by voice processing.
 const MICROPHONE = { audio: { echoCancellation: false, noiseSuppression: false, autoGainControl: false } };
 
-// Record: MediaRecorder (WebM/Opus in Chrome and Firefox, MP4/AAC in Safari), then one POST.
+// Record: MediaRecorder (WebM/Opus in Chrome and Firefox, MP4/AAC in Safari), then classified (classifyRecording).
 let recorder = null;
 $("record").addEventListener("click", async () => {
   if (recorder) {
     recorder.stop();
     return;
   }
-  showError("");
+  showResult({ title: "Recording" });
   let stream;
   try {
     stream = await navigator.mediaDevices.getUserMedia(MICROPHONE);
   } catch (error) {
-    showError(`microphone: ${error.message}`);
+    showError(`microphone: ${error.message}`, "Recording");
     return;
   }
   const chunks = [];
@@ -128,7 +164,7 @@ $("record").addEventListener("click", async () => {
     $("record-status").textContent = "Classifying the recording ...";
     const blob = new Blob(chunks, { type: recorder.mimeType });
     recorder = null;
-    classify(blob, "Recording").then(() => { $("record-status").textContent = "Done."; });
+    classifyRecording(blob).then(() => { $("record-status").textContent = "Done."; });
   };
   recorder.start();
   $("record").textContent = "■ Stop";
@@ -136,41 +172,100 @@ $("record").addEventListener("click", async () => {
   $("record-status").textContent = "Recording ... press Stop to classify.";
 });
 
-// Live: an AudioWorklet taps the microphone; 100 ms chunks of Float32 PCM go over the WebSocket.
-let live = null;
+// A recording longer than the model's window goes through the stream path, window by window (its scores are
+// those of POSTing each window); the page shows the best window and every window in order.
+const BACKGROUND = /^_.*_$/; // Speech Commands' convention for what is not a word: _silence_, _unknown_
 
-function addToTimeline(event) {
-  const top = event.predictions[0];
-  const item = document.createElement("li");
-  item.textContent = `${event.start_s.toFixed(1)}s ${top.label}`;
-  item.className = top.score >= 0.5 ? "top" : "";
-  const timeline = $("timeline");
-  timeline.prepend(item);
-  while (timeline.children.length > TIMELINE_LENGTH) timeline.lastChild.remove();
+function bestWindow(windows) {
+  const score = (w) => w.predictions[0].score;
+  const words = windows.filter((w) => !BACKGROUND.test(w.predictions[0].label));
+  return (words.length ? words : windows).reduce((a, b) => (score(b) > score(a) ? b : a));
 }
 
+function streamUrl() {
+  const scheme = location.protocol === "https:" ? "wss" : "ws";
+  const base = location.pathname.replace(/\/ui\/?.*$/, "");
+  return `${scheme}://${location.host}${base}/models/${modelId()}/stream`;
+}
+
+function streamConfig(rate, extra = {}) {
+  const token = tokenInput.value.trim();
+  return JSON.stringify({
+    sampling_rate: rate, encoding: "pcm_f32le", parameters: parameters(), ...extra, ...(token ? { token } : {}),
+  });
+}
+
+async function classifyWindows(samples, rate, window, title) {
+  const windows = [];
+  let error = "";
+  await new Promise((resolve) => {
+    const socket = new WebSocket(streamUrl());
+    socket.onopen = () => {
+      socket.send(streamConfig(rate, { window_s: window, hop_s: window / 2 }));
+      for (let start = 0; start < samples.length; start += rate) socket.send(samples.slice(start, start + rate).buffer);
+      socket.send(JSON.stringify({ event: "end" }));
+    };
+    socket.onmessage = ({ data }) => {
+      const message = JSON.parse(data);
+      if (message.error) error = message.error;
+      else {
+        windows.push(message);
+        showResult({ title, status: `${windows.length} windows ...`, windows });
+      }
+    };
+    socket.onerror = () => { error = error || "the stream failed"; };
+    socket.onclose = resolve;
+  });
+  if (error || !windows.length) {
+    showError(error || "no window was classified", title);
+    return;
+  }
+  const best = bestWindow(windows);
+  showResult({
+    title: `${title}: best window ${best.start_s.toFixed(1)}–${best.end_s.toFixed(1)} s`,
+    status: `${windows.length} windows of ${window} s, every ${window / 2} s`,
+    predictions: best.predictions, windows, best,
+  });
+}
+
+async function classifyRecording(blob) {
+  const model = currentModel();
+  if (!model || !model.window_seconds) return classify(blob, "Recording");
+  let audio;
+  try { // decoded at the model's rate, mono: what the stream sends
+    audio = await new OfflineAudioContext(1, 1, model.sampling_rate).decodeAudioData(await blob.arrayBuffer());
+  } catch {
+    return classify(blob, "Recording"); // a format this browser cannot decode: the gateway may
+  }
+  if (audio.duration <= model.window_seconds) return classify(blob, "Recording");
+  const samples = new Float32Array(audio.length);
+  for (let c = 0; c < audio.numberOfChannels; c++) {
+    audio.getChannelData(c).forEach((v, i) => { samples[i] += v / audio.numberOfChannels; });
+  }
+  return classifyWindows(samples, model.sampling_rate, model.window_seconds, "Recording");
+}
+
+// Live: an AudioWorklet taps the microphone; 100 ms chunks of Float32 PCM go over the WebSocket. The timeline
+// reads oldest to newest and keeps the last TIMELINE_LENGTH windows.
+let live = null;
+
 async function startLive() {
-  showError("");
-  $("timeline").replaceChildren();
+  showResult({ title: "Live", status: "Starting ..." });
+  const liveWindows = [];
   const stream = await navigator.mediaDevices.getUserMedia(MICROPHONE);
   const context = new AudioContext();
   await context.audioWorklet.addModule("pcm-worklet.js");
   const source = context.createMediaStreamSource(stream);
   const tap = new AudioWorkletNode(context, "pcm-tap");
   source.connect(tap);
-  const scheme = location.protocol === "https:" ? "wss" : "ws";
-  const base = location.pathname.replace(/\/ui\/?.*$/, "");
-  const socket = new WebSocket(`${scheme}://${location.host}${base}/models/${$("model").value}/stream`);
+  const socket = new WebSocket(streamUrl());
   socket.binaryType = "arraybuffer";
   const chunk = Math.round(context.sampleRate * LIVE_CHUNK_S);
   let pending = [];
   let pendingLength = 0;
   live = { stream, context, socket };
   socket.onopen = () => {
-    const token = tokenInput.value.trim();
-    socket.send(JSON.stringify({
-      sampling_rate: context.sampleRate, encoding: "pcm_f32le", parameters: parameters(), ...(token ? { token } : {}),
-    }));
+    socket.send(streamConfig(context.sampleRate));
     tap.port.onmessage = ({ data }) => {
       pending.push(data);
       pendingLength += data.length;
@@ -187,11 +282,13 @@ async function startLive() {
   socket.onmessage = ({ data }) => {
     const message = JSON.parse(data);
     if (message.error) {
-      showError(message.error);
+      showError(message.error, "Live");
       return;
     }
-    showPredictions(message.predictions, `Live: ${message.start_s.toFixed(1)}–${message.end_s.toFixed(1)} s`);
-    addToTimeline(message);
+    liveWindows.push(message);
+    if (liveWindows.length > TIMELINE_LENGTH) liveWindows.shift();
+    const title = `Live: ${message.start_s.toFixed(1)}–${message.end_s.toFixed(1)} s`;
+    showResult({ title, predictions: message.predictions, windows: liveWindows });
   };
   socket.onclose = (event) => {
     stopLive(false);
@@ -214,7 +311,7 @@ function stopLive(sendEnd = true) {
 
 $("live").addEventListener("click", () => {
   if (live) stopLive();
-  else startLive().catch((error) => { stopLive(false); showError(`live: ${error.message}`); });
+  else startLive().catch((error) => { stopLive(false); showError(`live: ${error.message}`, "Live"); });
 });
 
 // Tabs, settings.
@@ -224,7 +321,7 @@ document.querySelectorAll(".tabs button").forEach((button) => {
     document.querySelectorAll(".tab").forEach((t) => t.classList.toggle("hidden", t.id !== `tab-${button.dataset.tab}`));
   });
 });
-$("model").addEventListener("change", describeModel);
+$("model").addEventListener("input", describeModel);
 tokenInput.addEventListener("change", () => {
   localStorage.setItem("gatewayToken", tokenInput.value.trim());
   loadModels();

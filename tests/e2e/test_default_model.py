@@ -8,6 +8,7 @@ import base64
 import io
 import json
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -20,6 +21,7 @@ import soundfile
 from audio_formats import FORMATS as AUDIO_FORMATS
 from audio_formats import ffmpeg_encode
 from helpers import TOLERANCE
+from test_readme import readme_blocks
 
 from export.exporter import ExportOptions, export_model
 from keyword_spotter import LABELS
@@ -137,6 +139,16 @@ def test_readme_python_example(gateway_url: str) -> None:
     assert lines[0].split()[0] == "up" and len([line for line in lines if line]) == 3
 
 
+@pytest.mark.skipif(shutil.which("node") is None, reason="no node (scripts/install-system-packages.sh installs nodejs)")
+def test_readme_js_example(gateway_url: str, tmp_path: Path) -> None:
+    (example,) = _readme_examples("js")
+    script = tmp_path / "example.mjs"
+    script.write_text(example.replace(GATEWAY_IN_README, gateway_url))
+    result = subprocess.run(["node", str(script)], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "label: 'down'" in result.stdout.split("}")[0] and result.stdout.count("label:") == 3, result.stdout
+
+
 def test_committed_repository_is_the_export_of_the_committed_checkpoint(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.chdir(ROOT)  # the source is recorded as given: the same relative path as the Makefile's
     export_model("keyword_spotter/checkpoint", tmp_path, ExportOptions(name=NAME))
@@ -183,7 +195,7 @@ def test_every_format_of_a_real_clip_is_recognised_raw_and_as_json(gateway_url: 
 def test_readme_make_perf_command(served: tuple[LocalTriton, str], tmp_path: Path) -> None:
     """The README's perf line exactly, pointed at this test's Triton (its gRPC port) and a scratch folder."""
     triton, _ = served
-    (command,) = re.findall(r"```bash perf\n(.*?)\n```", (ROOT / "README.md").read_text(), re.S)
+    (command,) = [code.strip() for tag, code in readme_blocks() if tag == "perf"]
     assert command.startswith("make perf ")
     venv = Path(sys.prefix)  # the environment running the tests is the one `make install` made
     extra = f" VENV={venv} GRPC_PORT={triton.ports.grpc} WORKDIR={tmp_path}"

@@ -1,7 +1,8 @@
 """The try-it page (/ui) in a real browser: Debian's headless Chromium, driven by Selenium, with its fake
-microphone playing a real recording of "yes". A file upload, a recording and a live stream each show "yes"
-at the top, through the real gateway and tritonserver. ``UI_SCREENSHOT=path`` keeps a screenshot of the
-live view (the README's picture)."""
+microphone playing a real recording of "yes" after 1.5 s of quiet. A file upload, a recording (longer than
+the model's 1 s window: classified window by window) and a live stream each show "yes" at the top, through the
+real gateway and tritonserver; a new result or error replaces the previous one whole; a typed model id is
+used. ``UI_SCREENSHOT=path`` keeps a screenshot of the live view (the README's picture)."""
 
 from __future__ import annotations
 
@@ -37,11 +38,12 @@ def gateway(default_served: tuple[LocalTriton, str]) -> str:
 
 @pytest.fixture(scope="module")
 def microphone(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """What the fake microphone plays, once: 0.5 s of quiet, a real "yes", 2.5 s of quiet."""
+    """What the fake microphone plays, once: 1.5 s of quiet, a real "yes", 2.5 s of quiet. The quiet first
+    second is what a page that classified only a recording's first window would show."""
     spoken, rate = soundfile.read(YES, dtype="float32")
     quiet = np.random.default_rng(0).normal(0, 1e-4, int(0.5 * rate)).astype(np.float32)
     path = tmp_path_factory.mktemp("mic") / "yes.wav"
-    soundfile.write(path, np.concatenate([quiet, spoken, np.tile(quiet, 5)]), rate, subtype="PCM_16")
+    soundfile.write(path, np.concatenate([np.tile(quiet, 3), spoken, np.tile(quiet, 5)]), rate, subtype="PCM_16")
     return path
 
 
@@ -76,13 +78,24 @@ def browser(microphone: Path, tmp_path: Path) -> Iterator[webdriver.Chrome]:
 # Read in one script: the page re-renders its results on every live event, which makes elements stale.
 _RESULTS = """return [document.getElementById("results-title").textContent,
     [...document.querySelectorAll("#bars li .label")].map((e) => e.textContent),
-    [...document.querySelectorAll("#timeline li")].map((e) => e.textContent)]"""
+    [...document.querySelectorAll("#timeline li")].map((e) => e.textContent),
+    document.getElementById("error").textContent]"""
 
 
 def _results(driver: webdriver.Chrome) -> tuple[str, list[str], list[str]]:
-    """The results' title, the labels of the bars (best first) and the live timeline (newest first)."""
-    title, labels, timeline = driver.execute_script(_RESULTS)
+    """The results' title, the labels of the bars (best first) and the windows' timeline (oldest first)."""
+    title, labels, timeline, _ = driver.execute_script(_RESULTS)
     return title, labels, timeline
+
+
+def _error(driver: webdriver.Chrome, title_starts: str, timeout: float = 30) -> tuple[str, list[str], list[str]]:
+    """The error shown under a title, once shown: (error, bars, timeline), which must be all of the result."""
+
+    def shown(d: webdriver.Chrome) -> tuple[str, list[str], list[str]] | bool:
+        title, labels, timeline, error = d.execute_script(_RESULTS)
+        return (error, labels, timeline) if title.startswith(title_starts) and error else False
+
+    return WebDriverWait(driver, timeout).until(shown)
 
 
 def _top_label(driver: webdriver.Chrome, title_starts: str, timeout: float = 30) -> str:
@@ -95,7 +108,7 @@ def _top_label(driver: webdriver.Chrome, title_starts: str, timeout: float = 30)
 
 def _open(driver: webdriver.Chrome, gateway: str) -> None:
     driver.get(f"{gateway}/ui")
-    WebDriverWait(driver, 30).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#model option"))
+    WebDriverWait(driver, 30).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#model-ids option"))
     assert driver.find_element(By.ID, "model").get_attribute("value") == "keyword-spotter"
 
 
@@ -106,36 +119,58 @@ def test_upload_a_file(browser: webdriver.Chrome, gateway: str) -> None:
     assert len(_results(browser)[1]) == 10  # twelve labels, the ten best shown as bars
 
 
-def test_a_bad_file_shows_the_gateways_error(browser: webdriver.Chrome, gateway: str, tmp_path: Path) -> None:
+def test_a_bad_file_shows_the_gateways_error_in_place_of_the_last_result(
+    browser: webdriver.Chrome, gateway: str, tmp_path: Path
+) -> None:
     _open(browser, gateway)
+    browser.find_element(By.ID, "file").send_keys(str(ROOT / "samples" / "yes.wav"))
+    assert _top_label(browser, "yes.wav") == "yes"
     junk = tmp_path / "junk.wav"
     junk.write_bytes(b"not audio at all")
     browser.find_element(By.ID, "file").send_keys(str(junk))
-    error = WebDriverWait(browser, 30).until(lambda d: d.find_element(By.ID, "error").text)
-    assert error.startswith("could not decode the audio (16 bytes)")
+    error, bars, timeline = _error(browser, "junk.wav")
+    assert error.startswith("could not decode the audio (16 bytes)") and bars == [] and timeline == []
 
 
-def test_record_from_the_microphone(browser: webdriver.Chrome, gateway: str) -> None:
+def test_a_typed_model_id_is_used(browser: webdriver.Chrome, gateway: str) -> None:
+    """Any id can be typed (an on-demand Hub id is loaded by the gateway where GATEWAY_AUTOLOAD allows it);
+    one the gateway does not serve gets its 404, naming the served ones."""
+    _open(browser, gateway)
+    model = browser.find_element(By.ID, "model")
+    model.clear()
+    model.send_keys("org/not-served")
+    assert "org/not-served is not loaded" in browser.find_element(By.ID, "model-info").text
+    browser.find_element(By.ID, "file").send_keys(str(ROOT / "samples" / "yes.wav"))
+    error, bars, _ = _error(browser, "yes.wav")
+    assert "'org/not-served' is not served" in error and "keyword-spotter" in error and bars == []
+
+
+def test_a_recording_longer_than_the_window_is_classified_window_by_window(
+    browser: webdriver.Chrome, gateway: str
+) -> None:
     _open(browser, gateway)
     browser.find_element(By.CSS_SELECTOR, '[data-tab="record"]').click()
     browser.find_element(By.ID, "record").click()
     WebDriverWait(browser, 10).until(lambda d: "Recording" in d.find_element(By.ID, "record-status").text)
-    time.sleep(2.0)  # the fake microphone says "yes" from 0.5 s to 1.5 s
+    time.sleep(3.5)  # the fake microphone says "yes" from 1.5 s to 2.5 s
     browser.find_element(By.ID, "record").click()
-    assert _top_label(browser, "Recording") == "yes"
+    assert _top_label(browser, "Recording: best window") == "yes"
+    title, _, windows = _results(browser)
+    assert len(windows) >= 5 and windows[0].endswith(" _silence_"), windows  # oldest first: the quiet start
+    assert any(w.endswith(" yes") for w in windows) and title.endswith(" s"), (title, windows)
 
 
 def test_live_mode_streams_the_microphone(browser: webdriver.Chrome, gateway: str) -> None:
     _open(browser, gateway)
     browser.find_element(By.CSS_SELECTOR, '[data-tab="live"]').click()
     browser.find_element(By.ID, "live").click()
-    assert _top_label(browser, "Live") == "yes"  # the first windows hold the word
+    WebDriverWait(browser, 30).until(lambda d: any(w.endswith(" yes") for w in _results(d)[2]))
     if os.environ.get("UI_SCREENSHOT"):
-        WebDriverWait(browser, 30).until(lambda d: len(_results(d)[2]) >= 2)
         browser.save_screenshot(os.environ["UI_SCREENSHOT"])
     WebDriverWait(browser, 30).until(lambda d: len(_results(d)[2]) >= 6)
     windows = _results(browser)[2]
-    assert any(w.endswith(" yes") for w in windows) and windows[0].endswith(" _silence_"), windows
+    starts = [float(w.split("s ")[0]) for w in windows]
+    assert starts == sorted(starts) and windows[0].endswith(" _silence_"), windows  # oldest first
     browser.find_element(By.ID, "live").click()  # stop: the page sends the end, the server closes with 1000
     WebDriverWait(browser, 30).until(lambda d: "closed (1000)" in d.find_element(By.ID, "live-status").text)
     assert browser.find_element(By.ID, "error").text == ""
