@@ -17,6 +17,7 @@ DEFAULT_MODEL ?=
 PERF_MODEL ?= $(DEFAULT_MODEL)
 PERF_AUDIO ?=
 PERF_CONCURRENCY ?= 1:4
+PERF_INTERVAL_MS ?= 3000
 
 .PHONY: help install test lint export serve perf compose-up compose-down compose-test soak bench bench-idle \
 	bench-streams bench-on-demand clean
@@ -89,7 +90,8 @@ serve: $(if $(GATEWAY_AUTOLOAD),$(EXPORT_STAMP),$(SERVE_STAMP))
 perf: $(SERVE_STAMP)
 	@test -n "$(PERF_MODEL)" -a -n "$(PERF_AUDIO)" || (echo "usage: make perf PERF_MODEL=<triton name> PERF_AUDIO=<audio file>"; exit 2)
 	$(BIN)/python -m local_triton perf --model "$(PERF_MODEL)" --audio "$(PERF_AUDIO)" \
-		--url 127.0.0.1:$(GRPC_PORT) --concurrency "$(PERF_CONCURRENCY)" --workdir "$(WORKDIR)"
+		--url 127.0.0.1:$(GRPC_PORT) --concurrency "$(PERF_CONCURRENCY)" --interval-ms $(PERF_INTERVAL_MS) \
+		--workdir "$(WORKDIR)"
 
 # The container stack: scripts/compose.sh picks the engine (docker compose, or podman + podman-compose) and
 # the variant (GPU where nvidia-smi sees one, else the slim CPU image).

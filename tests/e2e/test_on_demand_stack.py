@@ -181,7 +181,7 @@ def test_at_most_the_limit_is_loaded_and_evicted_models_return_without_an_export
         assert _post(stack, model_id, audio, WAIT).status_code == 200
     exports = _loader_metric(stack, "exported")
     stubs = []
-    for _ in range(3):
+    for _ in range(2):
         for model_id in ids:
             answer = _post(stack, model_id, audio, WAIT)
             assert answer.status_code == 200, answer.text
@@ -194,7 +194,7 @@ def test_at_most_the_limit_is_loaded_and_evicted_models_return_without_an_export
     assert max(stubs) <= (1 + LIMIT) * per_model, stubs
     metrics = httpx.get(f"{stack.gateway}/metrics", timeout=10).text
     evictions = float(re.search(r"^gateway_on_demand_evictions_total (\S+)$", metrics, re.M).group(1))
-    assert evictions >= 9  # round-robin over three with room for two: every request evicts
+    assert evictions >= 6  # round-robin over three with room for two: every request evicts
     listing = {m["id"]: m for m in httpx.get(f"{stack.gateway}/models", timeout=10).json()}
     assert listing["resident"]["state"] == "loaded"
     assert sorted(m["state"] for i, m in listing.items() if i in ids) == ["loaded", "loaded", "unloaded"]
