@@ -16,6 +16,7 @@ from fastapi.staticfiles import StaticFiles
 
 from gateway import allocator, errors, openapi
 from gateway.admission import Admission, Slots
+from gateway.classify import COMPUTE_TIME_HEADER, COMPUTE_TYPE_HEADER
 from gateway.dependencies import Services
 from gateway.drain import Drain, DrainGuard
 from gateway.errors import Unavailable
@@ -30,7 +31,13 @@ from gateway.tracing import TraceRequests, Tracing
 from gateway.triton import Triton
 from triton_control import AsyncTritonControl
 
-CORS_EXPOSED_HEADERS = ("X-Request-Id", "X-Error-Message", "Retry-After")  # what a page's script may read
+CORS_EXPOSED_HEADERS = (  # what a page's script may read
+    "X-Request-Id",
+    "X-Error-Message",
+    "Retry-After",
+    COMPUTE_TIME_HEADER,
+    COMPUTE_TYPE_HEADER,
+)
 TritonClientFactory = Callable[[Settings], AsyncTritonControl]  # called in the lifespan: the client needs the loop
 
 

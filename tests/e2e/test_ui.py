@@ -6,8 +6,12 @@ used. ``UI_SCREENSHOT=path`` keeps a screenshot of the live view (the README's p
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import http.server
 import os
 import shutil
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile
+from helpers import running_gateway
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
@@ -174,3 +179,53 @@ def test_live_mode_streams_the_microphone(browser: webdriver.Chrome, gateway: st
     browser.find_element(By.ID, "live").click()  # stop: the page sends the end, the server closes with 1000
     WebDriverWait(browser, 30).until(lambda d: "closed (1000)" in d.find_element(By.ID, "live-status").text)
     assert browser.find_element(By.ID, "error").text == ""
+
+
+_CROSS_ORIGIN_PAGE = """<!doctype html><title>elsewhere</title><pre id="out">waiting</pre><script>
+const gateway = new URLSearchParams(location.search).get("gateway");
+(async () => {
+  const audio = await (await fetch("yes.wav")).arrayBuffer();
+  try {  // a JSON body and an Authorization-free request id header: both need the preflight
+    const answer = await fetch(`${gateway}/models/keyword-spotter?top_k=1`, {
+      method: "POST", body: audio, headers: { "X-Request-Id": "from-elsewhere" },
+    });
+    const predictions = await answer.json();
+    document.getElementById("out").textContent =
+      `${answer.status} ${predictions[0].label} ${answer.headers.get("X-Request-Id")} ` +
+      answer.headers.get("x-compute-type");
+  } catch (error) {
+    document.getElementById("out").textContent = `blocked: ${error}`;
+  }
+})();
+</script>"""
+
+
+@contextlib.contextmanager
+def _page_elsewhere(folder: Path) -> Iterator[str]:
+    """A static page (and the sample it sends) on another origin: another port of this machine."""
+    (folder / "index.html").write_text(_CROSS_ORIGIN_PAGE)
+    shutil.copy(ROOT / "samples" / "yes.wav", folder / "yes.wav")
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
+    )
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+
+
+def _page_says(driver: webdriver.Chrome) -> str:
+    return WebDriverWait(driver, 30).until(lambda d: (text := d.find_element(By.ID, "out").text) != "waiting" and text)
+
+
+def test_a_page_on_another_origin_calls_the_gateway_only_where_cors_allows_it(
+    browser: webdriver.Chrome, default_served: tuple[LocalTriton, str], tmp_path: Path
+) -> None:
+    triton, plain_gateway = default_served
+    with _page_elsewhere(tmp_path) as origin:
+        browser.get(f"{origin}/index.html?gateway={plain_gateway}")
+        assert _page_says(browser).startswith("blocked: TypeError")  # no GATEWAY_CORS_ORIGINS: the browser refuses
+        with running_gateway(triton.grpc_url, cors_origins=origin) as gateway:
+            browser.get(f"{origin}/index.html?gateway={gateway}")
+            assert _page_says(browser) == "200 yes from-elsewhere cpu"  # the exposed headers readable too
