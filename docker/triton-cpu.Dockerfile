@@ -21,7 +21,7 @@ COPY local_triton ./local_triton
 RUN pip install --no-cache-dir ".[local]" \
     && pip install --no-cache-dir --no-deps -r local_triton/tritonserver-wheel.txt \
     && python -m local_triton install /opt/tritonserver \
-    && python -c "import onnxruntime, triton_steps.audio, triton_steps.features, model_store.sync" \
+    && python -c "import onnxruntime, openvino, triton_steps.audio, triton_steps.features, model_store.sync" \
     && rm -rf /root/.cache \
     && useradd --uid 1000 --no-create-home --shell /usr/sbin/nologin triton-server
 

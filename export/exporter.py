@@ -12,19 +12,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import onnxruntime
 import torch
 import transformers
 
 from export import checkpoint as ckpt
-from export import cpu_plan, memory_budget, model_configs, onnx_graph, quantize, repository
+from export import cpu_plan, engine_choice, memory_budget, model_configs, onnx_graph, quantize, repository
 from export.checkpoint import ExportError
 from model_store.location import Location
-from triton_steps import contract, long_audio
+from triton_steps import contract, engines, long_audio
 from triton_steps.features import FeatureExtractor, UnsupportedExtractorError, extractor_from_config
 from triton_steps.metadata import ModelMetadata
 
 log = logging.getLogger("export")
+AUTO_ENGINE = "auto"  # --engine: the faster exact engine on the exporting machine
 
 
 def _option(
@@ -104,6 +106,13 @@ class ExportOptions:
     quantized_min_agreement: float = _option(
         0.95, "int8: smallest fraction of the gate's clips whose top label must equal fp32's"
     )
+    engine: str = _option(
+        AUTO_ENGINE,
+        "the exact CPU engine of the network step (local mode, the slim CPU image; Triton's native backend on "
+        "the NGC image runs onnxruntime): auto measures onnxruntime and OpenVINO (f32 forced) here and keeps "
+        "the faster of those that pass the parity check",
+        choices=(AUTO_ENGINE, *engines.ENGINES),
+    )
     tensorrt: bool = _option(False, "ask Triton's onnxruntime backend to run the network with TensorRT on GPU")
     long_audio: str = _option(
         "none",
@@ -119,13 +128,20 @@ class ExportOptions:
 
     def __post_init__(self) -> None:
         """Every check that needs no checkpoint, so that a bad option fails before minutes of export."""
-        problems = []
-        if self.quantize not in quantize.PRECISIONS:
-            problems.append(f"--quantize must be one of {', '.join(quantize.PRECISIONS)}; got {self.quantize!r}")
+        choices = {
+            "--quantize": (self.quantize, quantize.PRECISIONS),
+            "--long-audio": (self.long_audio, long_audio.MODES),
+            "--engine": (self.engine, (AUTO_ENGINE, *engines.ENGINES)),
+        }
+        problems = [
+            f"{flag} must be one of {', '.join(allowed)}; got {value!r}"
+            for flag, (value, allowed) in choices.items()
+            if value not in allowed
+        ]
         if self.quantize == "int8" and self.tensorrt:
             problems.append("--quantize int8 is for CPU serving; with --tensorrt export in fp32")
-        if self.long_audio not in long_audio.MODES:
-            problems.append(f"--long-audio must be one of {', '.join(long_audio.MODES)}; got {self.long_audio!r}")
+        if self.quantize == "int8" and self.engine == engines.OPENVINO:
+            problems.append("--quantize int8 runs on onnxruntime (its int8 graph); --engine openvino is for fp32")
         if self.long_audio == "chunk" and self.max_seconds is None:
             problems.append("--long-audio chunk needs --max-seconds: the longest recording bounds the work")
         positive = {
@@ -231,6 +247,8 @@ class _Network:
     onnx_path: Path
     parity: onnx_graph.ParityReport
     quantization: dict | None
+    engine: str  # the network step's engine (triton_steps.engines)
+    engine_ms: dict[str, float]  # auto: each exact engine's time per clip, as measured here
 
 
 def _plan(source: str, options: ExportOptions) -> _Plan:
@@ -248,11 +266,57 @@ def _plan(source: str, options: ExportOptions) -> _Plan:
     return _Plan(checkpoint, names, extractor, shortest, chunking, max_seconds)
 
 
+def _network_threads(plan: _Plan, options: ExportOptions) -> int:
+    parameters = sum(p.numel() for p in plan.checkpoint.model.parameters())
+    return cpu_plan.network_threads(options.cpu_threads, parameters)
+
+
+def _candidate_engines(options: ExportOptions) -> tuple[str, ...]:
+    """The engines the network may run on: int8 runs onnxruntime's int8 graph; auto tries every exact one."""
+    if options.quantize == "int8":
+        return (engines.ONNXRUNTIME,)
+    return engines.ENGINES if options.engine == AUTO_ENGINE else (options.engine,)
+
+
+def _chosen_engine(
+    plan: _Plan, options: ExportOptions, onnx_path: Path, parity: onnx_graph.ParityReport
+) -> tuple[str, dict[str, float]]:
+    """The engine the network step runs, and (auto) each exact engine's measured time per clip."""
+    exact = [name for name in _candidate_engines(options) if parity.engine_diffs[name] <= options.tolerance]
+    if options.engine not in (AUTO_ENGINE, *exact):
+        raise ExportError(
+            f"{options.engine}'s logits differ from torch by {parity.engine_diffs[options.engine]:.2e} of their "
+            f"scale (> {options.tolerance:g}): serve it with --engine onnxruntime (or auto)"
+        )
+    if len(exact) == 1:
+        return exact[0], {}
+    extractor, samples = plan.extractor, _timed_samples(plan)
+    clip = extractor(np.random.default_rng(2).standard_normal(samples).astype(np.float32) * 0.1)
+    feed = {name: array[None] for name, array in clip.items()}
+    times = engine_choice.fastest(onnx_path, feed, exact, _network_threads(plan, options))
+    chosen = min(times, key=times.__getitem__)
+    shown = ", ".join(f"{name} {ms:.1f} ms" for name, ms in times.items())
+    log.info(f"    engine: {chosen} ({shown} per clip of {samples / extractor.sampling_rate:g} s)")
+    return chosen, times
+
+
+def _timed_samples(plan: _Plan) -> int:
+    """A typical request's length: the model's own window (what its feature extractor keeps of a clip), within
+    the longest clip the model accepts (the memory budget may have shortened it)."""
+    window = long_audio.default_window(plan.extractor)
+    if plan.max_seconds is None:
+        return window
+    return max(plan.shortest, min(window, int(plan.max_seconds * plan.extractor.sampling_rate)))
+
+
 def _export_network(plan: _Plan, options: ExportOptions, workdir: Path, step: Callable[[int, str], None]) -> _Network:
     onnx_path = workdir / contract.NETWORK_FILE
     step(2, "exporting the network to ONNX")
     specs = onnx_graph.export(plan.checkpoint, plan.extractor, onnx_path)
-    step(3, "checking onnxruntime against torch, and the features against transformers")
+    others = tuple(name for name in _candidate_engines(options) if name != engines.ONNXRUNTIME)
+    step(
+        3, f"checking {', '.join((engines.ONNXRUNTIME, *others))} against torch, and the features against transformers"
+    )
     parity = onnx_graph.verify(
         plan.checkpoint,
         plan.extractor,
@@ -261,9 +325,10 @@ def _export_network(plan: _Plan, options: ExportOptions, workdir: Path, step: Ca
         plan.shortest,
         options.tolerance,
         options.feature_tolerance,
+        others,
     )
     if options.quantize != "int8":
-        return _Network(specs, onnx_path, parity, None)
+        return _Network(specs, onnx_path, parity, None, *_chosen_engine(plan, options, onnx_path, parity))
     log.info("    quantizing MatMul/Gemm to int8, then checking it against the fp32 torch model")
     served = workdir / f"int8-{contract.NETWORK_FILE}"
     quantize.quantize_int8(onnx_path, served)
@@ -275,7 +340,7 @@ def _export_network(plan: _Plan, options: ExportOptions, workdir: Path, step: Ca
         options.quantized_tolerance,
         options.quantized_min_agreement,
     )
-    return _Network(specs, served, parity, report.as_metadata())
+    return _Network(specs, served, parity, report.as_metadata(), engines.ONNXRUNTIME, {})
 
 
 def _metadata(plan: _Plan, options: ExportOptions, network: _Network) -> ModelMetadata:
@@ -309,11 +374,20 @@ def _metadata(plan: _Plan, options: ExportOptions, network: _Network) -> ModelMe
             "torch": torch.__version__.split("+")[0],
             "onnxruntime": onnxruntime.__version__,
             "onnx_opset": str(onnx_graph.OPSET),
+            **({"openvino": _openvino_version()} if network.engine == engines.OPENVINO else {}),
         },
         precision=options.quantize,
         quantization=network.quantization,
+        engine=network.engine,
+        engine_ms=network.engine_ms,
         on_demand=options.on_demand,
     )
+
+
+def _openvino_version() -> str:
+    import openvino  # only when it runs the network
+
+    return openvino.__version__.split("-")[0]
 
 
 def _model_dirs(
@@ -322,10 +396,14 @@ def _model_dirs(
     """The four model directories, the ensemble last (the order they are written in)."""
     checkpoint, names, chunking, specs = plan.checkpoint, plan.names, plan.chunking, network.specs
     parameters = sum(p.numel() for p in checkpoint.model.parameters())
-    threads = cpu_plan.network_threads(options.cpu_threads, parameters)
+    threads = _network_threads(plan, options)
     instances = cpu_plan.network_instances(options.instances)
     log.info(
-        "    %.1fM parameters: %d network instance(s), %d onnxruntime thread(s)", parameters / 1e6, instances, threads
+        "    %.1fM parameters: %d network instance(s), %d %s thread(s)",
+        parameters / 1e6,
+        instances,
+        threads,
+        network.engine,
     )
     mbs = options.max_batch_size
     preprocess_params = {
@@ -352,6 +430,7 @@ def _model_dirs(
         instances,
         queue_delay_ms=options.queue_delay_ms,
         batched_example_limit=options.batched_example_limit,
+        engine=network.engine,
     )
     return {
         names.preprocess: repository.ModelDir(

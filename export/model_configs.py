@@ -12,6 +12,7 @@ from tritonclient.grpc import model_config_pb2 as mc
 from triton_steps.contract import (
     AUDIO,
     BATCHED_EXAMPLE_LIMIT,
+    ENGINE,
     FUNCTION_TO_APPLY_DEFAULT,
     INTER_OP_THREADS,
     INTRA_OP_THREADS,
@@ -79,8 +80,10 @@ def network_config(
     instances: int = 1,
     queue_delay_ms: float = 0.0,
     batched_example_limit: int = 0,
+    engine: str = "onnxruntime",
 ) -> mc.ModelConfig:
-    """The ONNX network on Triton's native onnxruntime backend (GPU when there is one, else CPU).
+    """The ONNX network on Triton's native onnxruntime backend (GPU when there is one, else CPU); in local mode
+    and the slim CPU image on ``engine`` (``triton_steps.engines``), which the native backend ignores.
 
     Batches are only ever formed from same-shape requests: variable-length inputs are not padded, so
     batching never changes a score. ``queue_delay_ms``: how long Triton's batcher may hold a request for more
@@ -109,6 +112,7 @@ def network_config(
             INTRA_OP_THREADS: str(threads),
             INTER_OP_THREADS: "1",
             BATCHED_EXAMPLE_LIMIT: str(batched_example_limit),
+            ENGINE: engine,
         },
     )
     return config

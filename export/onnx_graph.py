@@ -7,15 +7,15 @@ from __future__ import annotations
 
 import logging
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import onnxruntime
 import torch
 from tqdm import tqdm
 
 from export.checkpoint import Checkpoint, ExportError
+from triton_steps import engines
 from triton_steps.contract import LOGITS, TensorSpec
 from triton_steps.features import FeatureExtractor, ModelInputs, Wav2Vec2Features
 
@@ -30,6 +30,9 @@ class ParityReport:
     max_logit_diff: float  # onnxruntime vs torch / max(1, max |logit|), over every case checked
     max_feature_diff: float  # triton_steps.features vs the transformers extractor
     cases: list[tuple[int, int]]  # (samples, batch size) checked
+    # Every engine checked (onnxruntime first) -> its max relative logit difference; an engine past the
+    # tolerance is listed with its difference, and must not be served.
+    engine_diffs: dict[str, float] = field(default_factory=dict)
 
 
 class _LogitsOnly(torch.nn.Module):
@@ -133,15 +136,18 @@ def verify(
     shortest: int,
     tolerance: float,
     feature_tolerance: float,
+    others: tuple[str, ...] = (),
 ) -> ParityReport:
-    """Compare onnxruntime with torch on several lengths and batch sizes, and our features with the
-    checkpoint's extractor; raise ``ExportError`` when a difference exceeds its tolerance."""
-    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    """Compare onnxruntime (and the ``others`` engines) with torch on several lengths and batch sizes, and our
+    features with the checkpoint's extractor; raise ``ExportError`` when a feature or onnxruntime difference
+    exceeds its tolerance (the others' differences are reported, for the caller to decide)."""
+    runs = {name: engines.load(name, path) for name in (engines.ONNXRUNTIME, *others)}
+    diffs = dict.fromkeys(runs, 0.0)
     rate = extractor.sampling_rate
     variable = any(-1 in s.dims for s in specs)
     cases = [(n, b) for n in _check_lengths(checkpoint, shortest, variable) for b in (1, 3)]
     rng = np.random.default_rng(1)
-    max_logits = max_features = 0.0
+    max_features = 0.0
     for samples, batch in tqdm(cases, desc="parity", unit="case", disable=None):
         waves = [(rng.standard_normal(samples) * 0.1).astype(np.float32) for _ in range(batch)]
         ours = [extractor(w) for w in waves]
@@ -157,16 +163,20 @@ def verify(
         inputs = _batch(ours)
         with torch.no_grad():
             expected = checkpoint.model(**{k: torch.from_numpy(v) for k, v in inputs.items()}).logits.numpy()
-        actual = session.run([LOGITS], inputs)[0]
-        # Relative to the logits' scale: float32 rounding grows with it (torch's own SDPA and eager
-        # attention differ by ~1e-5 of the largest logit on AST).
-        diff = float(np.abs(actual - expected).max()) / max(1.0, float(np.abs(expected).max()))
-        max_logits = max(max_logits, diff)
-        if not np.isfinite(diff) or diff > tolerance:
-            raise ExportError(
-                f"{checkpoint.architecture}: ONNX logits differ from torch by {diff:.2e} of their scale "
-                f"(> {tolerance:g}) on {samples} samples x batch {batch}; this architecture does not export "
-                "exactly, refusing it"
-            )
-    log.info(f"parity: logits max relative |diff| {max_logits:.2e}, features max |diff| {max_features:.2e}")
-    return ParityReport(max_logits, max_features, cases)
+        for name, engine in runs.items():
+            actual = engine.run(inputs)[0]
+            # Relative to the logits' scale: float32 rounding grows with it (torch's own SDPA and eager
+            # attention differ by ~1e-5 of the largest logit on AST).
+            diff = float(np.abs(actual - expected).max()) / max(1.0, float(np.abs(expected).max()))
+            diff = diff if np.isfinite(diff) else float("inf")
+            diffs[name] = max(diffs[name], diff)
+            if name == engines.ONNXRUNTIME and diff > tolerance:
+                raise ExportError(
+                    f"{checkpoint.architecture}: ONNX logits differ from torch by {diff:.2e} of their scale "
+                    f"(> {tolerance:g}) on {samples} samples x batch {batch}; this architecture does not export "
+                    "exactly, refusing it"
+                )
+    max_logits = diffs[engines.ONNXRUNTIME]
+    shown = ", ".join(f"{name} {diff:.2e}" for name, diff in diffs.items())
+    log.info(f"parity: logits max relative |diff| {shown}; features max |diff| {max_features:.2e}")
+    return ParityReport(max_logits, max_features, cases, diffs)

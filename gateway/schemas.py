@@ -77,6 +77,9 @@ class ModelInfo(BaseModel):
     long_audio: dict[str, Any] | None = Field(None, description="chunk mode's window, hop and aggregation")
     window_seconds: float | None = Field(None, description="the model's own window: a live stream's default")
     precision: str | None = Field(None, description="fp32 (scores as transformers'), or int8 (quantized)")
+    engine: str | None = Field(
+        None, description="the network's exact CPU engine in local mode and the slim CPU image: onnxruntime or openvino"
+    )
 
     @classmethod
     def served(cls, metadata: ModelMetadata) -> ModelInfo:

@@ -12,6 +12,7 @@ from huggingface_hub import constants
 
 from export.exporter import ExportOptions, ExportResult, export_model
 from local_triton.tritonserver import LocalTriton, Ports, free_port
+from triton_steps import engines
 
 
 @pytest.fixture(scope="session")
@@ -40,11 +41,14 @@ def repository_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def exported(checkpoints: dict[str, Path], repository_dir: Path) -> dict[str, ExportResult]:
-    """name -> the result of exporting that checkpoint into ``repository_dir``."""
+    """name -> the result of exporting that checkpoint into ``repository_dir``, each network on OpenVINO: every
+    architecture's served scores are then OpenVINO's (onnxruntime's are the default model's, and auto's)."""
     # hubert gets a Hub-style id, as a local copy of a Hub checkpoint would: the gateway routes org/name
     ids = {"hubert": "org/hubert-ks"}
     return {
-        name: export_model(str(folder), repository_dir, ExportOptions(name=name, model_id=ids.get(name)))
+        name: export_model(
+            str(folder), repository_dir, ExportOptions(name=name, model_id=ids.get(name), engine=engines.OPENVINO)
+        )
         for name, folder in checkpoints.items()
     }
 

@@ -26,6 +26,8 @@ class ModelMetadata:
     window_seconds: float | None = None  # the model's own window (long_audio.default_window): live streams' default
     precision: str = "fp32"  # int8: quantized (--quantize), scores within the gate below, not within 1e-4
     quantization: dict[str, Any] | None = None  # int8: the export gate's top-1 agreement and max score diff
+    engine: str = "onnxruntime"  # the network step's CPU engine in local mode / the slim image (triton_steps.engines)
+    engine_ms: dict[str, float] = field(default_factory=dict)  # --engine auto: each exact engine's ms per clip
     on_demand: bool = False  # exported by the loader for a request: the gateway may unload it when idle
     versions: dict[str, str] = field(default_factory=dict)  # library versions used to export
 

@@ -1,10 +1,12 @@
-"""Triton Python-backend model that runs ``model.onnx`` with onnxruntime.
+"""Triton Python-backend model that runs ``model.onnx`` with the exact CPU engine the export chose.
 
-Only for the tritonserver of the ``nvidia-pytriton`` wheel, which has no onnxruntime backend: the local
-launcher installs it as a Python-based backend named ``onnxruntime`` (see ``local_triton.tritonserver``), so it
-runs every ``onnxruntime_onnx`` step. It reads the same model file and the same thread parameters
-(``contract.INTRA_OP_THREADS``, ``contract.INTER_OP_THREADS``) as Triton's native onnxruntime backend, and one of
-its own, ``contract.BATCHED_EXAMPLE_LIMIT`` (see ``triton_steps.batching``).
+Only for the tritonserver of the ``nvidia-pytriton`` wheel (local mode and the slim CPU image), which has no
+onnxruntime backend: the local launcher installs it as a Python-based backend named ``onnxruntime`` (see
+``local_triton.tritonserver``), so it runs every ``onnxruntime_onnx`` step. It reads the same model file and
+thread parameter (``contract.INTRA_OP_THREADS``) as Triton's native onnxruntime backend, and two of its own:
+``contract.ENGINE`` (onnxruntime or OpenVINO, ``triton_steps.engines``; absent: onnxruntime) and
+``contract.BATCHED_EXAMPLE_LIMIT`` (see ``triton_steps.batching``). Triton's native backend, on the NGC image,
+ignores both and runs onnxruntime.
 """
 
 from __future__ import annotations
@@ -13,21 +15,18 @@ import traceback
 from typing import Any
 
 import numpy as np
-import onnxruntime
 import triton_python_backend_utils as pb_utils
 
-from triton_steps import batching, contract, triton_io
+from triton_steps import batching, contract, engines, triton_io
 
 
 class TritonPythonModel:
     def initialize(self, args: dict[str, str]) -> None:
         params = triton_io.parameters(args)
         config = triton_io.model_config(args)
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = int(params.get(contract.INTRA_OP_THREADS, "0"))  # 0: onnxruntime picks
-        options.inter_op_num_threads = int(params.get(contract.INTER_OP_THREADS, "0"))
         path = triton_io.model_dir(args) / args["model_version"] / contract.NETWORK_FILE
-        self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        threads = int(params.get(contract.INTRA_OP_THREADS, "0"))  # 0: the engine picks
+        self.engine = engines.load(params.get(contract.ENGINE, engines.ONNXRUNTIME), path, threads)
         # 0 or absent (a repository exported before the limit existed): batch every size, as the native backend
         self.batched_example_limit = int(params.get(contract.BATCHED_EXAMPLE_LIMIT, "0"))
         self.inputs = {i["name"]: triton_io.numpy_dtype(i["data_type"]) for i in config["input"]}
@@ -36,7 +35,7 @@ class TritonPythonModel:
     def _run(self, arrays: list[dict[str, np.ndarray]]) -> list[Any]:
         """Run same-shape requests (their input arrays by name) as one batch."""
         feed = {name: _joined([a[name] for a in arrays], dtype) for name, dtype in self.inputs.items()}
-        results = self.session.run(self.outputs, feed)
+        results = self.engine.run(feed)
         sizes = np.cumsum([len(a[next(iter(self.inputs))]) for a in arrays])[:-1]
         split = [np.split(result, sizes) for result in results]
         return [

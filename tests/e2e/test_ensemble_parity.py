@@ -10,12 +10,16 @@ import asyncio
 from pathlib import Path
 
 import numpy as np
+import psutil
 import pytest
 from helpers import PROBLEM_TYPES, assert_same, make_waveform, model_name, wav_bytes
 from tiny_checkpoints import ARCHITECTURES
 from transformers import pipeline
 
+from stub_health import processes as stub_processes
 from triton_control import AsyncTritonControl, TritonControl, TritonError
+from triton_steps import engines
+from triton_steps.contract import StepNames
 
 ALL_MODELS = [model_name(a) for a in ARCHITECTURES] + list(PROBLEM_TYPES)
 
@@ -123,3 +127,17 @@ def test_concurrent_long_clips_run_alone_and_short_ones_batched_all_equal_the_pi
 
     for waveform, served in zip(requests, asyncio.run(send_all()), strict=True):
         assert_same(served, reference(waveform))
+
+
+def test_each_network_step_runs_the_engine_its_export_chose(exported, triton) -> None:
+    """The shared repository's networks were exported for OpenVINO: their stubs load OpenVINO's library, not
+    onnxruntime's (so the parity above is OpenVINO's), and GET /models-bound metadata says so."""
+    stubs = stub_processes.find(triton.ports.grpc)
+    assert stubs is not None
+    for name, result in exported.items():
+        assert result.metadata.engine == engines.OPENVINO
+        prefix = f"{StepNames(name).network}_"
+        pids = [pid for pid, instance in stubs.pids.items() if instance.startswith(prefix)]
+        libraries = {Path(m.path).name for pid in pids for m in psutil.Process(pid).memory_maps()}
+        assert pids and any(library.startswith("libopenvino") for library in libraries), (name, pids)
+        assert not any(library.startswith("libonnxruntime") for library in libraries), name

@@ -152,6 +152,7 @@ def test_health_ready_models_metrics_docs(gateway: str, exported) -> None:
     assert models["whisper"]["architecture"] == "WhisperForAudioClassification"
     assert models["w2v_multilabel"]["function_to_apply"] == "sigmoid"
     assert models["ast"]["labels"] == exported["ast"].metadata.labels
+    assert models["ast"]["engine"] == "openvino"  # as the shared repository was exported (conftest)
     httpx.post(f"{gateway}/models/ast", content=b"")
     metrics = httpx.get(f"{gateway}/metrics").text
     assert 'gateway_requests_total{model="ast",status="400"}' in metrics

@@ -20,7 +20,7 @@ def test_an_int8_model_is_served_and_says_it_is_int8(checkpoints, tmp_path) -> N
     triton = LocalTriton(tmp_path / "repo", tmp_path / "run", Ports(free_port(), free_port(), free_port()))
     with triton, running_gateway(triton.grpc_url) as gateway:
         (model,) = httpx.get(f"{gateway}/models").json()
-        assert model["precision"] == "int8"
+        assert model["precision"] == "int8" and model["engine"] == "onnxruntime"  # its int8 graph is onnxruntime's
         answer = httpx.post(f"{gateway}/models/int8", content=wav_bytes(waveform), timeout=60)
         assert answer.status_code == 200, answer.text
         served = {p["label"]: p["score"] for p in answer.json()}

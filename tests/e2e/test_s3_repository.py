@@ -26,6 +26,7 @@ from local_triton.tritonserver import LocalTriton, Ports, http_ok
 from model_store import location, manifest
 from model_store.sync import Sync
 from triton_control import TritonControl
+from triton_steps import engines
 from triton_steps.contract import NETWORK_FILE, StepNames
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -65,6 +66,9 @@ def s3_server() -> Iterator[str]:
 
 
 def _export(checkpoint: Path, name: str, **options) -> None:
+    """Into the bucket, on the shared repository's engine (OpenVINO), so that a re-export serves the same
+    scores to the last digit whatever auto would measure."""
+    options = {"engine": engines.OPENVINO, **options}
     export_model(str(checkpoint), location.parse(REPOSITORY), ExportOptions(name=name, **options))
 
 

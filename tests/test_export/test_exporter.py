@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -17,6 +18,7 @@ from helpers import free_port
 from export import repository as repo
 from export.checkpoint import ExportError, default_name
 from export.exporter import ExportOptions, export_model
+from triton_steps import engines
 
 
 def test_default_name() -> None:
@@ -106,6 +108,22 @@ def test_cli_exports_and_shows_progress(checkpoints, tmp_path: Path) -> None:
     assert metadata["max_batch_size"] == 4 and metadata["max_seconds"] is None
 
 
+def test_auto_keeps_the_faster_exact_engine_and_says_so_everywhere(checkpoints, tmp_path: Path) -> None:
+    """--engine auto (the default) checks both engines against torch, times them here, and records the choice
+    in the network step's config (what the local step runs) and the metadata (GET /models)."""
+    result = export_model(str(checkpoints["wavlm"]), tmp_path / "r", ExportOptions(name="m"))
+    metadata = result.metadata
+    assert set(metadata.engine_ms) == set(engines.ENGINES) and all(ms > 0 for ms in metadata.engine_ms.values())
+    assert metadata.engine == min(metadata.engine_ms, key=metadata.engine_ms.__getitem__)
+    assert set(result.parity.engine_diffs) == set(engines.ENGINES)
+    assert all(diff <= ExportOptions().tolerance for diff in result.parity.engine_diffs.values())
+    config = (tmp_path / "r" / "m_onnx" / "config.pbtxt").read_text()
+    assert re.search(rf'key: "engine"\s*value \{{\s*string_value: "{metadata.engine}"', config), config
+    pinned = export_model(str(checkpoints["wavlm"]), tmp_path / "r", ExportOptions(name="n", engine="onnxruntime"))
+    assert pinned.metadata.engine == "onnxruntime" and pinned.metadata.engine_ms == {}
+    assert set(pinned.parity.engine_diffs) == {"onnxruntime"}  # only the engine it may run is checked
+
+
 def test_cli_failure_exits_1_with_the_reason(tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "export", str(tmp_path / "missing"), "--repository", str(tmp_path / "r")],
@@ -169,6 +187,7 @@ def test_a_cached_hub_id_exports_while_the_hub_is_unreachable(tmp_path: Path) ->
         (["--max-batch-size", "0"], "--max-batch-size must be positive"),
         (["--chunk-seconds", "-1"], "--chunk-seconds must be positive"),
         (["--quantized-min-agreement", "2"], "--quantized-min-agreement must be in [0, 1]"),
+        (["--quantize", "int8", "--engine", "openvino"], "--engine openvino is for fp32"),
     ],
 )
 def test_a_bad_option_is_refused_before_the_checkpoint_is_read(checkpoints, tmp_path: Path, flags, reason) -> None:

@@ -1,0 +1,34 @@
+"""Which exact engine runs a network fastest on this machine (``--engine auto``): each candidate that passed
+the parity check, timed on one clip of the model's own window at batch 1, the median of a few runs, one
+engine at a time with a pause between them (an engine's thread pool keeps spinning for a while after its last
+run, which would slow the next one's figures)."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+
+from triton_steps import engines
+
+TIMED_RUNS = 5
+PAUSE_S = 0.5
+
+
+def fastest(path: Path, feed: dict[str, np.ndarray], candidates: list[str], threads: int) -> dict[str, float]:
+    """Each candidate engine's milliseconds per run of ``feed`` on ``path`` with ``threads`` threads."""
+    times = {}
+    for name in candidates:
+        engine = engines.load(name, path, threads)
+        engine.run(feed)  # warm: first-run allocations, OpenVINO's compilation for the shape
+        runs = []
+        for _ in range(TIMED_RUNS):
+            started = time.perf_counter()
+            engine.run(feed)
+            runs.append(time.perf_counter() - started)
+        times[name] = statistics.median(runs) * 1000
+        del engine
+        time.sleep(PAUSE_S)
+    return times
