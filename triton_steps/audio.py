@@ -158,19 +158,27 @@ def decode(data: bytes, max_seconds: float | None = None) -> tuple[np.ndarray, i
     return np.concatenate(blocks), stream.rate
 
 
-def to_mono(samples: np.ndarray, layout: av.AudioLayout) -> np.ndarray:
-    """Downmix ``(frames, channels)`` in channel ``layout`` to one channel as ``ffmpeg -ac 1`` does: with
-    FFmpeg's own mixing matrix (swresample; stereo: 0.707 (L + R), not the average)."""
-    if samples.shape[1] == 1:
-        return samples[:, 0].copy()
-    if not len(samples):
-        return np.zeros(0, np.float32)
-    # Packed: one plane, whatever the channel count (PyAV's planar frames stop at 8 planes).
-    frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(samples).reshape(1, -1), format="flt", layout=layout)
-    frame.sample_rate = 48_000  # any rate: it is kept, only the channels are mixed
-    mixer = av.AudioResampler(format="flt", layout="mono", rate=frame.sample_rate)
-    mixed = [*mixer.resample(frame), *mixer.resample(None)]
-    return np.concatenate([out.to_ndarray().reshape(-1) for out in mixed])
+class Downmix:
+    """``(frames, channels)`` blocks in channel ``layout`` to one channel as ``ffmpeg -ac 1`` does: FFmpeg's own
+    mixing matrix (swresample; stereo: 0.707 (L + R), not the average). One mixer serves a whole stream: at the
+    same rate it holds no samples back, so each block comes out whole."""
+
+    RATE = 48_000  # any rate: it is kept, only the channels are mixed
+
+    def __init__(self, layout: av.AudioLayout) -> None:
+        self.layout = layout
+        mono = len(layout.channels) == 1
+        self.mixer = None if mono else av.AudioResampler(format="flt", layout="mono", rate=self.RATE)
+
+    def __call__(self, samples: np.ndarray) -> np.ndarray:
+        if self.mixer is None or not len(samples):
+            return samples[:, 0].copy()
+        # Packed: one plane, whatever the channel count (PyAV's planar frames stop at 8 planes).
+        packed = np.ascontiguousarray(samples).reshape(1, -1)
+        frame = av.AudioFrame.from_ndarray(packed, format="flt", layout=self.layout)
+        frame.sample_rate = self.RATE
+        mixed = [out.to_ndarray().reshape(-1) for out in self.mixer.resample(frame)]
+        return np.concatenate(mixed) if mixed else np.zeros(0, np.float32)
 
 
 def resample(waveform: np.ndarray, rate: int, target_rate: int) -> np.ndarray:
@@ -184,11 +192,12 @@ def load(data: bytes, target_rate: int, min_samples: int = 1, max_seconds: float
     """Decode, downmix and resample ``data``, block by block (memory: the result, at the target rate);
     enforce the model's length limits."""
     stream = open_stream(data)
+    downmix = Downmix(stream.layout)
     if stream.rate == target_rate:
-        mono = [to_mono(block, stream.layout) for block in _limited(stream, max_seconds)]
+        mono = [downmix(block) for block in _limited(stream, max_seconds)]
     else:  # soxr's streaming resampler gives the same samples as resampling the whole waveform at once
         resampler = soxr.ResampleStream(stream.rate, target_rate, 1, dtype="float32", quality="VHQ")
-        mono = [resampler.resample_chunk(to_mono(block, stream.layout)) for block in _limited(stream, max_seconds)]
+        mono = [resampler.resample_chunk(downmix(block)) for block in _limited(stream, max_seconds)]
         mono.append(resampler.resample_chunk(np.zeros(0, np.float32), last=True))
     if not any(len(part) for part in mono):
         raise AudioError("empty audio: the file decodes to no samples")
