@@ -98,13 +98,16 @@ class ExportOptions:
     )
     quantize: str = _option(
         "fp32",
-        "int8: dynamic int8 MatMul/Gemm, faster on CPU; its scores are not transformers' within 1e-4 but "
-        "must pass the gate below against the fp32 model",
+        "int8: dynamic int8 MatMul/Gemm on onnxruntime; bf16: OpenVINO computing in bf16, on a CPU with bf16 "
+        "instructions (AVX512-BF16 or AMX) only. Both faster on CPU; their scores are not transformers' within "
+        "1e-4 but must pass the gate below against the fp32 model",
         choices=quantize.PRECISIONS,
     )
-    quantized_tolerance: float = _option(0.05, "int8: largest |score - fp32 score| allowed on the gate's 48 clips")
+    quantized_tolerance: float = _option(
+        0.05, "int8, bf16: largest |score - fp32 score| allowed on the gate's 48 clips"
+    )
     quantized_min_agreement: float = _option(
-        0.95, "int8: smallest fraction of the gate's clips whose top label must equal fp32's"
+        0.95, "int8, bf16: smallest fraction of the gate's clips whose top label must equal fp32's"
     )
     engine: str = _option(
         AUTO_ENGINE,
@@ -138,10 +141,12 @@ class ExportOptions:
             for flag, (value, allowed) in choices.items()
             if value not in allowed
         ]
-        if self.quantize == "int8" and self.tensorrt:
-            problems.append("--quantize int8 is for CPU serving; with --tensorrt export in fp32")
-        if self.quantize == "int8" and self.engine == engines.OPENVINO:
+        if self.quantize != quantize.FP32 and self.tensorrt:
+            problems.append(f"--quantize {self.quantize} is for CPU serving; with --tensorrt export in fp32")
+        if self.quantize == quantize.INT8 and self.engine == engines.OPENVINO:
             problems.append("--quantize int8 runs on onnxruntime (its int8 graph); --engine openvino is for fp32")
+        if self.quantize == quantize.BF16:
+            problems += _bf16_problems(self.engine)
         if self.long_audio == "chunk" and self.max_seconds is None:
             problems.append("--long-audio chunk needs --max-seconds: the longest recording bounds the work")
         positive = {
@@ -168,6 +173,18 @@ class ExportOptions:
             problems.append(f"--quantized-min-agreement must be in [0, 1]; got {self.quantized_min_agreement}")
         if problems:
             raise ExportError("; ".join(problems))
+
+
+def _bf16_problems(engine: str) -> list[str]:
+    """Why ``--quantize bf16`` cannot export here: it runs on OpenVINO, and its gate needs this CPU's bf16."""
+    problems = []
+    if engine == engines.ONNXRUNTIME:
+        problems.append("--quantize bf16 runs on OpenVINO; --engine onnxruntime is for fp32 and int8")
+    try:
+        engines.require_bf16(engines.cpu_capabilities())
+    except engines.UnsupportedPrecision as error:
+        problems.append(f"--quantize bf16: {error}; export in fp32 or int8 here")
+    return problems
 
 
 @dataclass(frozen=True)
@@ -272,9 +289,10 @@ def _network_threads(plan: _Plan, options: ExportOptions) -> int:
 
 
 def _candidate_engines(options: ExportOptions) -> tuple[str, ...]:
-    """The engines the network may run on: int8 runs onnxruntime's int8 graph; auto tries every exact one."""
-    if options.quantize == "int8":
-        return (engines.ONNXRUNTIME,)
+    """The engines the network may run on: int8 runs onnxruntime's int8 graph, bf16 OpenVINO; auto tries every
+    exact one."""
+    if options.quantize != quantize.FP32:
+        return (engines.ONNXRUNTIME if options.quantize == quantize.INT8 else engines.OPENVINO,)
     return engines.ENGINES if options.engine == AUTO_ENGINE else (options.engine,)
 
 
@@ -327,20 +345,27 @@ def _export_network(plan: _Plan, options: ExportOptions, workdir: Path, step: Ca
         options.feature_tolerance,
         others,
     )
-    if options.quantize != "int8":
+    if options.quantize == quantize.FP32:
         return _Network(specs, onnx_path, parity, None, *_chosen_engine(plan, options, onnx_path, parity))
-    log.info("    quantizing MatMul/Gemm to int8, then checking it against the fp32 torch model")
-    served = workdir / f"int8-{contract.NETWORK_FILE}"
-    quantize.quantize_int8(onnx_path, served)
+    if options.quantize == quantize.INT8:
+        log.info("    quantizing MatMul/Gemm to int8, then checking it against the fp32 torch model")
+        served, engine = workdir / f"int8-{contract.NETWORK_FILE}", engines.ONNXRUNTIME
+        quantize.quantize_int8(onnx_path, served)
+        network = engines.load(engine, served)
+    else:
+        log.info("    checking OpenVINO in bf16 against the fp32 torch model")
+        served, engine = onnx_path, engines.OPENVINO
+        network = engines.load(engine, served, precision=engines.BF16)
     report = quantize.check(
         plan.checkpoint,
         plan.extractor,
-        served,
+        network,
+        options.quantize,
         plan.shortest,
         options.quantized_tolerance,
         options.quantized_min_agreement,
     )
-    return _Network(specs, served, parity, report.as_metadata(), engines.ONNXRUNTIME, {})
+    return _Network(specs, served, parity, report.as_metadata(), engine, {})
 
 
 def _metadata(plan: _Plan, options: ExportOptions, network: _Network) -> ModelMetadata:
@@ -431,6 +456,7 @@ def _model_dirs(
         queue_delay_ms=options.queue_delay_ms,
         batched_example_limit=options.batched_example_limit,
         engine=network.engine,
+        precision=engines.BF16 if options.quantize == quantize.BF16 else engines.FP32,
     )
     return {
         names.preprocess: repository.ModelDir(

@@ -20,6 +20,7 @@ from triton_steps.contract import (
     LOGITS,
     METADATA_PARAMETER,
     OPTIONAL_INPUTS,
+    PRECISION,
     SCORES,
     StepNames,
     TensorSpec,
@@ -81,9 +82,11 @@ def network_config(
     queue_delay_ms: float = 0.0,
     batched_example_limit: int = 0,
     engine: str = "onnxruntime",
+    precision: str = "fp32",
 ) -> mc.ModelConfig:
     """The ONNX network on Triton's native onnxruntime backend (GPU when there is one, else CPU); in local mode
-    and the slim CPU image on ``engine`` (``triton_steps.engines``), which the native backend ignores.
+    and the slim CPU image on ``engine`` computing in ``precision`` (``triton_steps.engines``), which the native
+    backend ignores.
 
     Batches are only ever formed from same-shape requests: variable-length inputs are not padded, so
     batching never changes a score. ``queue_delay_ms``: how long Triton's batcher may hold a request for more
@@ -113,6 +116,7 @@ def network_config(
             INTER_OP_THREADS: "1",
             BATCHED_EXAMPLE_LIMIT: str(batched_example_limit),
             ENGINE: engine,
+            PRECISION: precision,
         },
     )
     return config

@@ -76,7 +76,7 @@ class ModelInfo(BaseModel):
     min_samples: int | None = None
     long_audio: dict[str, Any] | None = Field(None, description="chunk mode's window, hop and aggregation")
     window_seconds: float | None = Field(None, description="the model's own window: a live stream's default")
-    precision: str | None = Field(None, description="fp32 (scores as transformers'), or int8 (quantized)")
+    precision: str | None = Field(None, description="fp32 (scores as transformers'), int8 or bf16 (gated at export)")
     engine: str | None = Field(
         None, description="the network's exact CPU engine in local mode and the slim CPU image: onnxruntime or openvino"
     )

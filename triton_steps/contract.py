@@ -87,6 +87,7 @@ NETWORK_INPUTS = "network_inputs"  # preprocess, chunk mode: JSON {input name: T
 FUNCTION_TO_APPLY_DEFAULT = "function_to_apply"  # postprocess: used when a request names none
 INTRA_OP_THREADS = "intra_op_thread_count"  # network: as Triton's onnxruntime backend names it
 ENGINE = "engine"  # network, local step only: onnxruntime or openvino (triton_steps.engines)
+PRECISION = "precision"  # network, local step only: fp32, or bf16 on OpenVINO (triton_steps.engines)
 INTER_OP_THREADS = "inter_op_thread_count"  # network: as Triton's onnxruntime backend names it
 BATCHED_EXAMPLE_LIMIT = "batched_example_limit"  # network, local onnxruntime step: larger examples run alone
 

@@ -24,7 +24,7 @@ class ModelMetadata:
     max_seconds: float | None  # longest accepted audio (None: no limit)
     long_audio: dict[str, Any] | None = None  # chunk mode's window, hop and aggregation (None: as transformers)
     window_seconds: float | None = None  # the model's own window (long_audio.default_window): live streams' default
-    precision: str = "fp32"  # int8: quantized (--quantize), scores within the gate below, not within 1e-4
+    precision: str = "fp32"  # int8, bf16 (--quantize): scores within the gate below, not within 1e-4
     quantization: dict[str, Any] | None = None  # int8: the export gate's top-1 agreement and max score diff
     engine: str = "onnxruntime"  # the network step's CPU engine in local mode / the slim image (triton_steps.engines)
     engine_ms: dict[str, float] = field(default_factory=dict)  # --engine auto: each exact engine's ms per clip

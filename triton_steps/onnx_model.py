@@ -4,7 +4,8 @@ Only for the tritonserver of the ``nvidia-pytriton`` wheel (local mode and the s
 onnxruntime backend: the local launcher installs it as a Python-based backend named ``onnxruntime`` (see
 ``local_triton.tritonserver``), so it runs every ``onnxruntime_onnx`` step. It reads the same model file and
 thread parameter (``contract.INTRA_OP_THREADS``) as Triton's native onnxruntime backend, and two of its own:
-``contract.ENGINE`` (onnxruntime or OpenVINO, ``triton_steps.engines``; absent: onnxruntime) and
+``contract.ENGINE`` (onnxruntime or OpenVINO, ``triton_steps.engines``; absent: onnxruntime),
+``contract.PRECISION`` (fp32, or bf16 on OpenVINO; absent: fp32) and
 ``contract.BATCHED_EXAMPLE_LIMIT`` (see ``triton_steps.batching``). Triton's native backend, on the NGC image,
 ignores both and runs onnxruntime.
 """
@@ -26,7 +27,17 @@ class TritonPythonModel:
         config = triton_io.model_config(args)
         path = triton_io.model_dir(args) / args["model_version"] / contract.NETWORK_FILE
         threads = int(params.get(contract.INTRA_OP_THREADS, "0"))  # 0: the engine picks
-        self.engine = engines.load(params.get(contract.ENGINE, engines.ONNXRUNTIME), path, threads)
+        engine = params.get(contract.ENGINE, engines.ONNXRUNTIME)
+        # absent (exported before bf16 existed): fp32. A bf16 network on a CPU without bf16 fails to load here,
+        # saying so (engines.UnsupportedPrecision), rather than run slower than its fp32 export in silence.
+        precision = params.get(contract.PRECISION, engines.FP32)
+        try:
+            self.engine = engines.load(engine, path, threads, precision)
+        except engines.UnsupportedPrecision as error:
+            raise engines.UnsupportedPrecision(
+                f"this network was exported with --quantize {precision}: {error}; serve it on a CPU that has "
+                "them, or export the model again in fp32 or int8"
+            ) from error
         # 0 or absent (a repository exported before the limit existed): batch every size, as the native backend
         self.batched_example_limit = int(params.get(contract.BATCHED_EXAMPLE_LIMIT, "0"))
         self.inputs = {i["name"]: triton_io.numpy_dtype(i["data_type"]) for i in config["input"]}

@@ -1,5 +1,5 @@
 """triton_steps.engines: onnxruntime and OpenVINO run the same model.onnx to the same outputs, OpenVINO with
-f32 forced (its CPU default is bf16 where the CPU has it)."""
+f32 forced (its CPU default is bf16 where the CPU has it); bf16 only when asked, and only on a CPU that has it."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import openvino
 import pytest
+from helpers import CPU_HAS_BF16, NO_BF16_CPU
 from openvino import properties
 
 from triton_steps import engines
@@ -41,3 +42,29 @@ def test_openvino_computes_in_f32_and_its_outputs_are_its_own() -> None:
 def test_an_unknown_engine_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown engine 'tensorflow'"):
         engines.load("tensorflow", NETWORK)
+
+
+def test_only_openvino_computes_in_bf16() -> None:
+    with pytest.raises(ValueError, match="onnxruntime computes in fp32 only"):
+        engines.load(engines.ONNXRUNTIME, NETWORK, precision=engines.BF16)
+    with pytest.raises(ValueError, match="unknown precision 'fp16'"):
+        engines.load(engines.OPENVINO, NETWORK, precision="fp16")
+
+
+@pytest.mark.skipif(not CPU_HAS_BF16, reason="this CPU has no bf16 instructions (the refusal is tested below)")
+def test_bf16_computes_in_bf16_close_to_f32() -> None:
+    engine = engines.load(engines.OPENVINO, NETWORK, precision=engines.BF16)
+    assert isinstance(engine, engines.OpenVino)
+    assert engine.compiled.get_property(properties.hint.inference_precision) == openvino.Type.bf16
+    feed = _features(2)
+    reduced, exact = engine.run(feed)[0], engines.load(engines.OPENVINO, NETWORK).run(feed)[0]
+    assert not np.array_equal(reduced, exact)  # bf16 really ran: it rounds
+    np.testing.assert_allclose(reduced, exact, atol=0.05 * np.abs(exact).max())
+
+
+def test_bf16_on_a_cpu_without_it_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """OpenVINO itself would compute in f32 there, in silence; the engine refuses instead."""
+    monkeypatch.setattr(engines, "cpu_capabilities", lambda: NO_BF16_CPU)
+    with pytest.raises(engines.UnsupportedPrecision, match="bf16 needs a CPU with bf16 instructions .* FP32, INT8"):
+        engines.load(engines.OPENVINO, NETWORK, precision=engines.BF16)
+    assert isinstance(engines.load(engines.OPENVINO, NETWORK), engines.OpenVino)  # f32 is unaffected
