@@ -18,12 +18,14 @@ PERF_MODEL ?= $(DEFAULT_MODEL)
 PERF_AUDIO ?=
 PERF_CONCURRENCY ?= 1:4
 PERF_INTERVAL_MS ?= 3000
+# make test: pytest-xdist workers (the suite waits on servers a lot: two keep 2 cores busy)
+TEST_WORKERS ?= 2
 
 .PHONY: help install test lint export serve perf compose-up compose-down compose-test soak bench bench-idle \
 	bench-streams bench-on-demand clean
 
 help:
-	@echo "make test                 install everything (.venv) and run the test suite (about 14 min on 2 cores)"
+	@echo "make test                 install everything (.venv) and run the test suite (about 10 min on 2 cores)"
 	@echo "make export MODEL=<id|dir> [NAME=name]   export a checkpoint into $(REPOSITORY)/"
 	@echo "make serve                tritonserver (pip wheel) + gateway on 127.0.0.1:$(GATEWAY_PORT), until Ctrl-C"
 	@echo "make perf PERF_MODEL=<name> PERF_AUDIO=<file>   perf_analyzer against a running 'make serve'"
@@ -71,7 +73,7 @@ install: $(TEST_STAMP)
 
 test: install
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS)
 
 lint: install
 	$(BIN)/ruff check .

@@ -76,6 +76,7 @@ def test_invalid_parameters_are_invalid_argument(triton, waveform, parameters, m
         (wav_bytes(np.zeros(0, np.float32)), "empty audio"),
         (wav_bytes(np.zeros(100, np.float32)), "too short"),
     ],
+    ids=["no-bytes", "not-audio", "no-samples", "too-short"],  # named: a WAV's PEAK chunk holds the time written
 )
 def test_bad_audio_is_invalid_argument(triton, audio: bytes, message: str) -> None:
     with pytest.raises(TritonError) as error:

@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile
+from browser import RESULTS, chromium, needs_chromium
 from helpers import running_gateway
 from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
@@ -29,11 +29,7 @@ from local_triton.tritonserver import LocalTriton
 
 ROOT = Path(__file__).resolve().parents[2]
 YES = sorted((ROOT / "tests" / "data" / "speech_commands_validation" / "yes").glob("*.flac"))[0]
-CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
-
-pytestmark = pytest.mark.skipif(
-    not (CHROMIUM and CHROMEDRIVER), reason="no chromium / chromedriver (scripts/install-system-packages.sh)"
-)
+pytestmark = needs_chromium
 
 
 @pytest.fixture(scope="module")
@@ -54,42 +50,13 @@ def microphone(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def browser(microphone: Path, tmp_path: Path) -> Iterator[webdriver.Chrome]:
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--disable-quic",
-        "--window-size=1000,900",
-        f"--user-data-dir={tmp_path / 'profile'}",
-        "--use-fake-ui-for-media-stream",
-        "--use-fake-device-for-media-stream",
-        f"--use-file-for-fake-audio-capture={microphone}%noloop",
-    ):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    try:
+    with chromium(tmp_path / "profile", microphone) as driver:
         yield driver
-    finally:
-        driver.quit()
-
-
-# Read in one script: the page re-renders its results on every live event, which makes elements stale.
-_RESULTS = """return [document.getElementById("results-title").textContent,
-    [...document.querySelectorAll("#bars li .label")].map((e) => e.textContent),
-    [...document.querySelectorAll("#timeline li")].map((e) => e.textContent),
-    document.getElementById("error").textContent]"""
 
 
 def _results(driver: webdriver.Chrome) -> tuple[str, list[str], list[str]]:
     """The results' title, the labels of the bars (best first) and the windows' timeline (oldest first)."""
-    title, labels, timeline, _ = driver.execute_script(_RESULTS)
+    title, labels, timeline, _, _ = driver.execute_script(RESULTS)
     return title, labels, timeline
 
 
@@ -97,7 +64,7 @@ def _error(driver: webdriver.Chrome, title_starts: str, timeout: float = 30) -> 
     """The error shown under a title, once shown: (error, bars, timeline), which must be all of the result."""
 
     def shown(d: webdriver.Chrome) -> tuple[str, list[str], list[str]] | bool:
-        title, labels, timeline, error = d.execute_script(_RESULTS)
+        title, labels, timeline, error, _ = d.execute_script(RESULTS)
         return (error, labels, timeline) if title.startswith(title_starts) and error else False
 
     return WebDriverWait(driver, timeout).until(shown)

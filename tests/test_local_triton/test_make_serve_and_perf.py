@@ -52,6 +52,13 @@ def _shm() -> set[str]:
     return {p.name for p in Path("/dev/shm").glob("triton_*_backend_shm_region_*")}
 
 
+def _regions_of(workdir: Path) -> set[str]:
+    """The shared-memory regions of the live stubs of the tritonserver running in ``workdir``: each stub's
+    command line names its region. (Only these: the other pytest-xdist worker's servers have regions too, and
+    its tests kill stubs, whose regions stay until their server sweeps them.)"""
+    return {psutil.Process(pid).cmdline()[2] for pid in pids_mentioning("triton_python_backend_stub", str(workdir))}
+
+
 def _processes_mentioning(text: str) -> list[str]:
     return [str(pid) for pid in pids_mentioning(text)]
 
@@ -116,7 +123,6 @@ def test_serving_extras_pull_in_no_export_toolchain() -> None:
 def test_make_serve_classifies_then_stops_cleanly_on_ctrl_c(repository: Path, tmp_path: Path) -> None:
     """Without torch and transformers importable anywhere: serving needs neither. (One exported model, AST,
     copied from the shared repository: the point is make serve's start and stop, not loading them all.)"""
-    shm_before = _shm()
     workdir = tmp_path / "serve-run"
     served = tmp_path / "repository"
     for step in StepNames("ast").all():
@@ -128,6 +134,8 @@ def test_make_serve_classifies_then_stops_cleanly_on_ctrl_c(repository: Path, tm
         assert httpx.get(f"{url}/ready").status_code == 200
         answer = httpx.post(f"{url}/", content=wav_bytes(make_waveform()))
         assert answer.status_code == 200 and len(answer.json()) == 7
+        regions = _regions_of(workdir)
+        assert regions
         started = time.monotonic()
         os.killpg(serve.pid, signal.SIGINT)  # what Ctrl-C in the terminal does
         output, _ = serve.communicate(timeout=60)
@@ -137,13 +145,12 @@ def test_make_serve_classifies_then_stops_cleanly_on_ctrl_c(repository: Path, tm
             os.killpg(serve.pid, signal.SIGKILL)
     assert "stopped." in output
     assert _processes_mentioning(str(workdir)) == []
-    assert _shm() - shm_before == set()
+    assert not regions & _shm()
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"http://127.0.0.1:{ports['GATEWAY_PORT']}/health")
 
 
 def test_make_serve_restarts_a_killed_tritonserver_and_gateway_and_leaves_nothing_behind(tmp_path: Path) -> None:
-    shm_before = _shm()
     workdir = tmp_path / "serve-run"
     serve, ports = _make_serve(ROOT / "model_repository", workdir)
     url = f"http://127.0.0.1:{ports['GATEWAY_PORT']}"
@@ -154,7 +161,7 @@ def test_make_serve_restarts_a_killed_tritonserver_and_gateway_and_leaves_nothin
         (server,) = pids_mentioning("bin/tritonserver", str(workdir))
         stubs = pids_mentioning("triton_python_backend_stub", str(workdir))
         # each stub's command line names its shared-memory region
-        shm_of_server = {psutil.Process(pid).cmdline()[2] for pid in stubs}
+        shm_of_server = _regions_of(workdir)
         assert stubs and shm_of_server <= _shm()
         os.kill(server, signal.SIGKILL)  # what the OOM killer does
         killed = time.monotonic()
@@ -190,6 +197,8 @@ def test_make_serve_restarts_a_killed_tritonserver_and_gateway_and_leaves_nothin
             time.sleep(0.2)
         print(f"gateway killed: answering again after {time.monotonic() - killed:.1f}s")
         assert answer.json() == expected
+        shm_of_restarted = _regions_of(workdir)
+        assert shm_of_restarted and not shm_of_restarted & shm_of_server
         os.killpg(serve.pid, signal.SIGINT)
         output, _ = serve.communicate(timeout=60)
     finally:
@@ -197,7 +206,7 @@ def test_make_serve_restarts_a_killed_tritonserver_and_gateway_and_leaves_nothin
             os.killpg(serve.pid, signal.SIGKILL)
     assert "tritonserver restarted" in output and "the gateway restarted" in output and "stopped." in output
     assert _processes_mentioning(str(workdir)) == []
-    assert _shm() - shm_before == set()
+    assert not shm_of_restarted & _shm()
 
 
 def test_make_serve_with_gateway_autoload_exports_a_hub_id_on_first_request(tmp_path: Path) -> None:
