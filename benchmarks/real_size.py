@@ -81,7 +81,7 @@ class InProcess:
         metadata = ModelMetadata.from_json((repository / name / contract.METADATA_FILE).read_text())
         config = json.loads((repository / names.preprocess / contract.EXTRACTOR_FILE).read_text())
         network = repository / names.network / contract.VERSION_DIR / contract.NETWORK_FILE
-        precision = engines.BF16 if metadata.precision == engines.BF16 else engines.FP32
+        precision = engines.compute_precision(metadata.precision)
         engine = engines.load(metadata.engine, network, available_cpus(), precision)
         classifier = None
         if baseline:

@@ -456,7 +456,7 @@ def _model_dirs(
         queue_delay_ms=options.queue_delay_ms,
         batched_example_limit=options.batched_example_limit,
         engine=network.engine,
-        precision=engines.BF16 if options.quantize == quantize.BF16 else engines.FP32,
+        precision=engines.compute_precision(options.quantize),
     )
     return {
         names.preprocess: repository.ModelDir(

@@ -28,7 +28,7 @@ from triton_steps.scores import apply_function
 
 log = logging.getLogger("export")
 
-FP32, INT8, BF16 = "fp32", "int8", engines.BF16
+FP32, INT8, BF16 = engines.FP32, "int8", engines.BF16
 PRECISIONS = (FP32, INT8, BF16)
 GATE_SECONDS = (1.0, 2.5, 4.0)  # clip lengths checked, each at an even and an odd sample count
 CLIPS_PER_KIND = 4  # voice-like clips, and as many noise clips, per length and parity: 48 in all

@@ -24,6 +24,12 @@ PRECISIONS = (FP32, BF16)
 BF16_CAPABILITY = "BF16"  # as OpenVINO's CPU plugin lists it in OPTIMIZATION_CAPABILITIES
 
 
+def compute_precision(precision: str) -> str:
+    """What an engine computes in for a model of ``precision`` (the metadata's, ``--quantize``'s): bf16 for bf16,
+    else fp32 (an int8 network is its own graph, which onnxruntime runs as it is)."""
+    return BF16 if precision == BF16 else FP32
+
+
 class UnsupportedPrecision(RuntimeError):
     """The network was exported for a precision this machine's CPU cannot compute."""
 
