@@ -205,6 +205,20 @@ def _group_commands(group: int) -> list[list[str]]:
     return commands
 
 
+def kill_server(group: int) -> list[str]:
+    """Kill the process group of a tritonserver started by ``LocalTriton`` (``group``: the server's pid), by
+    this process or another, and remove the shared-memory regions its Python stubs held; returns those regions."""
+    regions = [argv[2] for argv in _group_commands(group) if len(argv) > 2 and argv[0].endswith(STUB)]
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(group, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while _group_commands(group) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    for region in regions:  # by name: a region in use was just written, too young for the orphan sweep
+        (SHM / region).unlink(missing_ok=True)
+    return regions + remove_orphaned_regions()  # and those of stubs that died earlier
+
+
 class LocalTriton:
     """A tritonserver process serving ``repository`` (a folder or S3) in explicit model-control mode, every
     model loaded at start (``model_store.sync`` loads what is published later); use as a context manager."""
@@ -302,16 +316,7 @@ class LocalTriton:
         SIGTERM) and their /dev/shm regions behind; the stubs' command lines name the regions."""
         if self.process is None:
             return []
-        group = self.process.pid  # started with start_new_session: its pid is the group id
-        regions = [argv[2] for argv in _group_commands(group) if len(argv) > 2 and argv[0].endswith(STUB)]
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(group, signal.SIGKILL)
-        deadline = time.monotonic() + 10
-        while _group_commands(group) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        for region in regions:  # by name: a region in use was just written, too young for the orphan sweep
-            (SHM / region).unlink(missing_ok=True)
-        return regions + remove_orphaned_regions()  # and those of stubs that died earlier
+        return kill_server(self.process.pid)  # started with start_new_session: its pid is the group id
 
     def log_tail(self, lines: int = 40) -> str:
         return log_tail(self.log_path, lines)
