@@ -4,9 +4,12 @@ a request count and a time budget are reached; summarized as clips/s and p50 / p
 from __future__ import annotations
 
 import asyncio
+import os
+import platform
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -69,3 +72,17 @@ def median(results: list[Result]) -> Result:
         float(np.median([r.p99_ms for r in results])),
         sum(r.requests for r in results),
     )
+
+
+def machine() -> str:
+    """The CPU a figure was measured on, as the docs name it: its model, whether it has bf16 and AMX (the machines
+    of this project differ in both), and the CPU count."""
+    cpuinfo = Path("/proc/cpuinfo")
+    info = cpuinfo.read_text(encoding="utf-8") if cpuinfo.exists() else ""
+    model = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), "")
+    flags = set(next((line.split(":", 1)[1].split() for line in info.splitlines() if line.startswith("flags")), []))
+    features = ", ".join(
+        f"{'with' if f in flags else 'without'} {name}"
+        for f, name in (("avx512_bf16", "AVX512-BF16"), ("amx_tile", "AMX"))
+    )
+    return f"{model or platform.machine()} ({features}), {os.cpu_count()} CPUs"

@@ -28,7 +28,6 @@ import argparse
 import asyncio
 import io
 import json
-import platform
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -300,7 +299,7 @@ def main() -> None:
     args = _arguments(cpus)
     concurrency = (args.concurrency, args.high_concurrency)
     torch.set_num_threads(cpus)  # the pipeline gets the same CPUs as the served network
-    machine = f"{platform.processor() or platform.machine()}, {cpus} CPUs, onnxruntime {onnxruntime.__version__}"
+    machine = f"{measure.machine()}, onnxruntime {onnxruntime.__version__}"
     print(f"machine: {machine}; torch threads {torch.get_num_threads()}", flush=True)
     repository = args.workdir / "repository"
     started = time.monotonic()

@@ -1,33 +1,42 @@
 """Side by side, in one run, the default model's clip classified by
   1. transformers' pipeline("audio-classification") in-process (the competitor),
-  2. Triton directly (gRPC asyncio client -> ensemble),
-  3. the gateway (HTTP -> gateway -> Triton), with 1 and with 2 worker processes (GATEWAY_WORKERS),
-at concurrency 1 and 8. Prints p50 / p99 latency, throughput, and the ratios.
+  2. Triton directly (gRPC asyncio client), with the shipped three-step ensemble and with the same checkpoint
+     exported ``--single-step`` (one Python step: decode, features, network, scores),
+  3. the gateway (HTTP -> gateway -> Triton) in front of each, with 1 and with 2 worker processes
+     (GATEWAY_WORKERS),
+at concurrency 1 and 8, the two layouts in turn for 3 rounds (each cell the median round). Prints p50 / p99
+latency, throughput, Triton's CPU time per request (the server and its Python stubs), and the ratios.
 
 The HTTP client is aiohttp: httpx, as a load generator on the same 2 cores, cost as much CPU as the gateway
 itself (c=8: 250-320 req/s through the gateway with httpx, 400-500 with aiohttp).
 
-    .venv/bin/python benchmarks/serving_latency.py [--model keyword-spotter] [--audio samples/yes.wav]
+    .venv/bin/python -m benchmarks.serving_latency [--model keyword-spotter] [--audio samples/yes.wav]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import shutil
+import statistics
 import time
 from pathlib import Path
 
 import aiohttp
+import psutil
 
 from benchmarks import measure
 from local_triton.services import GatewayProcess
 from local_triton.tritonserver import LocalTriton, Ports, free_port, http_ok
 from triton_control import AsyncTritonControl
+from triton_steps import contract
 from triton_steps.audio import load
 
 ROOT = Path(__file__).resolve().parents[1]
 
 CONCURRENCY = (1, 8)
+ROUNDS = 3
+SINGLE_STEP_SUFFIX = "-single-step"
 
 
 async def http_post(session: aiohttp.ClientSession, url: str, data: bytes) -> None:
@@ -36,22 +45,49 @@ async def http_post(session: aiohttp.ClientSession, url: str, data: bytes) -> No
         response.raise_for_status()
 
 
+def triton_cpu_s(server: LocalTriton) -> float:
+    """CPU seconds used so far by the tritonserver process and its Python stubs."""
+    assert server.process is not None
+    root = psutil.Process(server.process.pid)
+    total = 0.0
+    for process in (root, *root.children(recursive=True)):
+        try:
+            times = process.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system
+    return total
+
+
 async def served(
-    triton_url: str, gateway_url: str | None, model: str, audio: bytes, budget: tuple[int, float]
-) -> dict[str, measure.Result]:
-    """Triton direct (when ``gateway_url`` is None) or through the gateway, at each concurrency."""
+    triton: LocalTriton, gateway_url: str | None, layouts: dict[str, str], audio: bytes, budget: tuple[int, float]
+) -> dict[str, dict[str, measure.Result]]:
+    """Triton direct (when ``gateway_url`` is None) or through the gateway: each layout's model (layout -> Triton
+    name) at each concurrency, the layouts in turn for ``ROUNDS`` rounds (a drifting machine moves both alike);
+    each cell the median round, printed with Triton's CPU time per request."""
+    rounds: dict[str, dict[str, list[measure.Result]]] = {layout: {} for layout in layouts}
+    cpu_ms: dict[str, dict[str, list[float]]] = {layout: {} for layout in layouts}
+    async with AsyncTritonControl(triton.grpc_url) as grpc, aiohttp.ClientSession() as http:
+        for _ in range(ROUNDS):
+            for layout, model in layouts.items():
+
+                async def call(model: str = model) -> None:
+                    if gateway_url is None:
+                        await grpc.classify(model, audio)
+                    else:
+                        await http_post(http, f"{gateway_url}/models/{model}", audio)
+
+                for concurrency in CONCURRENCY:
+                    key, cpu = f"c{concurrency}", triton_cpu_s(triton)
+                    result = await measure.under_load(call, concurrency, *budget)
+                    rounds[layout].setdefault(key, []).append(result)
+                    cpu_ms[layout].setdefault(key, []).append((triton_cpu_s(triton) - cpu) / result.requests * 1000)
     results = {}
-    async with AsyncTritonControl(triton_url) as grpc, aiohttp.ClientSession() as http:
-
-        async def call() -> None:
-            if gateway_url is None:
-                await grpc.classify(model, audio)
-            else:
-                await http_post(http, f"{gateway_url}/models/{model}", audio)
-
-        for concurrency in CONCURRENCY:
-            results[f"c{concurrency}"] = result = await measure.under_load(call, concurrency, *budget)
-            print(f"  c{concurrency:<3} {result.line()}", flush=True)
+    for layout in layouts:
+        print(f"  {layout}", flush=True)
+        results[layout] = {key: measure.median(by_round) for key, by_round in rounds[layout].items()}
+        for key, result in results[layout].items():
+            print(f"    {key:<3} {result.line()}   Triton CPU {statistics.median(cpu_ms[layout][key]):5.2f} ms/request")
     return results
 
 
@@ -65,23 +101,40 @@ def pipeline_baseline(checkpoint: str, audio: bytes, budget: tuple[int, float]) 
     return result
 
 
+def repository_with_single_step(repository: Path, model: str, checkpoint: str, workdir: Path) -> Path:
+    """A copy of ``model``'s ensemble from ``repository``, beside ``checkpoint`` exported ``--single-step`` as
+    ``model`` + SINGLE_STEP_SUFFIX."""
+    from export.exporter import ExportOptions, export_model
+
+    both = workdir / "repository"
+    shutil.rmtree(both, ignore_errors=True)
+    for name in contract.StepNames(model).all():
+        shutil.copytree(repository / name, both / name, ignore=shutil.ignore_patterns("__pycache__"))
+    export_model(checkpoint, both, ExportOptions(name=model + SINGLE_STEP_SUFFIX, single_step=True))
+    return both
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repository", default=str(ROOT / "model_repository"))
     parser.add_argument("--model", default="keyword-spotter")
     parser.add_argument("--checkpoint", default=str(ROOT / "keyword_spotter" / "checkpoint"))
     parser.add_argument("--audio", default=str(ROOT / "samples" / "yes.wav"))
-    parser.add_argument("--requests", type=int, default=300, help="requests per measurement, at least")
-    parser.add_argument("--seconds", type=float, default=3.0, help="time per measurement, at least")
+    parser.add_argument("--requests", type=int, default=150, help="requests per measurement and round, at least")
+    parser.add_argument("--seconds", type=float, default=1.5, help="time per measurement and round, at least")
     parser.add_argument("--workers", default="1,2", help="gateway worker counts to compare")
     args = parser.parse_args()
     audio, budget = Path(args.audio).read_bytes(), (args.requests, args.seconds)
-    baseline = pipeline_baseline(args.checkpoint, audio, budget)
     workdir = ROOT / ".run" / "benchmark"
+    repository = repository_with_single_step(Path(args.repository), args.model, args.checkpoint, workdir)
+    print(f"machine: {measure.machine()}", flush=True)
+    baseline = pipeline_baseline(args.checkpoint, audio, budget)
+    layouts = {"ensemble": args.model, "single step": args.model + SINGLE_STEP_SUFFIX}
     results: dict[str, dict[str, measure.Result]] = {}
-    with LocalTriton(Path(args.repository), workdir, Ports(free_port(), free_port(), free_port())) as triton:
+    with LocalTriton(repository, workdir, Ports(free_port(), free_port(), free_port())) as triton:
         print("Triton direct (gRPC)", flush=True)
-        results["triton"] = asyncio.run(served(triton.grpc_url, None, args.model, audio, budget))
+        for layout, by_concurrency in asyncio.run(served(triton, None, layouts, audio, budget)).items():
+            results[f"triton {layout}"] = by_concurrency
         for workers in [int(w) for w in args.workers.split(",")]:
             log = workdir / f"gateway-{workers}.log"
             with GatewayProcess(triton.grpc_url, free_port(), log, workers=str(workers)) as gateway:
@@ -91,20 +144,23 @@ def main() -> None:
                         raise SystemExit(f"the gateway did not become ready; see {log}")
                     time.sleep(0.2)
                 print(f"gateway (HTTP) -> Triton, {workers} worker(s)", flush=True)
-                results[f"gateway x{workers}"] = asyncio.run(
-                    served(triton.grpc_url, gateway.url, args.model, audio, budget)
-                )
+                for layout, by_concurrency in asyncio.run(served(triton, gateway.url, layouts, audio, budget)).items():
+                    results[f"gateway x{workers} {layout}"] = by_concurrency
     print("ratios:")
     for concurrency in CONCURRENCY:
-        direct = results["triton"][f"c{concurrency}"]
-        for name, by_concurrency in results.items():
-            if name.startswith("gateway"):
-                result = by_concurrency[f"c{concurrency}"]
-                print(
-                    f"  c{concurrency} {name}: p50 {result.p50_ms - direct.p50_ms:+.2f} ms over Triton, "
-                    f"throughput {result.clips_per_s / direct.clips_per_s:.0%} of Triton's, "
-                    f"{result.clips_per_s / baseline.clips_per_s:.2f}x the pipeline"
-                )
+        key = f"c{concurrency}"
+        for layout in layouts:
+            direct = results[f"triton {layout}"][key]
+            ratio = direct.clips_per_s / baseline.clips_per_s
+            print(f"  c{concurrency} Triton direct, {layout}: {ratio:.2f}x the pipeline")
+            for name, by_concurrency in results.items():
+                if name.startswith("gateway") and name.endswith(layout):
+                    result = by_concurrency[key]
+                    print(
+                        f"  c{concurrency} {name}: p50 {result.p50_ms - direct.p50_ms:+.2f} ms over Triton, "
+                        f"throughput {result.clips_per_s / direct.clips_per_s:.0%} of Triton's, "
+                        f"{result.clips_per_s / baseline.clips_per_s:.2f}x the pipeline"
+                    )
 
 
 if __name__ == "__main__":

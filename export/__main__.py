@@ -52,7 +52,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m export",
         description="Export a Hugging Face audio-classification checkpoint (Hub id or save_pretrained folder) "
-        "to a Triton model repository: an ensemble NAME = NAME_preprocess -> NAME_onnx -> NAME_postprocess.",
+        "to a Triton model repository: an ensemble NAME = NAME_preprocess -> NAME_onnx -> NAME_postprocess "
+        "(--single-step: one model NAME).",
     )
     parser.add_argument("source", help="Hub id (org/name) or a local folder with model + feature extractor")
     location.add_repository_argument(parser, "the Triton model repository to write into")

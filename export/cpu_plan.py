@@ -47,3 +47,10 @@ def network_threads(requested: int | None, parameters: int) -> int:
 def network_instances(requested: int | None) -> int:
     """Instances of the network step (per GPU on a GPU machine): ``requested``, or auto, one."""
     return 1 if requested is None else requested
+
+
+def single_step_instances(requested: int | None, threads: int) -> int:
+    """Instances of a ``--single-step`` model, which decodes and ranks as well as running the network: ``requested``,
+    or auto, as many as the CPUs available here hold at the network's thread count (a small model: one per CPU,
+    as the ensemble's two preprocess instances beside its network instance keep two cores busy)."""
+    return requested if requested is not None else max(1, available_cpus() // max(1, threads))

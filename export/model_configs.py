@@ -6,6 +6,8 @@ The names they use (the ensemble contract) come from ``triton_steps.contract``.
 
 from __future__ import annotations
 
+import json
+
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2 as mc
 
@@ -19,6 +21,7 @@ from triton_steps.contract import (
     LABELS,
     LOGITS,
     METADATA_PARAMETER,
+    NETWORK_INPUTS,
     OPTIONAL_INPUTS,
     PRECISION,
     SCORES,
@@ -110,16 +113,14 @@ def network_config(
         accelerator.name = "tensorrt"
         accelerator.parameters["precision_mode"] = "FP32"
     _set_parameters(
-        config,
-        {
-            INTRA_OP_THREADS: str(threads),
-            INTER_OP_THREADS: "1",
-            BATCHED_EXAMPLE_LIMIT: str(batched_example_limit),
-            ENGINE: engine,
-            PRECISION: precision,
-        },
+        config, {**network_parameters(threads, engine, precision), BATCHED_EXAMPLE_LIMIT: str(batched_example_limit)}
     )
     return config
+
+
+def network_parameters(threads: int, engine: str, precision: str) -> dict[str, str]:
+    """How the network runs on the CPU: its engine's threads, the engine and the precision it computes in."""
+    return {INTRA_OP_THREADS: str(threads), INTER_OP_THREADS: "1", ENGINE: engine, PRECISION: precision}
 
 
 def postprocess_config(
@@ -131,7 +132,7 @@ def postprocess_config(
         backend="python",
         max_batch_size=max_batch_size,
         input=[_input(logits_spec(num_labels, chunked))] + [_input(spec, optional=True) for spec in OPTIONAL_INPUTS],
-        output=[_output(LABELS), _output(SCORES)],
+        output=_public_outputs(),
         dynamic_batching=mc.ModelDynamicBatching(),
         instance_group=_cpu_instances(1),
     )
@@ -171,12 +172,51 @@ def ensemble_config(
         name=names.ensemble,
         platform="ensemble",
         max_batch_size=max_batch_size,
-        input=[_input(AUDIO)] + [_input(spec, optional=True) for spec in OPTIONAL_INPUTS],
-        output=[_output(LABELS), _output(SCORES)],
+        input=_public_inputs(),
+        output=_public_outputs(),
         ensemble_scheduling=mc.ModelEnsembling(step=steps),
     )
     _set_parameters(config, {METADATA_PARAMETER: metadata_json})
     return config
+
+
+def single_step_config(
+    names: StepNames,
+    max_batch_size: int,
+    features: list[TensorSpec],
+    instances: int,
+    parameters: dict[str, str],
+    metadata_json: str,
+) -> mc.ModelConfig:
+    """A ``--single-step`` export's only model, in place of the ensemble and its three steps: the same inputs,
+    outputs and metadata, computed in one Python step on the CPU (``triton_steps.single_step_model``) from the
+    preprocess, network and postprocess steps' ``parameters`` together."""
+    config = mc.ModelConfig(
+        name=names.ensemble,
+        backend="python",
+        max_batch_size=max_batch_size,
+        input=_public_inputs(),
+        output=_public_outputs(),
+        dynamic_batching=mc.ModelDynamicBatching(),
+        instance_group=_cpu_instances(instances),
+    )
+    _set_parameters(
+        config, {**parameters, NETWORK_INPUTS: network_inputs_json(features), METADATA_PARAMETER: metadata_json}
+    )
+    return config
+
+
+def network_inputs_json(features: list[TensorSpec]) -> str:
+    """``contract.NETWORK_INPUTS``: the network's inputs and their types, for a step that feeds it itself."""
+    return json.dumps({spec.name: spec.data_type for spec in features})
+
+
+def _public_inputs() -> list[mc.ModelInput]:
+    return [_input(AUDIO)] + [_input(spec, optional=True) for spec in OPTIONAL_INPUTS]
+
+
+def _public_outputs() -> list[mc.ModelOutput]:
+    return [_output(LABELS), _output(SCORES)]
 
 
 def to_text(config: mc.ModelConfig) -> str:

@@ -80,6 +80,9 @@ class ModelInfo(BaseModel):
     engine: str | None = Field(
         None, description="the network's exact CPU engine in local mode and the slim CPU image: onnxruntime or openvino"
     )
+    single_step: bool | None = Field(
+        None, description="exported with --single-step: one Python step on the CPU instead of the three-step ensemble"
+    )
 
     @classmethod
     def served(cls, metadata: ModelMetadata) -> ModelInfo:

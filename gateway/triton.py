@@ -96,14 +96,16 @@ class Triton:
                 continue
             config = await self._client.config(entry.name)
             text = config.get("parameters", {}).get(contract.METADATA_PARAMETER, {}).get("string_value")
-            if config.get("platform") == "ensemble" and text:
+            if text:  # an export's entry point: its ensemble, or a --single-step export's one model
                 listing.served[entry.name] = ModelMetadata.from_json(text)
-                listing.compute_types[entry.name] = await self._compute_type(entry.name)
+                listing.compute_types[entry.name] = await self._compute_type(entry.name, config)
         return listing
 
-    async def _compute_type(self, name: str) -> str:
+    async def _compute_type(self, name: str, config: dict) -> str:
         """Where the model's network step runs, as Triton resolved its instance groups (KIND_AUTO: GPU where
-        there is one): ``gpu`` or ``cpu``."""
+        there is one): ``gpu`` or ``cpu`` (a --single-step export runs it in its Python step, on the CPU)."""
+        if config.get("platform") != "ensemble":
+            return "cpu"
         network = await self._client.config(contract.StepNames(name).network)
         kinds = {group.get("kind", "") for group in network.get("instance_group", [])}
         return "gpu" if "KIND_GPU" in kinds else "cpu"

@@ -84,6 +84,12 @@ def _ensemble_inputs(audio: bytes, top_k: int | None, function: str | None) -> l
     return inputs
 
 
+def _exported_models(name: str, held: set[str]) -> list[str]:
+    """The models of the export ``name`` that the repository ``held``, in load order: its three steps and the
+    ensemble, or a --single-step export's one model."""
+    return [model for model in contract.StepNames(name).all() if model in held] or [name]
+
+
 def with_reload_marker(config: dict) -> dict:
     """A model's config (Triton's JSON form) that Triton will really reload: loading a model with its
     unchanged config is a no-op in 2.51, which would keep a dead stub (``stub_health``). The marker parameter
@@ -161,7 +167,8 @@ class TritonControl:
             self._client.unload_model(name, client_timeout=LOAD_TIMEOUT_S)
 
     def unload_export(self, name: str) -> None:
-        """Unload the exported model ``name``: the ensemble, then its steps. (Triton's ``unload_dependents``
+        """Unload the exported model ``name``: the ensemble, then its steps (Triton answers an unload of a model
+        it does not know, as a --single-step export's steps, with success). (Triton's ``unload_dependents``
         leaves steps that were loaded by name, as ``--load-model=*`` and the sync load them.)"""
         for model in reversed(contract.StepNames(name).all()):
             self.unload(model)
@@ -227,7 +234,7 @@ class AsyncTritonControl:
 
     async def load_export(self, name: str) -> None:
         """Load the exported model ``name``: its steps, then the ensemble (Triton loads in the order asked)."""
-        for model in contract.StepNames(name).all():
+        for model in _exported_models(name, {state.name for state in await self.index()}):
             await self.load(model)
 
     async def unload_export(self, name: str) -> None:

@@ -1,6 +1,7 @@
 """The ensemble contract, in one place: the names every side of the project agrees on.
 
-An exported model NAME is an ensemble ``NAME`` = ``NAME_preprocess`` -> ``NAME_onnx`` -> ``NAME_postprocess``.
+An exported model NAME is an ensemble ``NAME`` = ``NAME_preprocess`` -> ``NAME_onnx`` -> ``NAME_postprocess``
+(exported with ``--single-step``: one Python model ``NAME`` doing all three, with the same inputs and outputs).
 Clients send ``AUDIO`` (the file's bytes) and optionally ``TOP_K`` and ``FUNCTION_TO_APPLY``; they get
 ``LABELS`` and ``SCORES``. The exporter writes these names, the steps read them, the gateway, ``make perf``,
 the model store and the tests call them. Torch-free and Triton-free, so every side can import it.

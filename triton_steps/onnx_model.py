@@ -21,23 +21,29 @@ import triton_python_backend_utils as pb_utils
 from triton_steps import batching, contract, engines, triton_io
 
 
+def load_network(args: dict[str, str]) -> engines.Engine:
+    """The model's ``contract.NETWORK_FILE`` on the engine, threads and precision its config names."""
+    params = triton_io.parameters(args)
+    path = triton_io.model_dir(args) / args["model_version"] / contract.NETWORK_FILE
+    threads = int(params.get(contract.INTRA_OP_THREADS, "0"))  # 0: the engine picks
+    engine = params.get(contract.ENGINE, engines.ONNXRUNTIME)
+    # absent (exported before bf16 existed): fp32. A bf16 network on a CPU without bf16 fails to load here,
+    # saying so (engines.UnsupportedPrecision), rather than run slower than its fp32 export in silence.
+    precision = params.get(contract.PRECISION, engines.FP32)
+    try:
+        return engines.load(engine, path, threads, precision)
+    except engines.UnsupportedPrecision as error:
+        raise engines.UnsupportedPrecision(
+            f"this network was exported with --quantize {precision}: {error}; serve it on a CPU that has "
+            "them, or export the model again in fp32 or int8"
+        ) from error
+
+
 class TritonPythonModel:
     def initialize(self, args: dict[str, str]) -> None:
         params = triton_io.parameters(args)
         config = triton_io.model_config(args)
-        path = triton_io.model_dir(args) / args["model_version"] / contract.NETWORK_FILE
-        threads = int(params.get(contract.INTRA_OP_THREADS, "0"))  # 0: the engine picks
-        engine = params.get(contract.ENGINE, engines.ONNXRUNTIME)
-        # absent (exported before bf16 existed): fp32. A bf16 network on a CPU without bf16 fails to load here,
-        # saying so (engines.UnsupportedPrecision), rather than run slower than its fp32 export in silence.
-        precision = params.get(contract.PRECISION, engines.FP32)
-        try:
-            self.engine = engines.load(engine, path, threads, precision)
-        except engines.UnsupportedPrecision as error:
-            raise engines.UnsupportedPrecision(
-                f"this network was exported with --quantize {precision}: {error}; serve it on a CPU that has "
-                "them, or export the model again in fp32 or int8"
-            ) from error
+        self.engine = load_network(args)
         # 0 or absent (a repository exported before the limit existed): batch every size, as the native backend
         self.batched_example_limit = int(params.get(contract.BATCHED_EXAMPLE_LIMIT, "0"))
         self.inputs = {i["name"]: triton_io.numpy_dtype(i["data_type"]) for i in config["input"]}

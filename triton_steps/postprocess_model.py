@@ -11,17 +11,18 @@ import triton_python_backend_utils as pb_utils
 from triton_steps import contract, scores, triton_io
 
 
-class TritonPythonModel:
-    def initialize(self, args: dict[str, str]) -> None:
+class Ranking:
+    """Logits -> the LABELS and SCORES response, with the request's TOP_K and FUNCTION_TO_APPLY (or the
+    model's default function, from the config) over the model directory's ``contract.LABELS_FILE``."""
+
+    def __init__(self, args: dict[str, str]) -> None:
         self.labels: list[str] = json.loads(
             (triton_io.model_dir(args) / contract.LABELS_FILE).read_text(encoding="utf-8")
         )
         self.default_function = scores.check_function(triton_io.parameters(args)[contract.FUNCTION_TO_APPLY_DEFAULT])
 
-    def _rank(self, request: Any) -> Any:
-        logits = pb_utils.get_input_tensor_by_name(request, contract.LOGITS).as_numpy()[
-            0
-        ]  # (labels,) or (windows, labels)
+    def response(self, request: Any, logits: np.ndarray) -> Any:
+        """``logits``: ``(labels,)``, or ``(windows, labels)`` for a chunked clip."""
         top_k = triton_io.optional_scalar(request, contract.TOP_K.name)
         function = triton_io.optional_scalar(request, contract.FUNCTION_TO_APPLY.name)
         if isinstance(function, bytes):
@@ -40,6 +41,15 @@ class TritonPythonModel:
                 pb_utils.Tensor(contract.SCORES.name, values[None]),
             ]
         )
+
+
+class TritonPythonModel:
+    def initialize(self, args: dict[str, str]) -> None:
+        self.ranking = Ranking(args)
+
+    def _rank(self, request: Any) -> Any:
+        logits = pb_utils.get_input_tensor_by_name(request, contract.LOGITS).as_numpy()[0]
+        return self.ranking.response(request, logits)
 
     def execute(self, requests: list[Any]) -> list[Any]:
         return triton_io.respond_each(requests, self._rank, (scores.ParameterError,), "postprocessing")

@@ -14,20 +14,37 @@ import numpy as np
 import triton_python_backend_utils as pb_utils
 
 from triton_steps import audio, contract, long_audio, triton_io
-from triton_steps.features import extractor_from_config
+from triton_steps.features import ModelInputs, extractor_from_config
 
 
 class NetworkError(RuntimeError):
     """The network step failed on this request's windows."""
 
 
-class TritonPythonModel:
-    def initialize(self, args: dict[str, str]) -> None:
-        triton_io.one_blas_thread()
+class Decoding:
+    """A request's AUDIO -> its waveform, and the network's inputs as the checkpoint's extractor makes them
+    (from the model directory's ``contract.EXTRACTOR_FILE`` and the config's length parameters)."""
+
+    def __init__(self, args: dict[str, str]) -> None:
         params = triton_io.parameters(args)
         config = json.loads((triton_io.model_dir(args) / contract.EXTRACTOR_FILE).read_text(encoding="utf-8"))
         self.extractor = extractor_from_config(config, min_length=int(params.get(contract.MIN_SAMPLES, "1")))
         self.max_seconds = float(params[contract.MAX_SECONDS]) if params.get(contract.MAX_SECONDS) else None
+
+    def waveform(self, request: Any) -> np.ndarray:
+        data = pb_utils.get_input_tensor_by_name(request, contract.AUDIO.name).as_numpy().reshape(-1)[0]
+        extractor = self.extractor
+        return audio.load(bytes(data), extractor.sampling_rate, extractor.min_samples(), self.max_seconds)
+
+    def features(self, request: Any) -> ModelInputs:
+        return self.extractor(self.waveform(request))
+
+
+class TritonPythonModel:
+    def initialize(self, args: dict[str, str]) -> None:
+        triton_io.one_blas_thread()
+        params = triton_io.parameters(args)
+        self.decoding = Decoding(args)
         self.outputs = {
             out["name"]: triton_io.numpy_dtype(out["data_type"]) for out in triton_io.model_config(args)["output"]
         }
@@ -42,7 +59,8 @@ class TritonPythonModel:
 
     def _window_logits(self, waveform: np.ndarray) -> np.ndarray:
         """Every window's logits ``(windows, labels)``, the windows sent to the network in batches."""
-        features = [self.extractor(window) for window in long_audio.windows(waveform, self.chunking)]
+        extractor = self.decoding.extractor
+        features = [extractor(window) for window in long_audio.windows(waveform, self.chunking)]
         logits = []
         for start in range(0, len(features), self.batch):
             group = features[start : start + self.batch]
@@ -60,13 +78,10 @@ class TritonPythonModel:
         return np.concatenate(logits)
 
     def _features(self, request: Any) -> Any:
-        data = pb_utils.get_input_tensor_by_name(request, contract.AUDIO.name).as_numpy().reshape(-1)[0]
-        waveform = audio.load(bytes(data), self.extractor.sampling_rate, self.extractor.min_samples(), self.max_seconds)
         if self.chunking is not None:
-            return pb_utils.InferenceResponse(
-                output_tensors=[pb_utils.Tensor(contract.LOGITS, self._window_logits(waveform)[None])]
-            )
-        inputs = self.extractor(waveform)
+            logits = self._window_logits(self.decoding.waveform(request))
+            return pb_utils.InferenceResponse(output_tensors=[pb_utils.Tensor(contract.LOGITS, logits[None])])
+        inputs = self.decoding.features(request)
         tensors = [pb_utils.Tensor(name, inputs[name][None].astype(dtype)) for name, dtype in self.outputs.items()]
         return pb_utils.InferenceResponse(output_tensors=tensors)
 

@@ -386,8 +386,8 @@ def test_a_json_key_bomb_costs_its_body_and_gets_a_short_answer(triton, tmp_path
 
 # Ten concurrent 25 MB JSON bodies (inside the in-flight cap): the gateway's peak RSS at most this, and within
 # LARGE_BODIES_RETURN_MB of where it started soon after (docs/reliability.md). 442 MB when Triton answers at
-# once; 612 MB measured beside the other pytest-xdist worker, where the ten decoded clips (19 MB each, not
-# counted by the in-flight cap, which counts body bytes) wait on a slower Triton together.
+# once; 612 MB measured beside the other pytest-xdist worker, where the ten decoded clips (19 MB each, each still
+# charged to the in-flight cap as its 25 MB body until Triton answers) wait on a slower Triton together.
 LARGE_BODIES_PEAK_MB = 700
 LARGE_BODIES_RETURN_MB = 150
 
