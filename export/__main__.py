@@ -66,14 +66,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def options_of(args: argparse.Namespace) -> ExportOptions:
+    """The parsed flags as ``ExportOptions``; raises ``ExportError`` for a bad one, before any checkpoint is read."""
+    return ExportOptions(**{f.name: getattr(args, f.name) for f in fields(ExportOptions) if f.metadata})
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     # progress and errors on stderr, as plain lines: stdout stays free for what a script may pipe
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(message)s", force=True)
     logging.getLogger("huggingface_hub").propagate = False  # it has its own handler: each line once, not twice
     try:
-        options = ExportOptions(**{f.name: getattr(args, f.name) for f in fields(ExportOptions) if f.metadata})
-        export_model(args.source, args.repository, options)
+        export_model(args.source, args.repository, options_of(args))
     except (ExportError, StorageError) as error:
         logging.getLogger("export").error("error: %s", error)
         return 1

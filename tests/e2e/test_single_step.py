@@ -16,7 +16,6 @@ import pytest
 from helpers import assert_same, make_waveform, running_gateway, wav_bytes
 from transformers import pipeline
 
-from export.checkpoint import ExportError
 from export.exporter import ExportOptions, export_model
 from local_triton.tritonserver import LocalTriton, Ports, free_port
 from triton_control import AsyncTritonControl, TritonControl, TritonError
@@ -90,15 +89,3 @@ def test_the_gateway_serves_it_and_says_so(checkpoints: dict[str, Path], single_
         answer = httpx.post(f"{url}/models/ast", content=wav_bytes(waveform), timeout=60)
         assert answer.status_code == 200 and answer.headers["x-compute-type"] == "cpu", answer.text
         assert_same(answer.json(), reference(waveform))
-
-
-@pytest.mark.parametrize(
-    "options, reason",
-    [
-        ({"tensorrt": True}, "--tensorrt needs the ensemble"),
-        ({"long_audio": "chunk"}, "--single-step does not chunk long audio yet"),
-    ],
-)
-def test_what_it_cannot_do_is_refused_at_once(tmp_path: Path, options: dict, reason: str) -> None:
-    with pytest.raises(ExportError, match=reason):
-        export_model("does/not-matter", tmp_path, ExportOptions(single_step=True, **options))
