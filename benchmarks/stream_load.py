@@ -34,6 +34,7 @@ from benchmarks import measure, real_size_models, stack
 from export.exporter import ExportOptions, export_model
 from local_triton.tritonserver import LocalTriton
 from triton_control import TritonControl
+from triton_steps import contract
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -243,9 +244,11 @@ def scaling(report: dict, triton: LocalTriton, gateway: str, model: str, seconds
     for way in ("websocket", "http_post"):
         held = [r["streams"] for r in rows if r[way]["real_time"]]
         report.setdefault("most_real_time_streams", {})[f"{model} {way}"] = max(held, default=0)
-    # Windows of concurrent streams are batched by Triton: clips per execution of the network step.
+    # Windows of concurrent streams are batched by Triton: clips per execution of the network step (a
+    # single-step model's own executions: it runs the network on each of its requests in turn).
+    network = model if model == SINGLE_STEP else contract.StepNames(model).network
     with TritonControl(triton.grpc_url) as control:
-        step = control.statistics(f"{model}_onnx")[f"{model}_onnx"]
+        step = control.statistics(network)[network]
     report.setdefault("network_clips_per_execution", {})[model] = round(step.inferences / max(1, step.executions), 2)
 
 
