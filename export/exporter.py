@@ -183,8 +183,6 @@ class ExportOptions:
         problems = []
         if self.single_step and self.tensorrt:
             problems.append("--single-step runs the network in a Python step on the CPU; --tensorrt needs the ensemble")
-        if self.single_step and self.long_audio == "chunk":
-            problems.append("--single-step does not chunk long audio yet; export --long-audio chunk as an ensemble")
         if self.quantize != quantize.FP32 and self.tensorrt:
             problems.append(f"--quantize {self.quantize} is for CPU serving; with --tensorrt export in fp32")
         if self.quantize == quantize.INT8 and self.engine == engines.OPENVINO:
@@ -466,8 +464,6 @@ def _model_dirs(
             contract.LONG_AUDIO: "chunk",
             contract.WINDOW_SAMPLES: str(chunking.window_samples),
             contract.HOP_SAMPLES: str(chunking.hop_samples),
-            contract.NETWORK: names.network,
-            contract.NETWORK_INPUTS: model_configs.network_inputs_json(specs),
         }
     precision = engines.compute_precision(options.quantize)
     extractor_file = {contract.EXTRACTOR_FILE: json.dumps(checkpoint.extractor_config, indent=2, sort_keys=True)}
@@ -490,6 +486,11 @@ def _model_dirs(
             )
         }
     chunk_labels = None if chunking is None else num_labels
+    if chunking is not None:  # the preprocess step calls the network step itself
+        preprocess_params |= {
+            contract.NETWORK: names.network,
+            contract.NETWORK_INPUTS: model_configs.network_inputs_json(specs),
+        }
     network_config = model_configs.network_config(
         names,
         mbs,

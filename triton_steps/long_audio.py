@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from triton_steps import contract
 from triton_steps.features import KALDI_FRAME, KALDI_HOP, ASTFeatures, FeatureExtractor, WhisperFeatures
 
 MODES = ("none", "chunk")
@@ -24,6 +25,13 @@ WAVEFORM_WINDOW_S = 10.0  # default window of waveform models, which have no win
 class Chunking:
     window_samples: int
     hop_samples: int
+
+
+def from_parameters(parameters: dict[str, str]) -> Chunking | None:
+    """A step's chunking, as its config's parameters give it (None: the model's own behaviour)."""
+    if parameters.get(contract.LONG_AUDIO) != "chunk":
+        return None
+    return Chunking(int(parameters[contract.WINDOW_SAMPLES]), int(parameters[contract.HOP_SAMPLES]))
 
 
 def default_window(extractor: FeatureExtractor) -> int:

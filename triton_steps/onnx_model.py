@@ -51,7 +51,7 @@ class TritonPythonModel:
 
     def _run(self, arrays: list[dict[str, np.ndarray]]) -> list[Any]:
         """Run same-shape requests (their input arrays by name) as one batch."""
-        feed = {name: _joined([a[name] for a in arrays], dtype) for name, dtype in self.inputs.items()}
+        feed = {name: joined([a[name] for a in arrays], dtype) for name, dtype in self.inputs.items()}
         results = self.engine.run(feed)
         sizes = np.cumsum([len(a[next(iter(self.inputs))]) for a in arrays])[:-1]
         split = [np.split(result, sizes) for result in results]
@@ -77,7 +77,7 @@ class TritonPythonModel:
         return responses
 
 
-def _joined(parts: list[np.ndarray], dtype: np.dtype) -> np.ndarray:
+def joined(parts: list[np.ndarray], dtype: np.dtype) -> np.ndarray:
     """One batch of ``parts`` in ``dtype``. A lone request (every request at low load) goes as it is: copying
     cost Whisper-base's 960 kB of features 0.23 ms of this step's 0.66 ms beyond onnxruntime's run."""
     return (parts[0] if len(parts) == 1 else np.concatenate(parts)).astype(dtype, copy=False)

@@ -48,9 +48,8 @@ class TritonPythonModel:
         self.outputs = {
             out["name"]: triton_io.numpy_dtype(out["data_type"]) for out in triton_io.model_config(args)["output"]
         }
-        self.chunking = None
-        if params.get(contract.LONG_AUDIO) == "chunk":
-            self.chunking = long_audio.Chunking(int(params[contract.WINDOW_SAMPLES]), int(params[contract.HOP_SAMPLES]))
+        self.chunking = long_audio.from_parameters(params)
+        if self.chunking is not None:
             self.network = params[contract.NETWORK]
             self.network_inputs = {
                 n: triton_io.numpy_dtype(t) for n, t in json.loads(params[contract.NETWORK_INPUTS]).items()

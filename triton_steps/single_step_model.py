@@ -12,8 +12,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from triton_steps import audio, contract, scores, triton_io
-from triton_steps.onnx_model import load_network
+import numpy as np
+
+from triton_steps import audio, contract, long_audio, scores, triton_io
+from triton_steps.features import ModelInputs
+from triton_steps.onnx_model import joined, load_network
 from triton_steps.postprocess_model import Ranking
 from triton_steps.preprocess_model import Decoding
 
@@ -28,12 +31,24 @@ class TritonPythonModel:
         self.network_inputs = {
             name: triton_io.numpy_dtype(t) for name, t in json.loads(params[contract.NETWORK_INPUTS]).items()
         }
+        self.chunking = long_audio.from_parameters(params)
+        self.batch = max(1, int(triton_io.model_config(args).get("max_batch_size", 1)))  # windows per run
+
+    def _run(self, features: list[ModelInputs]) -> np.ndarray:
+        """The network's logits for same-shape ``features``, as one batch."""
+        feed = {name: joined([f[name][None] for f in features], dtype) for name, dtype in self.network_inputs.items()}
+        (logits,) = self.network.run(feed)
+        return logits
 
     def _classify(self, request: Any) -> Any:
-        inputs = self.decoding.features(request)
-        feed = {name: inputs[name][None].astype(dtype, copy=False) for name, dtype in self.network_inputs.items()}
-        (logits,) = self.network.run(feed)
-        return self.ranking.response(request, logits[0])
+        if self.chunking is None:
+            return self.ranking.response(request, self._run([self.decoding.features(request)])[0])
+        # every window's logits (windows, labels), the windows run in batches as the ensemble's preprocess step
+        # sends them to its network step; the ranking aggregates them
+        extractor = self.decoding.extractor
+        features = [extractor(window) for window in long_audio.windows(self.decoding.waveform(request), self.chunking)]
+        logits = [self._run(features[start : start + self.batch]) for start in range(0, len(features), self.batch)]
+        return self.ranking.response(request, np.concatenate(logits))
 
     def execute(self, requests: list[Any]) -> list[Any]:
         client_errors = (audio.AudioError, scores.ParameterError)

@@ -18,10 +18,11 @@ from local_triton.tritonserver import LocalTriton, Ports
 
 RATE = 16000
 # name -> (checkpoint, window s, hop s, clip s): AST's own window (1024 frames = 10.24 s), non-overlapping;
-# a waveform model with an explicit 1 s window every 0.4 s.
+# a waveform model with an explicit 1 s window every 0.4 s, as an ensemble and --single-step.
 CASES = {
     "ast_long": ("ast", None, None, 23.0),
     "w2v_long": ("wav2vec2_layer_norm", 1.0, 0.4, 3.3),
+    "w2v_long_single_step": ("wav2vec2_layer_norm", 1.0, 0.4, 3.3),
 }
 
 
@@ -29,7 +30,13 @@ CASES = {
 def long_gateway(checkpoints: dict[str, Path], tmp_path_factory) -> Iterator[str]:
     repository = tmp_path_factory.mktemp("long") / "repo"
     for name, (checkpoint, window, hop, _) in CASES.items():
-        options = ExportOptions(name=name, long_audio="chunk", chunk_seconds=window, chunk_hop_seconds=hop)
+        options = ExportOptions(
+            name=name,
+            long_audio="chunk",
+            chunk_seconds=window,
+            chunk_hop_seconds=hop,
+            single_step=name.endswith("single_step"),
+        )
         export_model(str(checkpoints[checkpoint]), repository, options)
     triton = LocalTriton(repository, tmp_path_factory.mktemp("long-run"), Ports(free_port(), free_port(), free_port()))
     with triton, running_gateway(triton.grpc_url) as url:

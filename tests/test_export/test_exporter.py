@@ -191,7 +191,6 @@ def test_a_cached_hub_id_exports_while_the_hub_is_unreachable(tmp_path: Path) ->
         (["--quantized-min-agreement", "2"], "--quantized-min-agreement must be in [0, 1]"),
         (["--quantize", "int8", "--engine", "openvino"], "--engine openvino is for fp32"),
         (["--single-step", "--tensorrt"], "--tensorrt needs the ensemble"),
-        (["--single-step", "--long-audio", "chunk"], "--single-step does not chunk long audio yet"),
     ],
 )
 def test_a_bad_option_is_refused_before_the_checkpoint_is_read(
