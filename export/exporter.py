@@ -473,8 +473,9 @@ def _model_dirs(
             **preprocess_params,
             **model_configs.network_parameters(threads, network.engine, precision),
             contract.FUNCTION_TO_APPLY_DEFAULT: checkpoint.function_to_apply,
+            contract.NETWORK_INPUTS: model_configs.network_inputs_json(specs),
         }
-        config = model_configs.single_step_config(names, mbs, specs, instances, parameters, metadata.to_json(None))
+        config = model_configs.single_step_config(names, mbs, instances, parameters, metadata.to_json(None))
         return {
             names.ensemble: repository.ModelDir(
                 config,

@@ -21,7 +21,6 @@ from triton_steps.contract import (
     LABELS,
     LOGITS,
     METADATA_PARAMETER,
-    NETWORK_INPUTS,
     OPTIONAL_INPUTS,
     PRECISION,
     SCORES,
@@ -181,12 +180,7 @@ def ensemble_config(
 
 
 def single_step_config(
-    names: StepNames,
-    max_batch_size: int,
-    features: list[TensorSpec],
-    instances: int,
-    parameters: dict[str, str],
-    metadata_json: str,
+    names: StepNames, max_batch_size: int, instances: int, parameters: dict[str, str], metadata_json: str
 ) -> mc.ModelConfig:
     """A ``--single-step`` export's only model, in place of the ensemble and its three steps: the same inputs,
     outputs and metadata, computed in one Python step on the CPU (``triton_steps.single_step_model``) from the
@@ -200,9 +194,7 @@ def single_step_config(
         dynamic_batching=mc.ModelDynamicBatching(),
         instance_group=_cpu_instances(instances),
     )
-    _set_parameters(
-        config, {**parameters, NETWORK_INPUTS: network_inputs_json(features), METADATA_PARAMETER: metadata_json}
-    )
+    _set_parameters(config, {**parameters, METADATA_PARAMETER: metadata_json})
     return config
 
 

@@ -15,7 +15,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from triton_steps import contract
-from triton_steps.features import KALDI_FRAME, KALDI_HOP, ASTFeatures, FeatureExtractor, WhisperFeatures
+from triton_steps.features import (
+    KALDI_FRAME,
+    KALDI_HOP,
+    ASTFeatures,
+    FeatureExtractor,
+    ModelInputs,
+    WhisperFeatures,
+)
 
 MODES = ("none", "chunk")
 WAVEFORM_WINDOW_S = 10.0  # default window of waveform models, which have no window of their own
@@ -51,6 +58,14 @@ def windows(waveform: np.ndarray, chunking: Chunking) -> list[np.ndarray]:
         return [waveform]
     starts = list(range(0, len(waveform) - window, hop)) + [len(waveform) - window]
     return [waveform[start : start + window] for start in starts]
+
+
+def window_batches(
+    waveform: np.ndarray, chunking: Chunking, extractor: FeatureExtractor, batch: int
+) -> list[list[ModelInputs]]:
+    """The model inputs of every window of ``waveform``, in groups of at most ``batch`` (the network's runs)."""
+    features = [extractor(window) for window in windows(waveform, chunking)]
+    return [features[start : start + batch] for start in range(0, len(features), batch)]
 
 
 def aggregate(scores: np.ndarray, function_to_apply: str) -> np.ndarray:

@@ -51,18 +51,13 @@ class TritonPythonModel:
         self.chunking = long_audio.from_parameters(params)
         if self.chunking is not None:
             self.network = params[contract.NETWORK]
-            self.network_inputs = {
-                n: triton_io.numpy_dtype(t) for n, t in json.loads(params[contract.NETWORK_INPUTS]).items()
-            }
-            self.batch = max(1, int(triton_io.model_config(args).get("max_batch_size", 1)))
+            self.network_inputs = triton_io.network_inputs(params)
+            self.batch = triton_io.max_batch_size(args)
 
     def _window_logits(self, waveform: np.ndarray) -> np.ndarray:
         """Every window's logits ``(windows, labels)``, the windows sent to the network in batches."""
-        extractor = self.decoding.extractor
-        features = [extractor(window) for window in long_audio.windows(waveform, self.chunking)]
         logits = []
-        for start in range(0, len(features), self.batch):
-            group = features[start : start + self.batch]
+        for group in long_audio.window_batches(waveform, self.chunking, self.decoding.extractor, self.batch):
             inputs = [
                 pb_utils.Tensor(name, np.stack([f[name] for f in group]).astype(dtype))
                 for name, dtype in self.network_inputs.items()

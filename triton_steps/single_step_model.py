@@ -9,12 +9,11 @@ image, whose network step is a Python process anyway.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import numpy as np
 
-from triton_steps import audio, contract, long_audio, scores, triton_io
+from triton_steps import audio, long_audio, scores, triton_io
 from triton_steps.features import ModelInputs
 from triton_steps.onnx_model import joined, load_network
 from triton_steps.postprocess_model import Ranking
@@ -28,11 +27,9 @@ class TritonPythonModel:
         self.network = load_network(args)
         self.ranking = Ranking(args)
         params = triton_io.parameters(args)
-        self.network_inputs = {
-            name: triton_io.numpy_dtype(t) for name, t in json.loads(params[contract.NETWORK_INPUTS]).items()
-        }
+        self.network_inputs = triton_io.network_inputs(params)
         self.chunking = long_audio.from_parameters(params)
-        self.batch = max(1, int(triton_io.model_config(args).get("max_batch_size", 1)))  # windows per run
+        self.batch = triton_io.max_batch_size(args)
 
     def _run(self, features: list[ModelInputs]) -> np.ndarray:
         """The network's logits for same-shape ``features``, as one batch."""
@@ -45,10 +42,9 @@ class TritonPythonModel:
             return self.ranking.response(request, self._run([self.decoding.features(request)])[0])
         # every window's logits (windows, labels), the windows run in batches as the ensemble's preprocess step
         # sends them to its network step; the ranking aggregates them
-        extractor = self.decoding.extractor
-        features = [extractor(window) for window in long_audio.windows(self.decoding.waveform(request), self.chunking)]
-        logits = [self._run(features[start : start + self.batch]) for start in range(0, len(features), self.batch)]
-        return self.ranking.response(request, np.concatenate(logits))
+        waveform = self.decoding.waveform(request)
+        batches = long_audio.window_batches(waveform, self.chunking, self.decoding.extractor, self.batch)
+        return self.ranking.response(request, np.concatenate([self._run(batch) for batch in batches]))
 
     def execute(self, requests: list[Any]) -> list[Any]:
         client_errors = (audio.AudioError, scores.ParameterError)

@@ -12,6 +12,8 @@ import numpy as np
 import threadpoolctl
 import triton_python_backend_utils as pb_utils
 
+from triton_steps import contract
+
 
 def one_blas_thread() -> None:
     """Numpy's BLAS on one thread in this stub, for as long as it runs. Its default, a thread per core that
@@ -29,6 +31,16 @@ def parameters(args: dict[str, str]) -> dict[str, str]:
 
 def model_config(args: dict[str, str]) -> dict[str, Any]:
     return json.loads(args["model_config"])
+
+
+def max_batch_size(args: dict[str, str]) -> int:
+    """The model's ``max_batch_size`` (at least 1): how many windows a step that runs the network sends at once."""
+    return max(1, int(model_config(args).get("max_batch_size", 1)))
+
+
+def network_inputs(parameters: dict[str, str]) -> dict[str, np.dtype]:
+    """The network's inputs and their types, from ``contract.NETWORK_INPUTS`` (a step that feeds it itself)."""
+    return {name: numpy_dtype(t) for name, t in json.loads(parameters[contract.NETWORK_INPUTS]).items()}
 
 
 def model_dir(args: dict[str, str]) -> Path:
