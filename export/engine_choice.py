@@ -1,5 +1,6 @@
-"""Which exact engine runs a network fastest on this machine (``--engine auto``): each candidate that passed
-the parity check, timed on one clip of the model's own window at batch 1, the median of a few runs, one
+"""Which engine runs a network fastest on this machine (``--engine auto``): each candidate that passed its check
+(fp32: the parity check, each engine on the same ``model.onnx``; int8: the gate, each engine on its own int8
+network), timed on one clip of the model's own window at batch 1, the median of a few runs, one
 engine at a time with a pause between them (an engine's thread pool keeps spinning for a while after its last
 run, which would slow the next one's figures)."""
 
@@ -17,10 +18,11 @@ TIMED_RUNS = 5
 PAUSE_S = 0.5
 
 
-def fastest(path: Path, feed: dict[str, np.ndarray], candidates: list[str], threads: int) -> dict[str, float]:
-    """Each candidate engine's milliseconds per run of ``feed`` on ``path`` with ``threads`` threads."""
+def fastest(networks: dict[str, Path], feed: dict[str, np.ndarray], threads: int) -> dict[str, float]:
+    """Each engine's milliseconds per run of ``feed`` on its network (``networks``: engine -> ONNX file) with
+    ``threads`` threads."""
     times = {}
-    for name in candidates:
+    for name, path in networks.items():
         engine = engines.load(name, path, threads)
         engine.run(feed)  # warm: first-run allocations, OpenVINO's compilation for the shape
         runs = []

@@ -101,7 +101,8 @@ class ExportOptions:
     )
     quantize: str = _option(
         "fp32",
-        "int8: dynamic int8 MatMul/Gemm on onnxruntime; bf16: OpenVINO computing in bf16, on a CPU with bf16 "
+        "int8: dynamic int8 MatMul/Gemm on onnxruntime, or NNCF's static int8 on OpenVINO (--engine; auto: "
+        "the faster of those that pass the gate); bf16: OpenVINO computing in bf16, on a CPU with bf16 "
         "instructions (AVX512-BF16 or AMX) only. Both faster on CPU; their scores are not transformers' within "
         "1e-4 but must pass the gate below against the fp32 model",
         choices=quantize.PRECISIONS,
@@ -116,7 +117,8 @@ class ExportOptions:
         AUTO_ENGINE,
         "the exact CPU engine of the network step (local mode, the slim CPU image; Triton's native backend on "
         "the NGC image runs onnxruntime): auto measures onnxruntime and OpenVINO (f32 forced) here and keeps "
-        "the faster of those that pass the parity check",
+        "the faster of those that pass the parity check (with --quantize int8: each engine's int8 network, the "
+        "faster of those that pass the gate)",
         choices=(AUTO_ENGINE, *engines.ENGINES),
     )
     tensorrt: bool = _option(False, "ask Triton's onnxruntime backend to run the network with TensorRT on GPU")
@@ -185,8 +187,6 @@ class ExportOptions:
             problems.append("--single-step runs the network in a Python step on the CPU; --tensorrt needs the ensemble")
         if self.quantize != quantize.FP32 and self.tensorrt:
             problems.append(f"--quantize {self.quantize} is for CPU serving; with --tensorrt export in fp32")
-        if self.quantize == quantize.INT8 and self.engine == engines.OPENVINO:
-            problems.append("--quantize int8 runs on onnxruntime (its int8 graph); --engine openvino is for fp32")
         if self.quantize == quantize.BF16:
             problems += _bf16_problems(self.engine)
         return problems
@@ -306,33 +306,72 @@ def _network_threads(plan: _Plan, options: ExportOptions) -> int:
 
 
 def _candidate_engines(options: ExportOptions) -> tuple[str, ...]:
-    """The engines the network may run on: int8 runs onnxruntime's int8 graph, bf16 OpenVINO; auto tries every
-    exact one."""
-    if options.quantize != quantize.FP32:
-        return (engines.ONNXRUNTIME if options.quantize == quantize.INT8 else engines.OPENVINO,)
+    """The engines the network may run on: bf16 runs on OpenVINO only; fp32 and int8 (each engine its own int8
+    network) on the one asked for, or with auto on every engine."""
+    if options.quantize == quantize.BF16:
+        return (engines.OPENVINO,)
     return engines.ENGINES if options.engine == AUTO_ENGINE else (options.engine,)
 
 
-def _chosen_engine(
+def _fastest(plan: _Plan, options: ExportOptions, networks: dict[str, Path]) -> tuple[str, dict[str, float]]:
+    """The engine whose network (``networks``: engine -> ONNX file) runs fastest here, and (when there was a
+    choice) each one's measured time per clip."""
+    if len(networks) == 1:
+        return next(iter(networks)), {}
+    extractor, samples = plan.extractor, _timed_samples(plan)
+    clip = extractor(np.random.default_rng(2).standard_normal(samples).astype(np.float32) * 0.1)
+    feed = {name: array[None] for name, array in clip.items()}
+    times = engine_choice.fastest(networks, feed, _network_threads(plan, options))
+    chosen = min(times, key=times.__getitem__)
+    shown = ", ".join(f"{name} {ms:.1f} ms" for name, ms in times.items())
+    log.info(f"    engine: {chosen} ({shown} per clip of {samples / extractor.sampling_rate:g} s)")
+    return chosen, times
+
+
+def _exact_engine(
     plan: _Plan, options: ExportOptions, onnx_path: Path, parity: onnx_graph.ParityReport
 ) -> tuple[str, dict[str, float]]:
-    """The engine the network step runs, and (auto) each exact engine's measured time per clip."""
+    """fp32: the fastest engine of those whose logits matched torch's on ``onnx_path``."""
     exact = [name for name in _candidate_engines(options) if parity.engine_diffs[name] <= options.tolerance]
     if options.engine not in (AUTO_ENGINE, *exact):
         raise ExportError(
             f"{options.engine}'s logits differ from torch by {parity.engine_diffs[options.engine]:.2e} of their "
             f"scale (> {options.tolerance:g}): serve it with --engine onnxruntime (or auto)"
         )
-    if len(exact) == 1:
-        return exact[0], {}
-    extractor, samples = plan.extractor, _timed_samples(plan)
-    clip = extractor(np.random.default_rng(2).standard_normal(samples).astype(np.float32) * 0.1)
-    feed = {name: array[None] for name, array in clip.items()}
-    times = engine_choice.fastest(onnx_path, feed, exact, _network_threads(plan, options))
-    chosen = min(times, key=times.__getitem__)
-    shown = ", ".join(f"{name} {ms:.1f} ms" for name, ms in times.items())
-    log.info(f"    engine: {chosen} ({shown} per clip of {samples / extractor.sampling_rate:g} s)")
-    return chosen, times
+    return _fastest(plan, options, {name: onnx_path for name in exact})
+
+
+def _reduced_network(
+    plan: _Plan, options: ExportOptions, onnx_path: Path, workdir: Path
+) -> tuple[Path, dict, str, dict[str, float]]:
+    """int8, bf16: each candidate engine's network made and gated against the fp32 torch model; the served file,
+    the gate's report, and the engine of the fastest that passed (with each one's time when there was a choice).
+    ``ExportError`` when none passes."""
+    passed: dict[str, tuple[Path, dict]] = {}
+    refusals = []
+    gate = quantize.Gate.of(plan.checkpoint, plan.extractor, plan.shortest)
+    for engine in _candidate_engines(options):
+        if options.quantize == quantize.BF16:
+            log.info("    checking OpenVINO in bf16 against the fp32 torch model")
+            served, method = onnx_path, quantize.BF16_METHOD
+            network = engines.load(engine, served, precision=engines.BF16)
+        else:
+            served, method = workdir / f"int8-{engine}-{contract.NETWORK_FILE}", quantize.INT8_METHODS[engine]
+            log.info(f"    {method}, then checking it against the fp32 torch model")
+            quantize.quantize_int8(engine, onnx_path, served, plan.extractor, plan.shortest)
+            network = engines.load(engine, served)
+        try:
+            report = gate.check(
+                network, f"{options.quantize} ({engine})", options.quantized_tolerance, options.quantized_min_agreement
+            )
+        except ExportError as refusal:
+            refusals.append(str(refusal))
+            continue
+        passed[engine] = (served, report.as_metadata(method))
+    if not passed:
+        raise ExportError("; ".join(refusals))
+    chosen, times = _fastest(plan, options, {engine: served for engine, (served, _) in passed.items()})
+    return *passed[chosen], chosen, times
 
 
 def _timed_samples(plan: _Plan) -> int:
@@ -363,26 +402,9 @@ def _export_network(plan: _Plan, options: ExportOptions, workdir: Path, step: Ca
         others,
     )
     if options.quantize == quantize.FP32:
-        return _Network(specs, onnx_path, parity, None, *_chosen_engine(plan, options, onnx_path, parity))
-    if options.quantize == quantize.INT8:
-        log.info("    quantizing MatMul/Gemm to int8, then checking it against the fp32 torch model")
-        served, engine = workdir / f"int8-{contract.NETWORK_FILE}", engines.ONNXRUNTIME
-        quantize.quantize_int8(onnx_path, served)
-        network = engines.load(engine, served)
-    else:
-        log.info("    checking OpenVINO in bf16 against the fp32 torch model")
-        served, engine = onnx_path, engines.OPENVINO
-        network = engines.load(engine, served, precision=engines.BF16)
-    report = quantize.check(
-        plan.checkpoint,
-        plan.extractor,
-        network,
-        options.quantize,
-        plan.shortest,
-        options.quantized_tolerance,
-        options.quantized_min_agreement,
-    )
-    return _Network(specs, served, parity, report.as_metadata(), engine, {})
+        return _Network(specs, onnx_path, parity, None, *_exact_engine(plan, options, onnx_path, parity))
+    served, quantization, engine, times = _reduced_network(plan, options, onnx_path, workdir)
+    return _Network(specs, served, parity, quantization, engine, times)
 
 
 def _metadata(plan: _Plan, options: ExportOptions, network: _Network) -> ModelMetadata:

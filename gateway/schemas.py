@@ -78,7 +78,9 @@ class ModelInfo(BaseModel):
     window_seconds: float | None = Field(None, description="the model's own window: a live stream's default")
     precision: str | None = Field(None, description="fp32 (scores as transformers'), int8 or bf16 (gated at export)")
     engine: str | None = Field(
-        None, description="the network's exact CPU engine in local mode and the slim CPU image: onnxruntime or openvino"
+        None,
+        description="the network's CPU engine in local mode and the slim CPU image: onnxruntime or openvino (int8: "
+        "onnxruntime's dynamic int8, or NNCF's static int8 on OpenVINO)",
     )
     single_step: bool | None = Field(
         None, description="exported with --single-step: one Python step on the CPU instead of the three-step ensemble"

@@ -1,5 +1,5 @@
-"""int8 and bf16 exports served end to end: GET /models says which, and their scores stay within the export
-gate's tolerance of transformers' fp32 pipeline (not within 1e-4: that is what opting in gives up)."""
+"""int8 (each engine's) and bf16 exports served end to end: GET /models says which, and their scores stay within
+the export gate's tolerance of transformers' fp32 pipeline (not within 1e-4: that is what opting in gives up)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from helpers import CPU_HAS_BF16, free_port, make_waveform, running_gateway, wav
 from transformers import pipeline
 from tritonclient.grpc import model_config_pb2 as mc
 
+from export import quantize
 from export.exporter import ExportOptions, export_model
 from local_triton.tritonserver import LocalTriton, Ports
 from triton_steps import contract, engines
@@ -20,7 +21,8 @@ from triton_steps.metadata import ModelMetadata
 @pytest.mark.parametrize(
     ("precision", "engine"),
     [
-        ("int8", engines.ONNXRUNTIME),  # its int8 graph is onnxruntime's
+        ("int8", engines.ONNXRUNTIME),  # dynamic int8: MatMulInteger
+        ("int8", engines.OPENVINO),  # NNCF's static int8: a QDQ graph, on OpenVINO's int8 kernels
         pytest.param(
             "bf16",
             engines.OPENVINO,
@@ -29,20 +31,18 @@ from triton_steps.metadata import ModelMetadata
     ],
 )
 def test_a_reduced_precision_model_is_served_and_says_so(checkpoints, tmp_path, precision: str, engine: str) -> None:
-    options = ExportOptions(name=precision, quantize=precision)
+    name = f"{precision}-{engine}"
+    options = ExportOptions(name=name, quantize=precision, engine=engine)
     result = export_model(str(checkpoints["wav2vec2_layer_norm"]), tmp_path / "repo", options)
-    network = text_format.Parse(
-        (tmp_path / "repo" / f"{precision}_onnx" / contract.CONFIG_FILE).read_text(), mc.ModelConfig()
-    )
+    step = tmp_path / "repo" / contract.StepNames(name).network
+    network = text_format.Parse((step / contract.CONFIG_FILE).read_text(), mc.ModelConfig())
     assert network.parameters[contract.ENGINE].string_value == engine
     assert network.parameters[contract.PRECISION].string_value == ("bf16" if precision == "bf16" else "fp32")
-    ops = {
-        n.op_type for n in onnx.load(tmp_path / "repo" / f"{precision}_onnx" / "1" / contract.NETWORK_FILE).graph.node
-    }
-    assert ("MatMulInteger" in ops) == (precision == "int8") and "Conv" in ops  # int8: the convolutions stay fp32
-    assert (
-        ModelMetadata.from_json((tmp_path / "repo" / precision / contract.METADATA_FILE).read_text()) == result.metadata
-    )
+    ops = {n.op_type for n in onnx.load(step / "1" / contract.NETWORK_FILE).graph.node}
+    int8_ops = {engines.ONNXRUNTIME: "MatMulInteger", engines.OPENVINO: "QuantizeLinear"}
+    assert {op for op in int8_ops.values() if op in ops} == ({int8_ops[engine]} if precision == "int8" else set())
+    assert "Conv" in ops
+    assert ModelMetadata.from_json((tmp_path / "repo" / name / contract.METADATA_FILE).read_text()) == result.metadata
     waveform = make_waveform(1.5, seed=3)
     reference = pipeline("audio-classification", model=str(checkpoints["wav2vec2_layer_norm"]), device="cpu")
     expected = {p["label"]: p["score"] for p in reference(waveform.copy())}
@@ -50,12 +50,13 @@ def test_a_reduced_precision_model_is_served_and_says_so(checkpoints, tmp_path, 
     with triton, running_gateway(triton.grpc_url) as gateway:
         (model,) = httpx.get(f"{gateway}/models").json()
         assert model["precision"] == precision and model["engine"] == engine
-        answer = httpx.post(f"{gateway}/models/{precision}", content=wav_bytes(waveform), timeout=60)
+        answer = httpx.post(f"{gateway}/models/{name}", content=wav_bytes(waveform), timeout=60)
         assert answer.status_code == 200, answer.text
         served = {p["label"]: p["score"] for p in answer.json()}
     assert served.keys() == expected.keys()
     worst = max(abs(served[label] - expected[label]) for label in expected)
     assert 0 < worst <= options.quantized_tolerance, worst
     report = result.metadata.quantization
+    assert report["method"] == (quantize.BF16_METHOD if precision == "bf16" else quantize.INT8_METHODS[engine])
     assert report["clips"] == 48 and report["top1_agreement"] >= options.quantized_min_agreement
     assert 0 < report["max_score_diff"] <= options.quantized_tolerance

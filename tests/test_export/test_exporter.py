@@ -189,7 +189,6 @@ def test_a_cached_hub_id_exports_while_the_hub_is_unreachable(tmp_path: Path) ->
         (["--max-batch-size", "0"], "--max-batch-size must be positive"),
         (["--chunk-seconds", "-1"], "--chunk-seconds must be positive"),
         (["--quantized-min-agreement", "2"], "--quantized-min-agreement must be in [0, 1]"),
-        (["--quantize", "int8", "--engine", "openvino"], "--engine openvino is for fp32"),
         (["--single-step", "--tensorrt"], "--tensorrt needs the ensemble"),
     ],
 )

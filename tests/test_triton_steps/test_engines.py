@@ -1,5 +1,6 @@
 """triton_steps.engines: onnxruntime and OpenVINO run the same model.onnx to the same outputs, OpenVINO with
-f32 forced (its CPU default is bf16 where the CPU has it); bf16 only when asked, and only on a CPU that has it."""
+f32 forced (its CPU default is bf16 where the CPU has it); bf16 only when asked, and only on a CPU that has it;
+OpenVINO runs every architecture's attention fused."""
 
 from __future__ import annotations
 
@@ -8,10 +9,11 @@ from pathlib import Path
 import numpy as np
 import openvino
 import pytest
-from helpers import CPU_HAS_BF16, NO_BF16_CPU
+import tiny_checkpoints
+from helpers import CPU_HAS_BF16, NO_BF16_CPU, model_name
 from openvino import properties
 
-from triton_steps import engines
+from triton_steps import contract, engines
 
 ROOT = Path(__file__).resolve().parents[2]
 NETWORK = ROOT / "model_repository" / "keyword-spotter_onnx" / "1" / "model.onnx"  # input_features (b, 64, 100)
@@ -68,3 +70,24 @@ def test_bf16_on_a_cpu_without_it_is_refused(monkeypatch: pytest.MonkeyPatch) ->
     with pytest.raises(engines.UnsupportedPrecision, match="bf16 needs a CPU with bf16 instructions .* FP32, INT8"):
         engines.load(engines.OPENVINO, NETWORK, precision=engines.BF16)
     assert isinstance(engines.load(engines.OPENVINO, NETWORK), engines.OpenVino)  # f32 is unaffected
+
+
+# SEW-D's disentangled attention adds position terms between the two MatMuls: OpenVINO leaves its softmax apart
+UNFUSED_SOFTMAX = {"sew_d": 2}
+
+
+@pytest.mark.parametrize("name", [model_name(a) for a in tiny_checkpoints.ARCHITECTURES])
+def test_openvino_fuses_the_exported_attention(repository: Path, name: str) -> None:
+    """The exported graph computes attention as MatMul-Softmax-MatMul (issue 28); OpenVINO's CPU plugin compiles
+    each such block into one fused subgraph, so no Softmax runs on its own (what auto gains on AST and wav2vec2,
+    docs/performance.md)."""
+    network = repository / contract.StepNames(name).network / "1" / contract.NETWORK_FILE
+    layers = [op.get_rt_info()["layerType"].astype(str) for op in _compiled(network).get_runtime_model().get_ops()]
+    assert layers.count("Softmax") == UNFUSED_SOFTMAX.get(name, 0), layers
+    assert "Subgraph" in layers
+
+
+def _compiled(network: Path) -> openvino.CompiledModel:
+    engine = engines.load(engines.OPENVINO, network, threads=1)
+    assert isinstance(engine, engines.OpenVino)
+    return engine.compiled
