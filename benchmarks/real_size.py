@@ -19,7 +19,9 @@ README's "Performance" section, and writes ``real_size.json`` and ``real_size.pn
     .venv/bin/python benchmarks/real_size.py [--models wav2vec2-base,ast-base] [--int8 ...] [--bf16 ...]
 
 Each model is exported as ``make export`` does (``--engine auto``: the faster exact engine here), and the models
-named by ``--int8`` and ``--bf16`` once more in that precision (bf16 only on a CPU with bf16 instructions).
+named by ``--int8`` and ``--bf16`` once more in that precision (int8: the faster here of onnxruntime's dynamic
+int8 and NNCF's static int8 on OpenVINO that passes the gate; bf16 only on a CPU with bf16 instructions). Each
+row names the engine it was served on.
 """
 
 from __future__ import annotations
@@ -71,6 +73,7 @@ class InProcess:
     pipeline and our preprocessing."""
 
     engine: engines.Engine
+    served_by: str  # the engine's name, as exported (the metadata's)
     extractor: Any
     classifier: Any = None
 
@@ -87,7 +90,7 @@ class InProcess:
             from transformers import pipeline
 
             classifier = pipeline("audio-classification", model=str(checkpoint), device="cpu")
-        return cls(engine, extractor_from_config(config, min_length=metadata.min_samples), classifier)
+        return cls(engine, metadata.engine, extractor_from_config(config, min_length=metadata.min_samples), classifier)
 
     def measure(self, data: bytes, budget: tuple[int, float]) -> dict[str, measure.Result]:
         waveform = audio_io.load(data, RATE)
@@ -147,12 +150,16 @@ def print_table(rows: list[dict], concurrency: tuple[int, int]) -> None:
         f"gateway c{high}",
     ]
     print("\nclips/s (p50 ms)")
-    print(f"{'model':<22}{'clip':>6}  " + "".join(f"{c:>20}" for c in columns) + "   served/pipeline  served/forward")
+    print(
+        f"{'model':<22}{'engine':>12}{'clip':>6}  "
+        + "".join(f"{c:>20}" for c in columns)
+        + "   served/pipeline  served/forward"
+    )
     for row in rows:
         cells = "".join(f"{row['results'][c].clips_per_s:>10.2f} ({row['results'][c].p50_ms:>6.0f})" for c in columns)
         r = row["ratios"]
         print(
-            f"{row['label']:<22}{row['seconds']:>5g}s  {cells}   {r['served_vs_pipeline']:>14.2f}x"
+            f"{row['label']:<22}{row['engine']:>12}{row['seconds']:>5g}s  {cells}   {r['served_vs_pipeline']:>14.2f}x"
             f"  {r['served_vs_forward']:>13.0%}"
         )
 
@@ -288,7 +295,13 @@ def _measure_all(
                 if precision != "fp32":  # the competitor is still the fp32 pipeline; the preprocessing is the same
                     fp32 = next(r for r in rows if r["model"] == model and r["seconds"] == seconds)["results"]
                     results |= {key: fp32[key] for key in ("pipeline", "preprocess")}
-                row = {"label": name, "model": model, "precision": precision, "seconds": seconds}
+                row = {
+                    "label": name,
+                    "model": model,
+                    "precision": precision,
+                    "engine": local.served_by,
+                    "seconds": seconds,
+                }
                 rows.append(row | {"results": results, "ratios": ratios(results)})
             del local  # its pipeline's weights, before the next model's
     return rows

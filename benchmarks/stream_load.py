@@ -5,9 +5,11 @@ N simulated microphones, each sending 100 ms chunks of real speech at real-time 
 the WebSocket (window 1 s, hop 0.5 s). An event's latency runs from the moment the chunk holding the window's
 last sample was sent to the moment its event arrived. N holds if every window's event arrives and the p99
 latency is under 500 ms. The competitor: N clients each POSTing the same 1 s windows every 0.5 s, latency
-from the moment the window was complete. Both against the default model, and against a real-size
-wav2vec2-base (random weights), on the stack as ``make serve`` runs it (Triton, the model sync, the
-gateway). Writes ``stream_load.json`` and ``stream_load.png`` into ``--results``.
+from the moment the window was complete. Both against the default model (as shipped, and exported
+``--single-step``), and against a real-size wav2vec2-base (random weights) in fp32 and in int8, each on the
+engine ``--engine auto`` chose here (the report names each model's engine and precision), on the stack as
+``make serve`` runs it (Triton, the model sync, the gateway). Writes ``stream_load.json`` and
+``stream_load.png`` into ``--results``.
 
 Then fairness: a light POST's p50 alone, and beside 4 streams flooding audio as fast as the gateway reads it
 at the smallest hop allowed (each stream is charged for its compute: one window in flight, paced at
@@ -35,6 +37,7 @@ from export.exporter import ExportOptions, export_model
 from local_triton.tritonserver import LocalTriton
 from triton_control import TritonControl
 from triton_steps import contract
+from triton_steps.metadata import ModelMetadata
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -42,10 +45,18 @@ RATE = 16000
 CHUNK_S, WINDOW_S, HOP_S = 0.1, 1.0, 0.5
 P99_LIMIT_MS = 500.0
 SINGLE_STEP = "keyword-spotter-single-step"  # the default model's checkpoint exported --single-step
+INT8 = "wav2vec2-base-int8"
 STEPS = {
     "keyword-spotter": (50, 100, 125, 150, 175, 200, 250),
     SINGLE_STEP: (100, 150, 200, 250, 300, 350),
     "wav2vec2-base": (2, 4, 6, 8, 12),
+    INT8: (4, 6, 8, 12, 16),
+}
+# model -> (its checkpoint, how it is exported): the shipped keyword spotter's, or a real-size one by name
+EXPORTS = {
+    SINGLE_STEP: ("keyword-spotter", ExportOptions(name=SINGLE_STEP, single_step=True)),
+    "wav2vec2-base": ("wav2vec2-base", ExportOptions(name="wav2vec2-base")),
+    INT8: ("wav2vec2-base", ExportOptions(name=INT8, quantize="int8")),
 }
 
 
@@ -217,7 +228,9 @@ def plot(report: dict, path: Path) -> None:
             if points:
                 axis.plot(*zip(*points, strict=True), style, label=way.replace("_", " "))
         axis.axhline(P99_LIMIT_MS, color="grey", linewidth=0.8)
-        axis.set(title=model, xlabel="concurrent real-time streams", ylabel="p99 event latency (ms)", yscale="log")
+        served = report["served_as"][model]
+        title = f"{model} ({served['precision']}, {served['engine']})"
+        axis.set(title=title, xlabel="concurrent real-time streams", ylabel="p99 event latency (ms)", yscale="log")
         axis.legend()
     figure.suptitle(report["machine"])
     figure.tight_layout()
@@ -263,16 +276,20 @@ def main() -> None:
     repository = args.workdir / "model_repository"
     shutil.copytree(ROOT / "model_repository", repository, dirs_exist_ok=True)
     models = args.models.split(",")
-    if "wav2vec2-base" in models and not (repository / "wav2vec2-base" / "config.pbtxt").exists():
-        print("exporting a real-size wav2vec2-base (random weights) ...", flush=True)
-        checkpoint = real_size_models.build("wav2vec2-base", args.workdir / "checkpoints" / "wav2vec2-base")
-        export_model(str(checkpoint), repository, ExportOptions(name="wav2vec2-base"))
-    if SINGLE_STEP in models and not (repository / SINGLE_STEP / "config.pbtxt").exists():
-        print("exporting the keyword spotter --single-step ...", flush=True)
-        checkpoint = ROOT / "keyword_spotter" / "checkpoint"
-        export_model(str(checkpoint), repository, ExportOptions(name=SINGLE_STEP, single_step=True))
+    for model in models:
+        if model in EXPORTS and not (repository / model / contract.CONFIG_FILE).exists():
+            source, options = EXPORTS[model]
+            print(f"exporting {model} ...", flush=True)
+            if source == "keyword-spotter":
+                checkpoint = ROOT / "keyword_spotter" / "checkpoint"
+            else:  # random weights, the real size
+                checkpoint = real_size_models.build(source, args.workdir / "checkpoints" / source)
+            export_model(str(checkpoint), repository, options)
     machine = measure.machine()
-    report: dict = {"machine": machine, "p99_limit_ms": P99_LIMIT_MS, "models": {}}
+    report: dict = {"machine": machine, "p99_limit_ms": P99_LIMIT_MS, "models": {}, "served_as": {}}
+    for model in models:
+        metadata = ModelMetadata.from_json((repository / model / contract.METADATA_FILE).read_text())
+        report["served_as"][model] = {"engine": metadata.engine, "precision": metadata.precision}
     with stack.served(repository, args.workdir / "serve", max_streams="1000") as (triton, gateway):
         for model in models:
             if not args.fairness_only:
@@ -285,7 +302,7 @@ def main() -> None:
                 f"{', '.join(f'{speed:.1f}' for speed in result['flood_speeds'])}x real time",
                 flush=True,
             )
-    summary = ("most_real_time_streams", "network_clips_per_execution", "fairness")
+    summary = ("served_as", "most_real_time_streams", "network_clips_per_execution", "fairness")
     print(json.dumps({k: report[k] for k in summary if k in report}, indent=2))
     args.results.mkdir(parents=True, exist_ok=True)
     (args.results / "stream_load.json").write_text(json.dumps(report, indent=2) + "\n")
