@@ -18,12 +18,14 @@ TIMED_RUNS = 5
 PAUSE_S = 0.5
 
 
-def fastest(networks: dict[str, Path], feed: dict[str, np.ndarray], threads: int) -> dict[str, float]:
+def fastest(
+    networks: dict[str, Path], feed: dict[str, np.ndarray], threads: int, precision: str = engines.FP32
+) -> dict[str, float]:
     """Each engine's milliseconds per run of ``feed`` on its network (``networks``: engine -> ONNX file) with
-    ``threads`` threads."""
+    ``threads`` threads, computing in ``precision``."""
     times = {}
     for name, path in networks.items():
-        engine = engines.load(name, path, threads)
+        engine = engines.load(name, path, threads, precision)
         engine.run(feed)  # warm: first-run allocations, OpenVINO's compilation for the shape
         runs = []
         for _ in range(TIMED_RUNS):

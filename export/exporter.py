@@ -318,14 +318,28 @@ def _fastest(plan: _Plan, options: ExportOptions, networks: dict[str, Path]) -> 
     choice) each one's measured time per clip."""
     if len(networks) == 1:
         return next(iter(networks)), {}
-    extractor, samples = plan.extractor, _timed_samples(plan)
-    clip = extractor(np.random.default_rng(2).standard_normal(samples).astype(np.float32) * 0.1)
-    feed = {name: array[None] for name, array in clip.items()}
-    times = engine_choice.fastest(networks, feed, _network_threads(plan, options))
+    times = engine_choice.fastest(networks, _timed_feed(plan), _network_threads(plan, options))
     chosen = min(times, key=times.__getitem__)
     shown = ", ".join(f"{name} {ms:.1f} ms" for name, ms in times.items())
-    log.info(f"    engine: {chosen} ({shown} per clip of {samples / extractor.sampling_rate:g} s)")
+    log.info(f"    engine: {chosen} ({shown} per clip of {_timed_seconds(plan):g} s)")
     return chosen, times
+
+
+def _bf16_speedup(plan: _Plan, options: ExportOptions, onnx_path: Path) -> float:
+    """How many times faster OpenVINO computes the network in bf16 than the faster exact engine in fp32, here;
+    ``ExportError`` unless it is faster: bf16 gives up exactness for speed alone, and a CPU can list bf16
+    instructions and still compute slower in bf16 (an Intel Xeon with AVX512-BF16 but no AMX: 1.5x slower)."""
+    feed, threads = _timed_feed(plan), _network_threads(plan, options)
+    bf16 = engine_choice.fastest({engines.OPENVINO: onnx_path}, feed, threads, engines.BF16)[engines.OPENVINO]
+    fp32 = engine_choice.fastest({name: onnx_path for name in engines.ENGINES}, feed, threads)
+    exact = min(fp32, key=fp32.__getitem__)
+    timed = f"OpenVINO bf16 {bf16:.1f} ms, {exact} fp32 {fp32[exact]:.1f} ms per clip of {_timed_seconds(plan):g} s"
+    log.info(f"    {timed}")
+    if bf16 >= fp32[exact]:
+        raise ExportError(
+            f"--quantize bf16 is no faster than fp32 on this CPU ({timed}): export in fp32, which is exact, or int8"
+        )
+    return round(fp32[exact] / bf16, 2)
 
 
 def _exact_engine(
@@ -349,6 +363,7 @@ def _reduced_network(
     ``ExportError`` when none passes."""
     passed: dict[str, tuple[Path, dict]] = {}
     refusals = []
+    measured = {"speedup_vs_fp32": _bf16_speedup(plan, options, onnx_path)} if options.quantize == quantize.BF16 else {}
     gate = quantize.Gate.of(plan.checkpoint, plan.extractor, plan.shortest)
     for engine in _candidate_engines(options):
         if options.quantize == quantize.BF16:
@@ -367,11 +382,21 @@ def _reduced_network(
         except ExportError as refusal:
             refusals.append(str(refusal))
             continue
-        passed[engine] = (served, report.as_metadata(method))
+        passed[engine] = (served, report.as_metadata(method) | measured)
     if not passed:
         raise ExportError("; ".join(refusals))
     chosen, times = _fastest(plan, options, {engine: served for engine, (served, _) in passed.items()})
     return *passed[chosen], chosen, times
+
+
+def _timed_feed(plan: _Plan) -> dict[str, np.ndarray]:
+    """The network inputs engines are timed on: one clip of ``_timed_samples``, at batch 1."""
+    clip = np.random.default_rng(2).standard_normal(_timed_samples(plan)).astype(np.float32) * 0.1
+    return {name: array[None] for name, array in plan.extractor(clip).items()}
+
+
+def _timed_seconds(plan: _Plan) -> float:
+    return _timed_samples(plan) / plan.extractor.sampling_rate
 
 
 def _timed_samples(plan: _Plan) -> int:

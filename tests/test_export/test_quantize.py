@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-from helpers import CPU_HAS_BF16, NO_BF16_CPU
+from helpers import CPU_HAS_BF16, NO_BF16_CPU, engines_timed
 
-from export import quantize
+from export import engine_choice, quantize
 from export.checkpoint import ExportError
 from export.exporter import ExportOptions, export_model
 from triton_steps import contract, engines
@@ -41,7 +41,10 @@ def test_fp32_stays_the_default(exported) -> None:
         ),
     ],
 )
-def test_what_reduced_precision_cannot_promise_is_refused(checkpoints, tmp_path: Path, options, message) -> None:
+def test_what_reduced_precision_cannot_promise_is_refused(
+    checkpoints, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, options, message
+) -> None:
+    monkeypatch.setattr(engine_choice, "fastest", engines_timed(bf16_ms=1.0, fp32_ms=2.0))  # bf16 reaches its gate
     with pytest.raises(ExportError, match=message):
         export_model(str(checkpoints["hubert"]), tmp_path / "repo", ExportOptions(**options))
     assert not (tmp_path / "repo").exists()
@@ -77,6 +80,20 @@ def test_calibration_never_sees_the_gates_clips() -> None:
     calibration = quantize.gate_clips(16000, 400, quantize.CALIBRATION_SEED, quantize.CALIBRATION_CLIPS_PER_KIND)
     assert {len(c) for c in calibration} == {len(c) for c in gate}  # the same lengths and parities
     assert not any(np.array_equal(g, c) for g in gate for c in calibration if len(g) == len(c))
+
+
+def test_bf16_is_refused_where_this_cpu_computes_it_no_faster_than_fp32(
+    checkpoints, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """bf16 gives up exactness for speed alone: measured slower (as on an Intel Xeon with AVX512-BF16 and no AMX),
+    it is refused before its gate runs, with both times. Any CPU can run this: the times are given."""
+    monkeypatch.setattr(engines, "cpu_capabilities", lambda: [*NO_BF16_CPU, engines.BF16_CAPABILITY])
+    monkeypatch.setattr(engine_choice, "fastest", engines_timed(bf16_ms=2.2, fp32_ms=1.4))
+    monkeypatch.setattr(quantize.Gate, "of", lambda *_: pytest.fail("the gate ran"))
+    slower = r"--quantize bf16 is no faster than fp32 on this CPU \(OpenVINO bf16 2\.2 ms, onnxruntime fp32 1\.4 ms"
+    with pytest.raises(ExportError, match=slower):
+        export_model(str(checkpoints["hubert"]), tmp_path / "repo", ExportOptions(quantize="bf16"))
+    assert not (tmp_path / "repo").exists()
 
 
 def test_the_gate_clips_cover_lengths_parities_and_kinds() -> None:
