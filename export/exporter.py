@@ -103,8 +103,9 @@ class ExportOptions:
         "fp32",
         "int8: dynamic int8 MatMul/Gemm on onnxruntime, or NNCF's static int8 on OpenVINO (--engine; auto: "
         "the faster of those that pass the gate); bf16: OpenVINO computing in bf16, on a CPU with bf16 "
-        "instructions (AVX512-BF16 or AMX) only. Both faster on CPU; their scores are not transformers' within "
-        "1e-4 but must pass the gate below against the fp32 model",
+        "instructions (AVX512-BF16 or AMX) only, and refused where it measures no faster than fp32. Both "
+        "faster on CPU; their scores are not transformers' within 1e-4 but must pass the gate below against the "
+        "fp32 model",
         choices=quantize.PRECISIONS,
     )
     quantized_tolerance: float = _option(
