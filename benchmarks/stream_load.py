@@ -182,8 +182,10 @@ async def fairness(gateway: str, model: str, posts: int = 40) -> dict:
             )
             return float(np.median(times)) * 1000
 
-        async def flooder() -> float:
-            """Floods until stopped; returns the speed its windows were scored at (x real time)."""
+        async def flooder() -> tuple[float, int | None]:
+            """Floods until stopped, or until the gateway closes the stream (a model too slow for the flood falls
+            behind real time, and the gateway ends such a stream with 1013); returns the speed its windows were
+            scored at (x real time) and the gateway's close code, if it closed it."""
             url = gateway.replace("http://", "ws://") + f"/models/{model}/stream"
             scored_s = 0.0
             async with session.ws_connect(url, max_msg_size=0) as ws:
@@ -198,12 +200,15 @@ async def fairness(gateway: str, model: str, posts: int = 40) -> dict:
                         scored_s = json.loads(message.data).get("end_s", scored_s)
 
                 reading = asyncio.create_task(reader())
-                for start in range(0, len(flood), 32000):
-                    if stop.is_set():
-                        break
-                    await ws.send_bytes(flood[start : start + 32000])
+                try:
+                    for start in range(0, len(flood), 32000):
+                        if stop.is_set() or ws.closed:
+                            break
+                        await ws.send_bytes(flood[start : start + 32000])
+                except aiohttp.ClientConnectionResetError:
+                    await reading  # the gateway closed the stream: its close frame ends the reader
                 reading.cancel()
-                return scored_s / (time.perf_counter() - began)
+                return scored_s / (time.perf_counter() - began), ws.close_code
 
         await p50()  # warm
         alone = await p50()
@@ -211,8 +216,14 @@ async def fairness(gateway: str, model: str, posts: int = 40) -> dict:
         await asyncio.sleep(2)
         beside = await p50()
         stop.set()
-        speeds = await asyncio.gather(*flooders)
-    return {"alone_p50_ms": alone, "beside_p50_ms": beside, "ratio": beside / alone, "flood_speeds": speeds}
+        speeds, closes = zip(*await asyncio.gather(*flooders), strict=True)
+    return {
+        "alone_p50_ms": alone,
+        "beside_p50_ms": beside,
+        "ratio": beside / alone,
+        "flood_speeds": list(speeds),
+        "flood_closed_by_gateway": [code for code in closes if code not in (None, 1000)],
+    }
 
 
 def plot(report: dict, path: Path) -> None:
@@ -299,7 +310,12 @@ def main() -> None:
             print(
                 f"{model:16} light POST p50 alone {result['alone_p50_ms']:.1f} ms, beside {FLOODERS} flooding streams "
                 f"{result['beside_p50_ms']:.1f} ms: {result['ratio']:.2f}x (target <= 2x); the streams were scored at "
-                f"{', '.join(f'{speed:.1f}' for speed in result['flood_speeds'])}x real time",
+                f"{', '.join(f'{speed:.1f}' for speed in result['flood_speeds'])}x real time"
+                + (
+                    f"; closed by the gateway: {result['flood_closed_by_gateway']}"
+                    if result["flood_closed_by_gateway"]
+                    else ""
+                ),
                 flush=True,
             )
     summary = ("served_as", "most_real_time_streams", "network_clips_per_execution", "fairness")
