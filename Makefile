@@ -25,7 +25,7 @@ TEST_WORKERS ?= 2
 	bench-streams bench-on-demand clean
 
 help:
-	@echo "make test                 install everything (.venv) and run the test suite (about 8 min on 2 cores)"
+	@echo "make test                 install everything (.venv) and run the test suite (8-10 min on 2 cores)"
 	@echo "make export MODEL=<id|dir> [NAME=name]   export a checkpoint into $(REPOSITORY)/"
 	@echo "make serve                tritonserver (pip wheel) + gateway on 127.0.0.1:$(GATEWAY_PORT), until Ctrl-C"
 	@echo "make perf PERF_MODEL=<name> PERF_AUDIO=<file>   perf_analyzer against a running 'make serve'"
