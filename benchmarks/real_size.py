@@ -50,7 +50,7 @@ from export.quantize import voice_like
 from triton_control import AsyncTritonControl
 from triton_steps import audio as audio_io
 from triton_steps import contract, engines
-from triton_steps.features import extractor_from_config
+from triton_steps.features import batch, extractor_from_config
 from triton_steps.metadata import ModelMetadata
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -95,7 +95,7 @@ class InProcess:
 
     def measure(self, data: bytes, budget: tuple[int, float]) -> dict[str, measure.Result]:
         waveform = audio_io.load(data, RATE)
-        inputs = {key: value[None] for key, value in self.extractor(waveform).items()}
+        inputs = batch([self.extractor(waveform)])
         results = {"forward": measure.serial(lambda: self.engine.run(inputs), *budget)}
         if self.classifier is not None:
             results["pipeline"] = measure.serial(lambda: self.classifier(waveform.copy()), *budget)

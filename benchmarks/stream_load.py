@@ -34,6 +34,7 @@ import soundfile
 
 from benchmarks import measure, real_size_models, stack
 from export.exporter import ExportOptions, export_model
+from gateway.errors import CloseCode
 from local_triton.tritonserver import LocalTriton
 from triton_control import TritonControl
 from triton_steps import contract
@@ -222,7 +223,7 @@ async def fairness(gateway: str, model: str, posts: int = 40) -> dict:
         "beside_p50_ms": beside,
         "ratio": beside / alone,
         "flood_speeds": list(speeds),
-        "flood_closed_by_gateway": [code for code in closes if code not in (None, 1000)],
+        "flood_closed_by_gateway": [code for code in closes if code not in (None, CloseCode.NORMAL)],
     }
 
 

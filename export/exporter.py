@@ -22,7 +22,7 @@ from export import cpu_plan, engine_choice, memory_budget, model_configs, onnx_g
 from export.checkpoint import ExportError
 from model_store.location import Location
 from triton_steps import contract, engines, long_audio
-from triton_steps.features import FeatureExtractor, UnsupportedExtractorError, extractor_from_config
+from triton_steps.features import FeatureExtractor, UnsupportedExtractorError, batch, extractor_from_config
 from triton_steps.metadata import ModelMetadata
 
 log = logging.getLogger("export")
@@ -393,7 +393,7 @@ def _reduced_network(
 def _timed_feed(plan: _Plan) -> dict[str, np.ndarray]:
     """The network inputs engines are timed on: one clip of ``_timed_samples``, at batch 1."""
     clip = np.random.default_rng(2).standard_normal(_timed_samples(plan)).astype(np.float32) * 0.1
-    return {name: array[None] for name, array in plan.extractor(clip).items()}
+    return batch([plan.extractor(clip)])
 
 
 def _timed_seconds(plan: _Plan) -> float:

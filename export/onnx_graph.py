@@ -17,7 +17,7 @@ from tqdm import tqdm
 from export.checkpoint import Checkpoint, ExportError
 from triton_steps import engines
 from triton_steps.contract import LOGITS, TensorSpec
-from triton_steps.features import FeatureExtractor, ModelInputs, Wav2Vec2Features
+from triton_steps.features import FeatureExtractor, Wav2Vec2Features, batch
 
 log = logging.getLogger("export")
 
@@ -99,17 +99,13 @@ def _check_lengths(checkpoint: Checkpoint, shortest: int, variable: bool) -> lis
     return lengths
 
 
-def _batch(features: list[ModelInputs]) -> dict[str, np.ndarray]:
-    return {name: np.stack([f[name] for f in features]) for name in features[0]}
-
-
 def export(checkpoint: Checkpoint, extractor: FeatureExtractor, path: Path) -> list[TensorSpec]:
     """Write the network as ONNX (dynamic batch axis; dynamic time axis where the input has one)."""
     specs = input_specs(extractor)
     names = [s.name for s in specs]
     rng = np.random.default_rng(0)
     samples = _trace_samples(checkpoint)
-    example = _batch([extractor(rng.standard_normal(samples).astype(np.float32) * 0.1) for _ in range(2)])
+    example = batch([extractor(rng.standard_normal(samples).astype(np.float32) * 0.1) for _ in range(2)])
     dynamic_axes = {s.name: {0: "batch", **{i + 1: "frames" for i, d in enumerate(s.dims) if d == -1}} for s in specs}
     dynamic_axes[LOGITS] = {0: "batch"}
     with warnings.catch_warnings(), torch.no_grad():
@@ -148,8 +144,8 @@ def verify(
     cases = [(n, b) for n in _check_lengths(checkpoint, shortest, variable) for b in (1, 3)]
     rng = np.random.default_rng(1)
     max_features = 0.0
-    for samples, batch in tqdm(cases, desc="parity", unit="case", disable=None):
-        waves = [(rng.standard_normal(samples) * 0.1).astype(np.float32) for _ in range(batch)]
+    for samples, size in tqdm(cases, desc="parity", unit="case", disable=None):
+        waves = [(rng.standard_normal(samples) * 0.1).astype(np.float32) for _ in range(size)]
         ours = [extractor(w) for w in waves]
         reference = checkpoint.extractor(waves[0], sampling_rate=rate, return_tensors="np")
         for name in ours[0]:
@@ -160,7 +156,7 @@ def verify(
                     f"features {name!r} differ from {type(checkpoint.extractor).__name__} by {diff:.2e} "
                     f"(> {feature_tolerance:g}) on {samples} samples: this extractor setting is not reproduced"
                 )
-        inputs = _batch(ours)
+        inputs = batch(ours)
         with torch.no_grad():
             expected = checkpoint.model(**{k: torch.from_numpy(v) for k, v in inputs.items()}).logits.numpy()
         for name, engine in runs.items():
@@ -173,7 +169,7 @@ def verify(
             if name == engines.ONNXRUNTIME and diff > tolerance:
                 raise ExportError(
                     f"{checkpoint.architecture}: ONNX logits differ from torch by {diff:.2e} of their scale "
-                    f"(> {tolerance:g}) on {samples} samples x batch {batch}; this architecture does not export "
+                    f"(> {tolerance:g}) on {samples} samples x batch {size}; this architecture does not export "
                     "exactly, refusing it"
                 )
     max_logits = diffs[engines.ONNXRUNTIME]

@@ -29,7 +29,7 @@ from onnxruntime.quantization import QuantType, quantize_dynamic
 
 from export.checkpoint import Checkpoint, ExportError
 from triton_steps import engines
-from triton_steps.features import FeatureExtractor, ModelInputs
+from triton_steps.features import FeatureExtractor, ModelInputs, batch
 from triton_steps.scores import apply_function
 
 log = logging.getLogger("export")
@@ -112,7 +112,7 @@ def gate_clips(rate: int, shortest: int, seed: int = GATE_SEED, per_kind: int = 
 def calibration_inputs(extractor: FeatureExtractor, shortest: int) -> list[ModelInputs]:
     """The network inputs NNCF calibrates on: clips of the gate's kinds and lengths, other seeds."""
     clips = gate_clips(extractor.sampling_rate, shortest, CALIBRATION_SEED, CALIBRATION_CLIPS_PER_KIND)
-    return [{name: value[None] for name, value in extractor(clip).items()} for clip in clips]
+    return [batch([extractor(clip)]) for clip in clips]
 
 
 @dataclass(frozen=True)
@@ -129,7 +129,7 @@ class Gate:
         function = checkpoint.function_to_apply
         inputs, reference = [], []
         for clip in gate_clips(extractor.sampling_rate, shortest):
-            feed = {name: value[None] for name, value in extractor(clip).items()}
+            feed = batch([extractor(clip)])
             with torch.no_grad():
                 logits = checkpoint.model(**{k: torch.from_numpy(v) for k, v in feed.items()}).logits.numpy()[0]
             inputs.append(feed)

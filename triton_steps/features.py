@@ -16,6 +16,12 @@ from triton_steps import spectral
 
 ModelInputs = dict[str, np.ndarray]
 
+
+def batch(features: list[ModelInputs]) -> ModelInputs:
+    """Clips' network inputs (each as the extractor returns it) stacked into one batch, in order."""
+    return {name: np.stack([f[name] for f in features]) for name in features[0]}
+
+
 # Kaldi-compatible fbank settings shared by the AST and SeamlessM4T (Wav2Vec2-BERT) extractors.
 KALDI_FRAME, KALDI_HOP, _KALDI_FFT = 400, 160, 512  # KALDI_FRAME/HOP: long_audio uses them too
 _KALDI_MEL_FLOOR = 1.192092955078125e-07
