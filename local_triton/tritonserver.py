@@ -25,6 +25,7 @@ from model_store.s3 import StorageError
 from triton_control import TritonControl
 from triton_control.server_flags import opentelemetry_flags
 from triton_steps import contract
+from triton_steps.blas import steps_environment
 
 EXIT_TIMEOUT_S = 5
 SHM = Path("/dev/shm")
@@ -112,6 +113,7 @@ def _environment() -> dict[str, str]:
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env.pop("PYTHONPATH", None)
     env.pop("PYTHONHOME", None)
+    env.update(steps_environment(env))  # the stubs' numpy on this CPU's BLAS kernels (triton_steps.blas)
     return env
 
 

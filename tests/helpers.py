@@ -10,6 +10,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -140,12 +141,20 @@ def read_until_ready(serve: subprocess.Popen[str], timeout: float = 240) -> list
     return lines
 
 
-def triton_arguments(shell_line: str, environment: dict[str, str], tmp_path: Path) -> list[str]:
-    """The arguments a container's ``sh -c`` line hands tritonserver: run for real, with a stand-in
-    ``tritonserver`` that prints them and this interpreter as ``python3``."""
+@dataclass
+class TritonLaunch:
+    """What a container's ``sh -c`` line hands tritonserver: its arguments and its environment."""
+
+    arguments: list[str]
+    environment: dict[str, str]
+
+
+def triton_launch(shell_line: str, environment: dict[str, str], tmp_path: Path) -> TritonLaunch:
+    """Run a container's ``sh -c`` line for real, with a stand-in ``tritonserver`` that prints its arguments and
+    its environment, and this interpreter as ``python3``."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir(exist_ok=True)
-    (bin_dir / "tritonserver").write_text('#!/bin/sh\nfor a in "$@"; do echo "$a"; done\n')
+    (bin_dir / "tritonserver").write_text('#!/bin/sh\nfor a in "$@"; do echo "$a"; done\necho "--env--"\nenv\n')
     (bin_dir / "tritonserver").chmod(0o755)
     # a link would lose the venv; the model sync a line starts beside the server is not run here
     (bin_dir / "python3").write_text(
@@ -154,7 +163,15 @@ def triton_arguments(shell_line: str, environment: dict[str, str], tmp_path: Pat
     (bin_dir / "python3").chmod(0o755)
     env = {"PATH": f"{bin_dir}:{os.environ['PATH']}", **environment}
     done = subprocess.run(["sh", "-c", shell_line], env=env, capture_output=True, text=True, cwd=ROOT, check=True)
-    return done.stdout.splitlines()
+    lines = done.stdout.splitlines()
+    split = lines.index("--env--")
+    variables = dict(line.partition("=")[::2] for line in lines[split + 1 :] if "=" in line)
+    return TritonLaunch(lines[:split], variables)
+
+
+def triton_arguments(shell_line: str, environment: dict[str, str], tmp_path: Path) -> list[str]:
+    """The arguments a container's ``sh -c`` line hands tritonserver (``triton_launch``)."""
+    return triton_launch(shell_line, environment, tmp_path).arguments
 
 
 def make_waveform(seconds: float = 1.3, seed: int = 0, rate: int = 16000) -> np.ndarray:

@@ -1,6 +1,6 @@
 """tritonserver's command-line flags that follow the project's settings, for every launcher: ``make serve``
 (``local_triton``) passes them itself; compose and Kubernetes start Triton through
-``python -m triton_control trace-flags`` in a shell."""
+``python -m triton_control trace-flags`` in a shell (and ``steps-env`` for its environment: ``triton_steps.blas``)."""
 
 from __future__ import annotations
 

@@ -6,6 +6,7 @@
 - ``preprocess_model`` / ``postprocess_model`` / ``onnx_model``: the ``TritonPythonModel`` classes that the
   generated ``model.py`` files of a repository import.
 - ``metadata``: what the exporter records about a model, and the gateway reads.
+- ``blas``: the environment every launcher gives tritonserver so that the steps' numpy runs this CPU's kernels.
 
 The exporter and the tests import the same modules; there is no second copy.
 """

@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 import tomllib
 import yaml
-from helpers import triton_arguments
+from helpers import triton_arguments, triton_launch
 
+from triton_steps.blas import CORETYPE_VARIABLE, steps_environment
 from triton_steps.contract import DEFAULT_LOADER_PORT
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -105,7 +106,12 @@ def test_triton_service(compose: dict, tmp_path: Path) -> None:
     assert any(v["target"] == "/models" and v["source"].endswith("model_repository") for v in _volumes(triton))
     assert triton["command"][:2] == ["sh", "-c"]
     line = triton["command"][2].replace("$$", "$")  # compose's escape for a literal $
-    plain = triton_arguments(line, {"TRITON_TRACE_RATE": "1"}, tmp_path)
+    launch = triton_launch(line, {"TRITON_TRACE_RATE": "1"}, tmp_path)
+    plain = launch.arguments
+    # the steps' numpy on this CPU's kernels (triton_steps.blas): what make serve gives its stubs, Triton's here
+    assert launch.environment.get(CORETYPE_VARIABLE) == steps_environment({}).get(CORETYPE_VARIABLE)
+    chosen = triton_launch(line, {CORETYPE_VARIABLE: "Haswell"}, tmp_path).environment[CORETYPE_VARIABLE]
+    assert chosen == "Haswell"  # the operator's, kept
     assert {"--model-repository=/models", "--model-control-mode=explicit", "--load-model=*"} <= set(plain)
     assert not any(a.startswith("--trace-config") for a in plain)  # no endpoint, no tracing
     traced = triton_arguments(
@@ -128,7 +134,7 @@ def test_the_model_sync_runs_beside_triton_in_its_container(compose: dict) -> No
     triton = compose["services"]["triton"]
     line = triton["command"][2]
     assert line.startswith("(until python3 -m model_store sync --repository /models --triton-url 127.0.0.1:8001;")
-    assert "do sleep 2; done) &" in line and "exec tritonserver" in line
+    assert "do sleep 2; done) &" in line and "exec env $$steps_env tritonserver" in line
     assert triton["init"] is True and triton["restart"] == "unless-stopped"
     assert not any("pid" in service for service in compose["services"].values())
     assert set(compose["services"]) == {"triton", "gateway", "loader"}

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers import triton_arguments
+from helpers import triton_arguments, triton_launch
 from kubernetes_validate import validate
 from kubernetes_validate.utils import latest_version
 
@@ -21,6 +21,7 @@ from loader.__main__ import settings_from as loader_settings
 from loader.settings import LoaderSettings
 from local_triton.tritonserver import Ports
 from model_store.__main__ import main as model_store_main
+from triton_steps.blas import CORETYPE_VARIABLE, steps_environment
 from triton_steps.contract import DEFAULT_LOADER_PORT
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -97,7 +98,9 @@ def test_triton_matches_its_image_ports_and_model_store(overlay: str, tmp_path: 
     assert triton["command"] == ["sh", "-c"]
     (line,) = triton["args"]
     store = {"MODEL_REPOSITORY": "s3://b/m", "AWS_ENDPOINT_URL": "http://minio:9000"}
-    arguments = triton_arguments(line, {**store, **find(objects, "ConfigMap", "tracing")["data"]}, tmp_path)
+    launch = triton_launch(line, {**store, **find(objects, "ConfigMap", "tracing")["data"]}, tmp_path)
+    arguments = launch.arguments
+    assert launch.environment.get(CORETYPE_VARIABLE) == steps_environment({}).get(CORETYPE_VARIABLE)
     assert {"--model-control-mode=explicit", "--load-model=*"} <= set(arguments)
     assert "--model-repository=s3://http://minio:9000/b/m" in arguments  # model_store's form, run for real
     assert not any(a.startswith("--trace-config") for a in arguments)  # the ConfigMap's empty endpoint: off
