@@ -4,8 +4,10 @@
      exported ``--single-step`` (one Python step: decode, features, network, scores),
   3. the gateway (HTTP -> gateway -> Triton) in front of each, with 1 and with 2 worker processes
      (GATEWAY_WORKERS),
-at concurrency 1 and 8, the two layouts in turn for 3 rounds (each cell the median round). Prints p50 / p99
-latency, throughput, Triton's CPU time per request (the server and its Python stubs), and the ratios.
+at concurrency 1 and 8, the two layouts in turn for 3 rounds (each cell the median round), each round of Triton
+direct after a round of the pipeline (so that a machine whose speed drifts, as shared ones do, moves both alike).
+Prints p50 / p99 latency, throughput, Triton's CPU time per request (the server and its Python stubs), and the
+ratios.
 
 The HTTP client is aiohttp: httpx, as a load generator on the same 2 cores, cost as much CPU as the gateway
 itself (c=8: 250-320 req/s through the gateway with httpx, 400-500 with aiohttp).
@@ -20,6 +22,7 @@ import asyncio
 import shutil
 import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import aiohttp
@@ -59,16 +62,27 @@ def triton_cpu_s(server: LocalTriton) -> float:
     return total
 
 
+PIPELINE = "transformers pipeline, in process"
+
+
 async def served(
-    triton: LocalTriton, gateway_url: str | None, layouts: dict[str, str], audio: bytes, budget: tuple[int, float]
+    triton: LocalTriton,
+    gateway_url: str | None,
+    layouts: dict[str, str],
+    audio: bytes,
+    budget: tuple[int, float],
+    pipeline: Callable[[], measure.Result] | None = None,
 ) -> dict[str, dict[str, measure.Result]]:
     """Triton direct (when ``gateway_url`` is None) or through the gateway: each layout's model (layout -> Triton
     name) at each concurrency, the layouts in turn for ``ROUNDS`` rounds (a drifting machine moves both alike);
-    each cell the median round, printed with Triton's CPU time per request."""
+    each cell the median round, printed with Triton's CPU time per request. ``pipeline`` (one round of the
+    competitor at c=1) is measured first in each round, so that the ratios compare figures taken together."""
     rounds: dict[str, dict[str, list[measure.Result]]] = {layout: {} for layout in layouts}
     cpu_ms: dict[str, dict[str, list[float]]] = {layout: {} for layout in layouts}
     async with AsyncTritonControl(triton.grpc_url) as grpc, aiohttp.ClientSession() as http:
         for _ in range(ROUNDS):
+            if pipeline is not None:
+                rounds.setdefault(PIPELINE, {}).setdefault("c1", []).append(pipeline())
             for layout, model in layouts.items():
 
                 async def call(model: str = model) -> None:
@@ -83,22 +97,22 @@ async def served(
                     rounds[layout].setdefault(key, []).append(result)
                     cpu_ms[layout].setdefault(key, []).append((triton_cpu_s(triton) - cpu) / result.requests * 1000)
     results = {}
-    for layout in layouts:
+    for layout in rounds:
         print(f"  {layout}", flush=True)
         results[layout] = {key: measure.median(by_round) for key, by_round in rounds[layout].items()}
         for key, result in results[layout].items():
-            print(f"    {key:<3} {result.line()}   Triton CPU {statistics.median(cpu_ms[layout][key]):5.2f} ms/request")
+            cpu = f"   Triton CPU {statistics.median(cpu_ms[layout][key]):5.2f} ms/request" if layout in layouts else ""
+            print(f"    {key:<3} {result.line()}{cpu}")
     return results
 
 
-def pipeline_baseline(checkpoint: str, audio: bytes, budget: tuple[int, float]) -> measure.Result:
+def pipeline_round(checkpoint: str, audio: bytes, budget: tuple[int, float]) -> Callable[[], measure.Result]:
+    """One round of transformers' pipeline on ``audio``, in this process, one clip at a time."""
     from transformers import pipeline
 
     classifier = pipeline("audio-classification", model=checkpoint, device="cpu")
     waveform = load(audio, classifier.feature_extractor.sampling_rate)  # decode once; the pipeline gets arrays
-    result = measure.serial(lambda: classifier(waveform.copy()), *budget)
-    print(f"transformers pipeline, in process\n  c1   {result.line()}", flush=True)
-    return result
+    return lambda: measure.serial(lambda: classifier(waveform.copy()), *budget)
 
 
 def repository_with_single_step(repository: Path, model: str, checkpoint: str, workdir: Path) -> Path:
@@ -128,12 +142,14 @@ def main() -> None:
     workdir = ROOT / ".run" / "benchmark"
     repository = repository_with_single_step(Path(args.repository), args.model, args.checkpoint, workdir)
     print(f"machine: {measure.machine()}", flush=True)
-    baseline = pipeline_baseline(args.checkpoint, audio, budget)
+    pipeline = pipeline_round(args.checkpoint, audio, budget)
     layouts = {"ensemble": args.model, "single step": args.model + SINGLE_STEP_SUFFIX}
     results: dict[str, dict[str, measure.Result]] = {}
     with LocalTriton(repository, workdir, Ports(free_port(), free_port(), free_port())) as triton:
-        print("Triton direct (gRPC)", flush=True)
-        for layout, by_concurrency in asyncio.run(served(triton, None, layouts, audio, budget)).items():
+        print("Triton direct (gRPC), each round after a round of the pipeline", flush=True)
+        direct = asyncio.run(served(triton, None, layouts, audio, budget, pipeline))
+        baseline = direct.pop(PIPELINE)["c1"]
+        for layout, by_concurrency in direct.items():
             results[f"triton {layout}"] = by_concurrency
         for workers in [int(w) for w in args.workers.split(",")]:
             log = workdir / f"gateway-{workers}.log"
