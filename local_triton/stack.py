@@ -214,6 +214,9 @@ def serve(args: argparse.Namespace) -> int:
         raise KeyboardInterrupt  # SIGTERM stops as cleanly as Ctrl-C
 
     signal.signal(signal.SIGTERM, on_signal)
+    # Python turns SIGINT into KeyboardInterrupt only where its parent had not ignored it, and a shell starts a
+    # script's background jobs with SIGINT ignored: Ctrl-C (or kill -INT) must stop the stack wherever it started.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         if not stack.start():
             return 1

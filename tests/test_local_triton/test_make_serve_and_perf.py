@@ -48,6 +48,10 @@ def _make_serve(repository: Path, workdir: Path, *extra: str, **kwargs) -> tuple
     return serve, ports
 
 
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def _shm() -> set[str]:
     return {p.name for p in Path("/dev/shm").glob("triton_*_backend_shm_region_*")}
 
@@ -127,7 +131,10 @@ def test_make_serve_classifies_then_stops_cleanly_on_ctrl_c(repository: Path, tm
     served = tmp_path / "repository"
     for step in StepNames("ast").all():
         shutil.copytree(repository / step, served / step)
-    serve, ports = _make_serve(served, workdir, "DEFAULT_MODEL=ast", env=_without_export_toolchain(tmp_path))
+    # started as a script's background job is, with SIGINT ignored: Ctrl-C must stop it all the same
+    serve, ports = _make_serve(
+        served, workdir, "DEFAULT_MODEL=ast", env=_without_export_toolchain(tmp_path), preexec_fn=_ignore_sigint
+    )
     try:
         read_until_ready(serve)
         url = f"http://127.0.0.1:{ports['GATEWAY_PORT']}"
