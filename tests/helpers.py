@@ -36,7 +36,9 @@ def engines_timed(bf16_ms: float, fp32_ms: float) -> Callable[..., dict[str, flo
     bf16 is faster than fp32 depends on the CPU (faster on an AMD EPYC with AVX512-BF16, slower on an Intel
     Xeon without AMX), and a test of something else must not."""
 
-    def fastest(networks: dict[str, Path], feed: object, threads: int, precision: str = "fp32") -> dict[str, float]:
+    def fastest(
+        networks: dict[str, Path], feed: object, threads: int, precision: str = engines.FP32
+    ) -> dict[str, float]:
         return {name: bf16_ms if precision == engines.BF16 else fp32_ms for name in networks}
 
     return fastest
