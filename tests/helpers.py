@@ -130,17 +130,22 @@ def model_name(architecture: str) -> str:
     return architecture.replace("-", "_")
 
 
-def read_until_ready(serve: subprocess.Popen[str], timeout: float = 240) -> list[str]:
-    """The lines ``make serve`` printed up to its "ready: URL" line; fails showing them all if it stopped
+def read_until(serve: subprocess.Popen[str], wanted: Callable[[str], bool], timeout: float = 60) -> list[str]:
+    """The lines ``make serve`` printed up to the first ``wanted`` one; fails showing them all if it stopped
     (or went quiet past ``timeout``) first."""
     lines: list[str] = []
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         lines.append(serve.stdout.readline())
-        if not lines[-1] or lines[-1].startswith("ready: "):
+        if not lines[-1] or wanted(lines[-1]):
             break
-    assert lines and lines[-1].startswith("ready: "), "".join(lines)
+    assert lines and wanted(lines[-1]), "".join(lines)
     return lines
+
+
+def read_until_ready(serve: subprocess.Popen[str], timeout: float = 240) -> list[str]:
+    """The lines ``make serve`` printed up to its "ready: URL" line (``read_until``)."""
+    return read_until(serve, lambda line: line.startswith("ready: "), timeout)
 
 
 @dataclass

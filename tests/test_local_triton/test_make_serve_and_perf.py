@@ -23,6 +23,7 @@ from helpers import (
     make_command,
     make_waveform,
     pids_mentioning,
+    read_until,
     read_until_ready,
     serve_command,
     wav_bytes,
@@ -206,8 +207,12 @@ def test_make_serve_restarts_a_killed_tritonserver_and_gateway_and_leaves_nothin
         assert answer.json() == expected
         shm_of_restarted = _regions_of(workdir)
         assert shm_of_restarted and not shm_of_restarted & shm_of_server
+        # The new gateway can answer before the launcher's own readiness poll sees it and says so: a Ctrl-C in
+        # between would cut that line short. Wait for it (and so for the supervisor's view), then stop.
+        said = "".join(read_until(serve, lambda line: "the gateway restarted" in line))
         os.killpg(serve.pid, signal.SIGINT)
         output, _ = serve.communicate(timeout=60)
+        output = said + output
     finally:
         if serve.poll() is None:
             os.killpg(serve.pid, signal.SIGKILL)
