@@ -319,7 +319,8 @@ def _fastest(plan: _Plan, options: ExportOptions, networks: dict[str, Path]) -> 
     choice) each one's measured time per clip."""
     if len(networks) == 1:
         return next(iter(networks)), {}
-    times = engine_choice.fastest(networks, _timed_feed(plan), _network_threads(plan, options))
+    candidates = {name: engine_choice.Candidate(name, path) for name, path in networks.items()}
+    times = engine_choice.fastest(candidates, _timed_feed(plan), _network_threads(plan, options))
     chosen = min(times, key=times.__getitem__)
     shown = ", ".join(f"{name} {ms:.1f} ms" for name, ms in times.items())
     log.info(f"    engine: {chosen} ({shown} per clip of {_timed_seconds(plan):g} s)")
@@ -330,9 +331,10 @@ def _bf16_speedup(plan: _Plan, options: ExportOptions, onnx_path: Path) -> float
     """How many times faster OpenVINO computes the network in bf16 than the faster exact engine in fp32, here;
     ``ExportError`` unless it is faster: bf16 gives up exactness for speed alone, and a CPU can list bf16
     instructions and still compute slower in bf16 (an Intel Xeon with AVX512-BF16 but no AMX: 1.5x slower)."""
-    feed, threads = _timed_feed(plan), _network_threads(plan, options)
-    bf16 = engine_choice.fastest({engines.OPENVINO: onnx_path}, feed, threads, engines.BF16)[engines.OPENVINO]
-    fp32 = engine_choice.fastest({name: onnx_path for name in engines.ENGINES}, feed, threads)
+    candidates = {name: engine_choice.Candidate(name, onnx_path) for name in engines.ENGINES}
+    candidates[engines.BF16] = engine_choice.Candidate(engines.OPENVINO, onnx_path, engines.BF16)
+    fp32 = engine_choice.fastest(candidates, _timed_feed(plan), _network_threads(plan, options))
+    bf16 = fp32.pop(engines.BF16)
     exact = min(fp32, key=fp32.__getitem__)
     timed = f"OpenVINO bf16 {bf16:.1f} ms, {exact} fp32 {fp32[exact]:.1f} ms per clip of {_timed_seconds(plan):g} s"
     log.info(f"    {timed}")

@@ -17,6 +17,7 @@ import numpy as np
 import psutil
 import soundfile
 
+from export import engine_choice
 from local_triton.services import GatewayProcess
 from local_triton.tritonserver import free_port
 from triton_steps import engines
@@ -36,10 +37,8 @@ def engines_timed(bf16_ms: float, fp32_ms: float) -> Callable[..., dict[str, flo
     bf16 is faster than fp32 depends on the CPU (faster on an AMD EPYC with AVX512-BF16, slower on an Intel
     Xeon without AMX), and a test of something else must not."""
 
-    def fastest(
-        networks: dict[str, Path], feed: object, threads: int, precision: str = engines.FP32
-    ) -> dict[str, float]:
-        return {name: bf16_ms if precision == engines.BF16 else fp32_ms for name in networks}
+    def fastest(candidates: dict[str, engine_choice.Candidate], feed: object, threads: int) -> dict[str, float]:
+        return {label: bf16_ms if c.precision == engines.BF16 else fp32_ms for label, c in candidates.items()}
 
     return fastest
 
