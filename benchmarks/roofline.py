@@ -15,6 +15,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from threadpoolctl import threadpool_limits
+from torch.utils.flop_counter import FlopCounterMode
+from transformers import AutoFeatureExtractor, AutoModelForAudioClassification
 
 GEMM_SIZE = 2048  # large enough to reach the BLAS's peak, small enough to fit the caches of these machines
 
@@ -43,8 +46,6 @@ def matmul_peak_gflops(threads: int, seconds: float = 2.0, size: int = GEMM_SIZE
         by_torch = _best_gflops(lambda: torch.mm(ta, tb), size, seconds / 2)
     finally:
         torch.set_num_threads(previous)
-    from threadpoolctl import threadpool_limits
-
     with threadpool_limits(limits=threads, user_api="blas"):
         by_numpy = _best_gflops(lambda: a @ b, size, seconds / 2)
     return max(by_torch, by_numpy)
@@ -54,9 +55,6 @@ def gflop_per_clip(checkpoint: Path, seconds: float, rate: int = 16000) -> float
     """The floating-point work (GFLOP, a multiply-add counted as 2) of the checkpoint's network on one clip of
     ``seconds``, counted by torch on its eager attention: the fused kernels (SDPA) are not counted by torch's
     counter on the CPU, and attention is up to a fifth of a long clip's work."""
-    from torch.utils.flop_counter import FlopCounterMode
-    from transformers import AutoFeatureExtractor, AutoModelForAudioClassification
-
     model = AutoModelForAudioClassification.from_pretrained(checkpoint, attn_implementation="eager").eval()
     extractor = AutoFeatureExtractor.from_pretrained(checkpoint)
     waveform = np.zeros(int(seconds * rate), dtype=np.float32)

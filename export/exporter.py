@@ -334,7 +334,7 @@ def _bf16_speedup(plan: _Plan, options: ExportOptions, onnx_path: Path) -> float
     candidates = {name: engine_choice.Candidate(name, onnx_path) for name in engines.ENGINES}
     candidates[engines.BF16] = engine_choice.Candidate(engines.OPENVINO, onnx_path, engines.BF16)
     fp32 = engine_choice.fastest(candidates, _timed_feed(plan), _network_threads(plan, options))
-    bf16 = fp32.pop(engines.BF16)
+    bf16 = fp32.pop(engines.BF16)  # what is left: each exact engine's fp32 time
     exact = min(fp32, key=fp32.__getitem__)
     timed = f"OpenVINO bf16 {bf16:.1f} ms, {exact} fp32 {fp32[exact]:.1f} ms per clip of {_timed_seconds(plan):g} s"
     log.info(f"    {timed}")
