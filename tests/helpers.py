@@ -20,7 +20,7 @@ import soundfile
 from export import engine_choice
 from local_triton.services import GatewayProcess
 from local_triton.tritonserver import free_port
-from triton_steps import engines
+from triton_steps import contract, engines
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -194,6 +194,18 @@ def wav_bytes(waveform: np.ndarray, rate: int = 16000, subtype: str = "FLOAT", f
     buffer = io.BytesIO()
     soundfile.write(buffer, waveform, rate, subtype=subtype, format=fmt)
     return buffer.getvalue()
+
+
+def send_clips(grpc_url: str, model: str, clips: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
+    """One Triton request holding ``clips`` along the batch axis, as a client batch (``perf_analyzer -b``) sends
+    them (TritonControl sends one clip per request): its LABELS and SCORES."""
+    import tritonclient.grpc as grpcclient
+
+    audio = grpcclient.InferInput(contract.AUDIO.name, [len(clips), 1], "BYTES")
+    audio.set_data_from_numpy(np.array([[clip] for clip in clips], dtype=np.object_))
+    with grpcclient.InferenceServerClient(grpc_url) as client:
+        result = client.infer(model, [audio])
+    return result.as_numpy(contract.LABELS.name), result.as_numpy(contract.SCORES.name)
 
 
 @contextlib.contextmanager

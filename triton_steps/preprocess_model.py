@@ -32,7 +32,7 @@ class Decoding:
         self.max_seconds = float(params[contract.MAX_SECONDS]) if params.get(contract.MAX_SECONDS) else None
 
     def waveform(self, request: Any) -> np.ndarray:
-        data = pb_utils.get_input_tensor_by_name(request, contract.AUDIO.name).as_numpy().reshape(-1)[0]
+        data = triton_io.scalar(request, contract.AUDIO.name)
         extractor = self.extractor
         return audio.load(bytes(data), extractor.sampling_rate, extractor.min_samples(), self.max_seconds)
 
@@ -80,4 +80,5 @@ class TritonPythonModel:
         return pb_utils.InferenceResponse(output_tensors=tensors)
 
     def execute(self, requests: list[Any]) -> list[Any]:
-        return triton_io.respond_each(requests, self._features, (audio.AudioError,), "preprocessing")
+        client_errors = (audio.AudioError, triton_io.ManyClipsError)
+        return triton_io.respond_each(requests, self._features, client_errors, "preprocessing")

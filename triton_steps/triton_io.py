@@ -47,12 +47,30 @@ def model_dir(args: dict[str, str]) -> Path:
     return Path(args["model_repository"])
 
 
+class ManyClipsError(ValueError):
+    """A request that holds more than one clip along Triton's batch axis (a client's batch, e.g.
+    ``perf_analyzer -b 4``): its one response answers one clip, so it is refused rather than the rest dropped."""
+
+
+def _single(tensor: Any, name: str) -> Any:
+    values = tensor.as_numpy().reshape(-1)
+    if values.size != 1:
+        raise ManyClipsError(
+            f"a request classifies one clip, and its {name} holds {values.size}: send each clip as its own "
+            "request (Triton's dynamic batcher groups concurrent requests)"
+        )
+    return values[0]
+
+
+def scalar(request: Any, name: str) -> Any:
+    """The single element of a required [1]-shaped input; ``ManyClipsError`` when the request holds more."""
+    return _single(pb_utils.get_input_tensor_by_name(request, name), name)
+
+
 def optional_scalar(request: Any, name: str) -> Any | None:
-    """The single element of an optional [1]-shaped input, or None when the request omits it."""
+    """``scalar`` of an optional input, or None when the request omits it."""
     tensor = pb_utils.get_input_tensor_by_name(request, name)
-    if tensor is None:
-        return None
-    return tensor.as_numpy().reshape(-1)[0]
+    return None if tensor is None else _single(tensor, name)
 
 
 def error_response(message: str, invalid_argument: bool = True) -> Any:
