@@ -21,7 +21,7 @@ from export import checkpoint as ckpt
 from export import cpu_plan, engine_choice, memory_budget, model_configs, onnx_graph, quantize, repository
 from export.checkpoint import ExportError
 from model_store.location import Location
-from triton_steps import contract, engines, long_audio
+from triton_steps import batching, contract, engines, long_audio
 from triton_steps.features import FeatureExtractor, UnsupportedExtractorError, batch, extractor_from_config
 from triton_steps.metadata import ModelMetadata
 
@@ -320,10 +320,11 @@ def _fastest(plan: _Plan, options: ExportOptions, networks: dict[str, Path]) -> 
     if len(networks) == 1:
         return next(iter(networks)), {}
     candidates = {name: engine_choice.Candidate(name, path) for name, path in networks.items()}
-    times = engine_choice.fastest(candidates, _timed_feed(plan), _network_threads(plan, options))
+    workloads = _timed_workloads(plan, options)
+    times = engine_choice.fastest(candidates, workloads, _network_threads(plan, options))
     chosen = min(times, key=times.__getitem__)
     shown = ", ".join(f"{name} {ms:.1f} ms" for name, ms in times.items())
-    log.info(f"    engine: {chosen} ({shown} per clip of {_timed_seconds(plan):g} s)")
+    log.info(f"    engine: {chosen} ({shown} per clip, {_described(workloads)})")
     return chosen, times
 
 
@@ -333,10 +334,11 @@ def _bf16_speedup(plan: _Plan, options: ExportOptions, onnx_path: Path) -> float
     instructions and still compute slower in bf16 (an Intel Xeon with AVX512-BF16 but no AMX: 1.5x slower)."""
     candidates = {name: engine_choice.Candidate(name, onnx_path) for name in engines.ENGINES}
     candidates[engines.BF16] = engine_choice.Candidate(engines.OPENVINO, onnx_path, engines.BF16)
-    fp32 = engine_choice.fastest(candidates, _timed_feed(plan), _network_threads(plan, options))
+    workloads = _timed_workloads(plan, options)
+    fp32 = engine_choice.fastest(candidates, workloads, _network_threads(plan, options))
     bf16 = fp32.pop(engines.BF16)  # what is left: each exact engine's fp32 time
     exact = min(fp32, key=fp32.__getitem__)
-    timed = f"OpenVINO bf16 {bf16:.1f} ms, {exact} fp32 {fp32[exact]:.1f} ms per clip of {_timed_seconds(plan):g} s"
+    timed = f"OpenVINO bf16 {bf16:.1f} ms, {exact} fp32 {fp32[exact]:.1f} ms per clip, {_described(workloads)}"
     log.info(f"    {timed}")
     if bf16 >= fp32[exact]:
         raise ExportError(
@@ -392,14 +394,34 @@ def _reduced_network(
     return *passed[chosen], chosen, times
 
 
-def _timed_feed(plan: _Plan) -> dict[str, np.ndarray]:
-    """The network inputs engines are timed on: one clip of ``_timed_samples``, at batch 1."""
-    clip = np.random.default_rng(2).standard_normal(_timed_samples(plan)).astype(np.float32) * 0.1
-    return batch([plan.extractor(clip)])
+def _timed_workloads(plan: _Plan, options: ExportOptions) -> list[engine_choice.Workload]:
+    """What engines are timed on, as the network step will be given it: one clip of ``_timed_samples`` alone
+    and, unless the step runs each request alone (``--single-step``) or such clips run alone
+    (``--batched-example-limit``), a full batch of short clips (1 s, or the model's window if shorter)."""
+    rng = np.random.default_rng(2)
+    rate = plan.extractor.sampling_rate
+
+    def workload(samples: int, clips: int) -> engine_choice.Workload:
+        waveforms = [rng.standard_normal(samples).astype(np.float32) * 0.1 for _ in range(clips)]
+        label = f"{clips} clip{'s' if clips > 1 else ''} of {samples / rate:g} s"
+        return engine_choice.Workload(batch([plan.extractor(w) for w in waveforms]), clips, label)
+
+    window = _timed_samples(plan)
+    workloads = [workload(window, 1)]
+    short = max(plan.shortest, min(window, rate))
+    example = tuple(value.shape[1:] for value in workload(short, 1).feed.values())
+    if (
+        not options.single_step
+        and options.max_batch_size > 1
+        and batching.batched(example, options.batched_example_limit)
+    ):
+        workloads.append(workload(short, options.max_batch_size))
+    return workloads
 
 
-def _timed_seconds(plan: _Plan) -> float:
-    return _timed_samples(plan) / plan.extractor.sampling_rate
+def _described(workloads: list[engine_choice.Workload]) -> str:
+    labels = [w.label for w in workloads]
+    return labels[0] if len(labels) == 1 else f"the geometric mean of {' and '.join(labels)}"
 
 
 def _timed_samples(plan: _Plan) -> int:

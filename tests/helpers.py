@@ -37,7 +37,7 @@ def engines_timed(bf16_ms: float, fp32_ms: float) -> Callable[..., dict[str, flo
     bf16 is faster than fp32 depends on the CPU (faster on an AMD EPYC with AVX512-BF16, slower on an Intel
     Xeon without AMX), and a test of something else must not."""
 
-    def fastest(candidates: dict[str, engine_choice.Candidate], feed: object, threads: int) -> dict[str, float]:
+    def fastest(candidates: dict[str, engine_choice.Candidate], workloads: object, threads: int) -> dict[str, float]:
         return {label: bf16_ms if c.precision == engines.BF16 else fp32_ms for label, c in candidates.items()}
 
     return fastest

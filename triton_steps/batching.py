@@ -24,7 +24,11 @@ def runs(requests: Sequence[Shapes], example_limit: int) -> list[list[int]]:
         groups[shapes].append(index)
     result = []
     for shapes, indices in groups.items():
-        elements = max((math.prod(shape) for shape in shapes), default=0)
-        alone = 0 < example_limit < elements
-        result += [[index] for index in indices] if alone else [indices]
+        result += [indices] if batched(shapes, example_limit) else [[index] for index in indices]
     return result
+
+
+def batched(shapes: Shapes, example_limit: int) -> bool:
+    """Whether an example of these input shapes runs in a batch with others (else alone)."""
+    elements = max((math.prod(shape) for shape in shapes), default=0)
+    return not 0 < example_limit < elements

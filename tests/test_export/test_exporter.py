@@ -16,6 +16,7 @@ import tiny_checkpoints
 from helpers import free_port
 
 from export import checkpoint as ckpt
+from export import engine_choice
 from export import repository as repo
 from export.__main__ import options_of, parse_args
 from export.checkpoint import ExportError, default_name
@@ -124,6 +125,30 @@ def test_auto_keeps_the_faster_exact_engine_and_says_so_everywhere(checkpoints, 
     pinned = export_model(str(checkpoints["wavlm"]), tmp_path / "r", ExportOptions(name="n", engine="onnxruntime"))
     assert pinned.metadata.engine == "onnxruntime" and pinned.metadata.engine_ms == {}
     assert set(pinned.parity.engine_diffs) == {"onnxruntime"}  # only the engine it may run is checked
+
+
+def test_auto_times_the_engines_on_what_the_network_step_will_be_given(
+    checkpoints, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A waveform model: one clip of its window alone, and a full batch of 1 s clips, as the step batches short
+    clips. Not the batch when such clips run alone (--batched-example-limit) or each request runs alone
+    (--single-step)."""
+    timed: list[list[tuple[str, int, tuple[int, ...]]]] = []
+
+    def fastest(candidates: dict, workloads: list[engine_choice.Workload], threads: int) -> dict[str, float]:
+        timed.append([(w.label, w.clips, next(iter(w.feed.values())).shape) for w in workloads])
+        return {label: 1.0 for label in candidates}
+
+    monkeypatch.setattr(engine_choice, "fastest", fastest)
+    source = str(checkpoints["wavlm"])
+    export_model(source, tmp_path / "r", ExportOptions(name="a", max_batch_size=4))
+    export_model(source, tmp_path / "r", ExportOptions(name="b", batched_example_limit=8000))
+    export_model(source, tmp_path / "r", ExportOptions(name="c", single_step=True))
+
+    window, batched = timed[0]
+    assert window[1] == 1 and window[2][0] == 1
+    assert batched == ("4 clips of 1 s", 4, (4, 16000))
+    assert timed[1] == timed[2] == [window]
 
 
 def test_cli_failure_exits_1_with_the_reason(tmp_path: Path) -> None:
