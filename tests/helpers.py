@@ -16,10 +16,13 @@ from pathlib import Path
 import numpy as np
 import psutil
 import soundfile
+import tritonclient.grpc as grpcclient
+from tritonclient.utils import InferenceServerException
 
 from export import engine_choice
 from local_triton.services import GatewayProcess
 from local_triton.tritonserver import free_port
+from triton_control import TritonControl
 from triton_steps import contract, engines
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -196,16 +199,30 @@ def wav_bytes(waveform: np.ndarray, rate: int = 16000, subtype: str = "FLOAT", f
     return buffer.getvalue()
 
 
-def send_clips(grpc_url: str, model: str, clips: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
-    """One Triton request holding ``clips`` along the batch axis, as a client batch (``perf_analyzer -b``) sends
-    them (TritonControl sends one clip per request): its LABELS and SCORES."""
-    import tritonclient.grpc as grpcclient
+def assert_client_batches_refused(grpc_url: str, model: str, clips: int) -> None:
+    """A client batch (AUDIO of shape [N, 1], as ``perf_analyzer -b N`` sends) gets one response: it was answered
+    for its first clip and the others were dropped; it must be refused, saying why. One clip in that form is
+    answered as TritonControl's one-clip request is."""
 
-    audio = grpcclient.InferInput(contract.AUDIO.name, [len(clips), 1], "BYTES")
-    audio.set_data_from_numpy(np.array([[clip] for clip in clips], dtype=np.object_))
-    with grpcclient.InferenceServerClient(grpc_url) as client:
-        result = client.infer(model, [audio])
-    return result.as_numpy(contract.LABELS.name), result.as_numpy(contract.SCORES.name)
+    def send(batch: list[bytes]) -> grpcclient.InferResult:
+        audio = grpcclient.InferInput(contract.AUDIO.name, [len(batch), 1], "BYTES")
+        audio.set_data_from_numpy(np.array([[clip] for clip in batch], dtype=np.object_))
+        with grpcclient.InferenceServerClient(grpc_url) as client:
+            return client.infer(model, [audio])
+
+    clip = wav_bytes(make_waveform(1.0, seed=3))
+    with TritonControl(grpc_url) as control:
+        expected = control.classify(model, clip)
+    result = send([clip])
+    assert [label.decode() for label in result.as_numpy(contract.LABELS.name)[0]] == [label for label, _ in expected]
+    np.testing.assert_allclose(result.as_numpy(contract.SCORES.name)[0], [s for _, s in expected], atol=1e-6)
+    try:
+        send([clip] * clips)
+    except InferenceServerException as error:
+        assert error.status() == "StatusCode.INVALID_ARGUMENT"
+        assert f"a request classifies one clip, and its AUDIO holds {clips}" in error.message()
+    else:
+        raise AssertionError(f"a request of {clips} clips was answered")
 
 
 @contextlib.contextmanager

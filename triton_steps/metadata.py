@@ -27,7 +27,7 @@ class ModelMetadata:
     precision: str = "fp32"  # int8, bf16 (--quantize): scores within the gate below, not within 1e-4
     quantization: dict[str, Any] | None = None  # int8: the export gate's top-1 agreement and max score diff
     engine: str = "onnxruntime"  # the network step's CPU engine in local mode / the slim image (triton_steps.engines)
-    engine_ms: dict[str, float] = field(default_factory=dict)  # --engine auto: each engine's ms per clip (export.engine_choice)
+    engine_ms: dict[str, float] = field(default_factory=dict)  # --engine auto: each engine's ms per clip, as timed
     single_step: bool = False  # --single-step: one Python step on the CPU instead of the three-step ensemble
     on_demand: bool = False  # exported by the loader for a request: the gateway may unload it when idle
     versions: dict[str, str] = field(default_factory=dict)  # library versions used to export

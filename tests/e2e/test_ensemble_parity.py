@@ -12,10 +12,9 @@ from pathlib import Path
 import numpy as np
 import psutil
 import pytest
-from helpers import PROBLEM_TYPES, assert_same, make_waveform, model_name, send_clips, wav_bytes
+from helpers import PROBLEM_TYPES, assert_client_batches_refused, assert_same, make_waveform, model_name, wav_bytes
 from tiny_checkpoints import ARCHITECTURES
 from transformers import pipeline
-from tritonclient.utils import InferenceServerException
 
 from stub_health import processes as stub_processes
 from triton_control import AsyncTritonControl, TritonControl, TritonError
@@ -88,19 +87,7 @@ def test_bad_audio_is_invalid_argument(triton, audio: bytes, message: str) -> No
 
 @pytest.mark.parametrize("clips", [2, 8])
 def test_a_request_holding_several_clips_is_refused_not_cut_to_one(clips: int, triton) -> None:
-    """A client batch (AUDIO of shape [N, 1], as ``perf_analyzer -b N`` sends) gets one response: it was answered
-    for its first clip and the others were dropped; now it is refused, saying why. One clip in that form is
-    answered as ever."""
-    audio = wav_bytes(make_waveform(1.0, seed=3))
-    labels, scores = send_clips(triton.grpc_url, "hubert", [audio])
-    with TritonControl(triton.grpc_url) as control:
-        expected = control.classify("hubert", audio)
-    assert [label.decode() for label in labels[0]] == [label for label, _ in expected]
-    np.testing.assert_allclose(scores[0], [score for _, score in expected], atol=1e-6)
-    with pytest.raises(InferenceServerException) as error:
-        send_clips(triton.grpc_url, "hubert", [audio] * clips)
-    assert error.value.status() == "StatusCode.INVALID_ARGUMENT"
-    assert f"a request classifies one clip, and its AUDIO holds {clips}" in error.value.message()
+    assert_client_batches_refused(triton.grpc_url, "hubert", clips)
 
 
 @pytest.mark.parametrize("name", ["ast", "wav2vec2_layer_norm"])

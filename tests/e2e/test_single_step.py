@@ -13,9 +13,8 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-from helpers import assert_same, make_waveform, running_gateway, send_clips, wav_bytes
+from helpers import assert_client_batches_refused, assert_same, make_waveform, running_gateway, wav_bytes
 from transformers import pipeline
-from tritonclient.utils import InferenceServerException
 
 from export.exporter import ExportOptions, export_model
 from local_triton.tritonserver import LocalTriton, Ports, free_port
@@ -94,16 +93,4 @@ def test_the_gateway_serves_it_and_says_so(checkpoints: dict[str, Path], single_
 
 @pytest.mark.parametrize("clips", [2, 8])
 def test_a_request_holding_several_clips_is_refused_not_cut_to_one(clips: int, single_step: LocalTriton) -> None:
-    """A client batch (AUDIO of shape [N, 1], as ``perf_analyzer -b N`` sends) gets one response: it was answered
-    for its first clip and the others were dropped; now it is refused, saying why. One clip in that form is
-    answered as ever."""
-    audio = wav_bytes(make_waveform(1.0, seed=3))
-    labels, scores = send_clips(single_step.grpc_url, "hubert", [audio])
-    with TritonControl(single_step.grpc_url) as control:
-        expected = control.classify("hubert", audio)
-    assert [label.decode() for label in labels[0]] == [label for label, _ in expected]
-    np.testing.assert_allclose(scores[0], [score for _, score in expected], atol=1e-6)
-    with pytest.raises(InferenceServerException) as error:
-        send_clips(single_step.grpc_url, "hubert", [audio] * clips)
-    assert error.value.status() == "StatusCode.INVALID_ARGUMENT"
-    assert f"a request classifies one clip, and its AUDIO holds {clips}" in error.value.message()
+    assert_client_batches_refused(single_step.grpc_url, "hubert", clips)
