@@ -183,6 +183,12 @@ def table(
     return "\n".join(lines)
 
 
+def _input_names(network: Path) -> set[str]:
+    import onnx
+
+    return {i.name for i in onnx.load(str(network), load_external_data=False).graph.input}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", choices=sorted(real_size_models.MODELS), default="wav2vec2-base")
@@ -207,15 +213,15 @@ def main() -> None:
         )
     model = AutoModelForAudioClassification.from_pretrained(checkpoint).eval()
     extractor = AutoFeatureExtractor.from_pretrained(checkpoint)
+    network_inputs = _input_names(network)
+    loaded = {label: engines.load(name, network, args.threads) for label, name in ENGINE_LABELS.items()}
+    samples = int(args.seconds * extractor.sampling_rate)
     print(f"{args.model}, {args.seconds:g} s clip, {args.threads} threads, best of {args.rounds} rounds", flush=True)
     for batch in (int(b) for b in args.batch.split(",")):
-        waveforms = [
-            np.random.default_rng(i).standard_normal(int(args.seconds * 16000)).astype(np.float32) for i in range(batch)
-        ]
+        waveforms = [np.random.default_rng(i).standard_normal(samples).astype(np.float32) for i in range(batch)]
         inputs = extractor(waveforms, sampling_rate=extractor.sampling_rate, return_tensors="np")
-        feed = {name: np.ascontiguousarray(value) for name, value in inputs.items() if name in _input_names(network)}
+        feed = {name: np.ascontiguousarray(value) for name, value in inputs.items() if name in network_inputs}
         torch_inputs = {name: torch.from_numpy(value) for name, value in feed.items()}
-        loaded = {label: engines.load(name, network, args.threads) for label, name in ENGINE_LABELS.items()}
         peak, gflop = 0.0, {}
         profiles: dict[str, list[dict[str, float]]] = collections.defaultdict(list)
         walls: dict[str, list[float]] = collections.defaultdict(list)
@@ -234,12 +240,6 @@ def main() -> None:
             for engine, rounds in profiles.items()
         }
         print(table(batch, gflop, best, {engine: min(w) for engine, w in walls.items()}, peak), flush=True)
-
-
-def _input_names(network: Path) -> set[str]:
-    import onnx
-
-    return {i.name for i in onnx.load(str(network), load_external_data=False).graph.input}
 
 
 if __name__ == "__main__":

@@ -52,5 +52,4 @@ class TritonPythonModel:
         return self.ranking.response(request, logits)
 
     def execute(self, requests: list[Any]) -> list[Any]:
-        client_errors = (scores.ParameterError, triton_io.ManyClipsError)
-        return triton_io.respond_each(requests, self._rank, client_errors, "postprocessing")
+        return triton_io.respond_each(requests, self._rank, (scores.ParameterError,), "postprocessing")

@@ -80,5 +80,4 @@ class TritonPythonModel:
         return pb_utils.InferenceResponse(output_tensors=tensors)
 
     def execute(self, requests: list[Any]) -> list[Any]:
-        client_errors = (audio.AudioError, triton_io.ManyClipsError)
-        return triton_io.respond_each(requests, self._features, client_errors, "preprocessing")
+        return triton_io.respond_each(requests, self._features, (audio.AudioError,), "preprocessing")

@@ -47,5 +47,5 @@ class TritonPythonModel:
         return self.ranking.response(request, np.concatenate([self._run(batch) for batch in batches]))
 
     def execute(self, requests: list[Any]) -> list[Any]:
-        client_errors = (audio.AudioError, scores.ParameterError, triton_io.ManyClipsError)
+        client_errors = (audio.AudioError, scores.ParameterError)
         return triton_io.respond_each(requests, self._classify, client_errors, "classification")

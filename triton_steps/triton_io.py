@@ -86,13 +86,14 @@ def numpy_dtype(triton_type: str) -> np.dtype:
 def respond_each(
     requests: list[Any], handle: Callable[[Any], Any], client_errors: tuple[type[Exception], ...], step: str
 ) -> list[Any]:
-    """One response per request: a client error fails its own request (INVALID_ARG), an unexpected one
-    its own request too (INTERNAL, logged); neither fails the rest of the batch."""
+    """One response per request: a client error (``client_errors``, or a request of several clips) fails its own
+    request (INVALID_ARG), an unexpected one its own request too (INTERNAL, logged); neither fails the rest of
+    the batch."""
     responses = []
     for request in requests:
         try:
             responses.append(handle(request))
-        except client_errors as error:
+        except (ManyClipsError, *client_errors) as error:
             responses.append(error_response(str(error)))
         except Exception as error:  # noqa: BLE001 - report, keep serving the others
             traceback.print_exc()
