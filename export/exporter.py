@@ -396,8 +396,8 @@ def _reduced_network(
 
 def _timed_workloads(plan: _Plan, options: ExportOptions) -> list[engine_choice.Workload]:
     """What engines are timed on, as the network step will be given it: one clip of ``_timed_samples`` alone
-    and, unless the step runs each request alone (``--single-step``) or such clips run alone
-    (``--batched-example-limit``), a full batch of short clips (1 s, or the model's window if shorter)."""
+    and, unless such clips run alone (``--batched-example-limit``), a full batch of short clips (1 s, or the
+    model's window if shorter)."""
     rng = np.random.default_rng(2)
     rate = plan.extractor.sampling_rate
 
@@ -410,11 +410,7 @@ def _timed_workloads(plan: _Plan, options: ExportOptions) -> list[engine_choice.
     workloads = [workload(window, 1)]
     short = max(plan.shortest, min(window, rate))
     example = tuple(value.shape[1:] for value in workload(short, 1).feed.values())
-    if (
-        not options.single_step
-        and options.max_batch_size > 1
-        and batching.batched(example, options.batched_example_limit)
-    ):
+    if options.max_batch_size > 1 and batching.batched(example, options.batched_example_limit):
         workloads.append(workload(short, options.max_batch_size))
     return workloads
 
@@ -546,6 +542,7 @@ def _model_dirs(
             **model_configs.network_parameters(threads, network.engine, precision),
             contract.FUNCTION_TO_APPLY_DEFAULT: checkpoint.function_to_apply,
             contract.NETWORK_INPUTS: model_configs.network_inputs_json(specs),
+            contract.BATCHED_EXAMPLE_LIMIT: str(options.batched_example_limit),
         }
         config = model_configs.single_step_config(names, mbs, instances, parameters, metadata.to_json(None))
         return {

@@ -1,4 +1,5 @@
-"""How the local onnxruntime step (``triton_steps.onnx_model``) splits what Triton hands it into runs.
+"""How the steps that run the network on the CPU (``triton_steps.onnx_model``, ``triton_steps.single_step_model``)
+split what Triton hands them into runs.
 
 Triton's dynamic batcher gives one ``execute`` call several requests. Requests whose inputs share shapes run as
 one batch, as Triton's native onnxruntime backend runs them (variable-length inputs are never padded, so a
@@ -11,9 +12,11 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 Shapes = tuple[tuple[int, ...], ...]  # one request's input shapes, batch dimension left out, in input order
+Result = TypeVar("Result")
 
 
 def runs(requests: Sequence[Shapes], example_limit: int) -> list[list[int]]:
@@ -32,3 +35,22 @@ def batched(shapes: Shapes, example_limit: int) -> bool:
     """Whether an example of these input shapes runs in a batch with others (else alone)."""
     elements = max((math.prod(shape) for shape in shapes), default=0)
     return not 0 < example_limit < elements
+
+
+def in_runs(
+    shapes: Sequence[Shapes | None], example_limit: int, run: Callable[[list[int]], list[Result]]
+) -> list[Result | Exception | None]:
+    """Each request's result, ``run`` called once per run of ``runs`` with its requests' indices (it returns one
+    result per index, in order). A request without shapes (it failed before) is skipped: None. A run that
+    raises gives its exception to each of its requests, and the other runs go on."""
+    present = [index for index, request in enumerate(shapes) if request is not None]
+    results: list[Result | Exception | None] = [None] * len(shapes)
+    for group in runs([shapes[index] for index in present], example_limit):
+        indices = [present[position] for position in group]
+        try:
+            outputs = run(indices)
+        except Exception as error:  # noqa: BLE001 - this run's requests fail, the others go on
+            outputs = [error] * len(indices)
+        for index, output in zip(indices, outputs, strict=True):
+            results[index] = output
+    return results

@@ -90,7 +90,7 @@ INTRA_OP_THREADS = "intra_op_thread_count"  # network: as Triton's onnxruntime b
 ENGINE = "engine"  # network, local step only: onnxruntime or openvino (triton_steps.engines)
 PRECISION = "precision"  # network, local step only: fp32, or bf16 on OpenVINO (triton_steps.engines)
 INTER_OP_THREADS = "inter_op_thread_count"  # network: as Triton's onnxruntime backend names it
-BATCHED_EXAMPLE_LIMIT = "batched_example_limit"  # network, local onnxruntime step: larger examples run alone
+BATCHED_EXAMPLE_LIMIT = "batched_example_limit"  # network, local step, single step: larger examples run alone
 
 # Where the stack's services meet (every launcher and default refers to these; the Makefile, compose and the
 # Kubernetes manifests repeat them as data, and tests/test_deploy checks they agree).

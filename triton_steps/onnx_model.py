@@ -12,7 +12,6 @@ ignores both and runs onnxruntime.
 
 from __future__ import annotations
 
-import traceback
 from typing import Any
 
 import numpy as np
@@ -63,18 +62,10 @@ class TritonPythonModel:
         ]
 
     def execute(self, requests: list[Any]) -> list[Any]:
-        responses: list[Any] = [None] * len(requests)
         arrays = [{n: pb_utils.get_input_tensor_by_name(r, n).as_numpy() for n in self.inputs} for r in requests]
         shapes = [tuple(a[n].shape[1:] for n in self.inputs) for a in arrays]
-        for indices in batching.runs(shapes, self.batched_example_limit):
-            try:
-                for index, response in zip(indices, self._run([arrays[i] for i in indices]), strict=True):
-                    responses[index] = response
-            except Exception as error:  # noqa: BLE001 - fail this batch only
-                traceback.print_exc()
-                for index in indices:
-                    responses[index] = triton_io.error_response(f"inference failed: {error}", False)
-        return responses
+        results = batching.in_runs(shapes, self.batched_example_limit, lambda run: self._run([arrays[i] for i in run]))
+        return [triton_io.run_failed(r) if isinstance(r, Exception) else r for r in results]
 
 
 def joined(parts: list[np.ndarray], dtype: np.dtype) -> np.ndarray:

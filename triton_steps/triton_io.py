@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -83,19 +84,39 @@ def numpy_dtype(triton_type: str) -> np.dtype:
     return np.dtype(pb_utils.triton_string_to_numpy(triton_type))
 
 
+@dataclass(frozen=True)
+class Failed:
+    """A request that failed at some stage of its step: the error response it gets."""
+
+    response: Any
+
+
+def try_each(
+    items: Sequence[Any], handle: Callable[[Any], Any], client_errors: tuple[type[Exception], ...], step: str
+) -> list[Any]:
+    """``handle(item)`` for each item, or ``Failed`` with its error response: a client error (``client_errors``,
+    or a request of several clips) is INVALID_ARG, an unexpected one INTERNAL (logged); neither stops the rest
+    of the batch."""
+    results: list[Any] = []
+    for item in items:
+        try:
+            results.append(handle(item))
+        except (ManyClipsError, *client_errors) as error:
+            results.append(Failed(error_response(str(error))))
+        except Exception as error:  # noqa: BLE001 - report, keep serving the others
+            traceback.print_exc()
+            results.append(Failed(error_response(f"{step} failed: {error}", invalid_argument=False)))
+    return results
+
+
 def respond_each(
     requests: list[Any], handle: Callable[[Any], Any], client_errors: tuple[type[Exception], ...], step: str
 ) -> list[Any]:
-    """One response per request: a client error (``client_errors``, or a request of several clips) fails its own
-    request (INVALID_ARG), an unexpected one its own request too (INTERNAL, logged); neither fails the rest of
-    the batch."""
-    responses = []
-    for request in requests:
-        try:
-            responses.append(handle(request))
-        except (ManyClipsError, *client_errors) as error:
-            responses.append(error_response(str(error)))
-        except Exception as error:  # noqa: BLE001 - report, keep serving the others
-            traceback.print_exc()
-            responses.append(error_response(f"{step} failed: {error}", invalid_argument=False))
-    return responses
+    """One response per request, ``handle``'s or its error's (``try_each``)."""
+    return [r.response if isinstance(r, Failed) else r for r in try_each(requests, handle, client_errors, step)]
+
+
+def run_failed(error: Exception) -> Any:
+    """The response of a request whose network run raised ``error`` (logged): INTERNAL."""
+    traceback.print_exception(error)
+    return error_response(f"inference failed: {error}", invalid_argument=False)

@@ -32,3 +32,28 @@ def test_the_largest_input_counts_not_the_sum() -> None:
 def test_no_limit_batches_every_size() -> None:
     """0: what a repository exported before the limit gets, and what Triton's native backend does."""
     assert batching.runs([TEN_SECONDS] * 3 + [AST] * 2, 0) == [[0, 1, 2], [3, 4]]
+
+
+def test_in_runs_answers_each_request_from_its_run_in_order() -> None:
+    calls: list[list[int]] = []
+
+    def run(indices: list[int]) -> list[str]:
+        calls.append(indices)
+        return [f"row {i}" for i in indices]
+
+    results = batching.in_runs([SECOND, AST, SECOND, None, SECOND], 48_000, run)
+    assert calls == [[0, 2, 4], [1]]
+    assert results == ["row 0", "row 1", "row 2", None, "row 4"]
+
+
+def test_a_run_that_raises_fails_its_own_requests_only() -> None:
+    """A request that failed before (None) is skipped; the run of 8000-sample clips fails, the others answer."""
+    broken = RuntimeError("engine failed")
+
+    def run(indices: list[int]) -> list[int]:
+        if 1 in indices:
+            raise broken
+        return indices
+
+    results = batching.in_runs([SECOND, ((8000,),), None, SECOND, ((8000,),)], 48_000, run)
+    assert results == [0, broken, None, 3, broken]

@@ -3,14 +3,11 @@ network on a CPU without bf16 fails to load saying why (Triton shows that reason
 
 from __future__ import annotations
 
-import json
-import sys
-import types
 from pathlib import Path
 
-import numpy as np
+import fake_pb_utils
 import pytest
-from google.protobuf import json_format, text_format
+from google.protobuf import text_format
 from helpers import NO_BF16_CPU, ROOT
 from tritonclient.grpc import model_config_pb2 as mc
 
@@ -22,11 +19,7 @@ STEP = ROOT / "model_repository" / "keyword-spotter_onnx"
 def _step(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, **parameters: str):
     """The step's model, as Triton's Python backend would create it, for the default model's network with
     ``parameters`` set in its config; (the model, the args its ``initialize`` takes)."""
-    pb_utils = types.ModuleType("triton_python_backend_utils")  # the part of Triton's module initialize uses
-    pb_utils.triton_string_to_numpy = {"TYPE_FP32": np.float32}.__getitem__
-    monkeypatch.setitem(sys.modules, "triton_python_backend_utils", pb_utils)
-    monkeypatch.delitem(sys.modules, "triton_steps.triton_io", raising=False)
-    monkeypatch.delitem(sys.modules, "triton_steps.onnx_model", raising=False)
+    fake_pb_utils.install(monkeypatch)
     from triton_steps import onnx_model
 
     config = text_format.Parse((STEP / contract.CONFIG_FILE).read_text(), mc.ModelConfig())
@@ -36,12 +29,7 @@ def _step(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, **parameters: str):
     (tmp_path / contract.VERSION_DIR / contract.NETWORK_FILE).symlink_to(
         STEP / contract.VERSION_DIR / contract.NETWORK_FILE
     )
-    args = {
-        "model_config": json.dumps(json_format.MessageToDict(config, preserving_proto_field_name=True)),
-        "model_repository": str(tmp_path),
-        "model_version": contract.VERSION_DIR,
-    }
-    return onnx_model.TritonPythonModel(), args
+    return onnx_model.TritonPythonModel(), fake_pb_utils.model_args(tmp_path, config)
 
 
 def test_the_step_runs_the_engine_its_config_names(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
