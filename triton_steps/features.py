@@ -115,7 +115,8 @@ class ASTFeatures:
 
 @dataclass
 class WhisperFeatures:
-    """``WhisperFeatureExtractor``: pad/truncate to ``chunk_length`` s, log10-mel, clamp to 8 below the max."""
+    """``WhisperFeatureExtractor``: pad/truncate to ``chunk_length`` s, log10-mel, clamp to 8 below the max. In
+    float32, as transformers computes them wherever torch is installed (its pipeline always)."""
 
     sampling_rate: int = 16000
     feature_size: int = 80
@@ -125,7 +126,7 @@ class WhisperFeatures:
     padding_value: float = 0.0
 
     def __post_init__(self) -> None:
-        self._filters = spectral.mel_filter_bank(
+        filters = spectral.mel_filter_bank(
             num_frequency_bins=1 + self.n_fft // 2,
             num_mel_filters=self.feature_size,
             min_frequency=0.0,
@@ -134,25 +135,26 @@ class WhisperFeatures:
             norm="slaney",
             mel_scale="slaney",
         )
-        self._window = spectral.window_function(self.n_fft, "hann", periodic=True)
+        self._filters = np.ascontiguousarray(filters.T, dtype=np.float32)  # (mels, frequency bins)
+        self._window = spectral.window_function(self.n_fft, "hann", periodic=True).astype(np.float32)
 
     def __call__(self, waveform: np.ndarray) -> ModelInputs:
         n_samples = self.chunk_length * self.sampling_rate
         x = np.asarray(waveform, dtype=np.float32)[:n_samples]
         used = len(x)
-        x = np.pad(x, (0, n_samples - used), constant_values=self.padding_value)
         # Every clip is padded to 30 s, but a frame that sees only the zero padding has zero power, so its log-mel
         # is log10(1e-10) = -10 exactly: only the frames that reach the audio are computed (a third of the work
         # for a 10 s clip; the same numbers). The slice keeps the right-hand reflection out of those frames.
         frames = spectral.num_frames(n_samples, self.n_fft, self.hop_length, center=True)
         live = frames if self.padding_value else min(frames, (used + self.n_fft // 2) // self.hop_length + 2)
         end = n_samples if live == frames else min(n_samples, live * self.hop_length + self.n_fft)
-        power = spectral.power_spectrogram(x[:end], self._window, self.hop_length, self.n_fft, center=True)[:live]
+        x = np.pad(x, (0, end - used), constant_values=self.padding_value) if used < end else x[:end]
+        power = spectral.power_spectrogram_f32(x, self._window, self.hop_length)[:live]
         log_spec = np.full((self.feature_size, frames), np.log10(1e-10), dtype=np.float32)
-        log_spec[:, :live] = spectral.log_mel(power, self._filters, 1e-10, "log10")
+        log_spec[:, :live] = np.log10(np.maximum(self._filters @ power.T, np.float32(1e-10)))
         log_spec = log_spec[:, :-1]
-        log_spec = np.maximum(log_spec, log_spec.max() - 8.0)
-        return {"input_features": ((log_spec + 4.0) / 4.0).astype(np.float32)}
+        log_spec = np.maximum(log_spec, log_spec.max() - np.float32(8.0))
+        return {"input_features": (log_spec + np.float32(4.0)) / np.float32(4.0)}
 
     def min_samples(self) -> int:
         return 1

@@ -19,6 +19,7 @@ class Ranking:
         self.labels: list[str] = json.loads(
             (triton_io.model_dir(args) / contract.LABELS_FILE).read_text(encoding="utf-8")
         )
+        self._encoded = np.array([label.encode() for label in self.labels], dtype=np.object_)  # LABELS' elements
         self.default_function = scores.check_function(triton_io.parameters(args)[contract.FUNCTION_TO_APPLY_DEFAULT])
 
     def response(self, request: Any, logits: np.ndarray) -> Any:
@@ -27,17 +28,15 @@ class Ranking:
         function = triton_io.optional_scalar(request, contract.FUNCTION_TO_APPLY.name)
         if isinstance(function, bytes):
             function = function.decode("utf-8", errors="replace")
-        labels, values = scores.rank(
+        order, values = scores.ranked(
             logits,
-            self.labels,
+            len(self.labels),
             self.default_function if function is None else str(function),
             None if top_k is None else int(top_k),
         )
         return pb_utils.InferenceResponse(
             output_tensors=[
-                pb_utils.Tensor(
-                    contract.LABELS.name, np.array([[label.encode() for label in labels]], dtype=np.object_)
-                ),
+                pb_utils.Tensor(contract.LABELS.name, self._encoded[order][None]),
                 pb_utils.Tensor(contract.SCORES.name, values[None]),
             ]
         )

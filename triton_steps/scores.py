@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import numpy as np
 
 from triton_steps.long_audio import aggregate
@@ -49,16 +47,15 @@ def apply_function(logits: np.ndarray, name: str) -> np.ndarray:
     return x
 
 
-def rank(
-    logits: np.ndarray, labels: Sequence[str], function_to_apply: str, top_k: int | None
-) -> tuple[list[str], np.ndarray]:
-    """The ``top_k`` best labels (all when None; clipped to the label count) and their scores, best first.
+def ranked(logits: np.ndarray, labels: int, function_to_apply: str, top_k: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """The indices of the ``top_k`` best of ``labels`` labels (all when None; clipped to the label count) and their
+    scores, best first.
 
     ``logits`` is one clip's ``(labels,)``, or ``(windows, labels)`` of a chunked long clip (aggregated).
     """
     scores = apply_function(logits, function_to_apply)
     if scores.ndim == 2:
         scores = aggregate(scores, function_to_apply)
-    k = len(labels) if top_k is None else min(check_top_k(top_k), len(labels))
+    k = labels if top_k is None else min(check_top_k(top_k), labels)
     order = np.argsort(-scores, kind="stable")[:k]
-    return [labels[i] for i in order], scores[order].astype(np.float32)
+    return order, scores[order].astype(np.float32)

@@ -3,6 +3,7 @@
 These mirror ``transformers.audio_utils`` (window_function, mel_filter_bank, spectrogram) operation for
 operation, including its float64 arithmetic and its complex64 intermediate, so that the features the
 Triton step computes equal transformers' own. The loops of the original are vectorised over frames.
+``power_spectrogram_f32`` mirrors ``torch.stft`` instead, for the extractors transformers runs in torch.
 """
 
 from __future__ import annotations
@@ -125,6 +126,18 @@ def power_spectrogram(
     # transformers keeps the spectrum as complex64 before taking magnitudes: do the same, bit for bit.
     spectrum = np.fft.rfft(frames, n=fft_length, axis=1).astype(np.complex64)
     return np.abs(spectrum, dtype=np.float64) ** 2
+
+
+def power_spectrogram_f32(waveform: np.ndarray, window: np.ndarray, hop_length: int) -> np.ndarray:
+    """``|torch.stft(waveform, len(window), hop_length, window, center=True)|^2`` in float32, shape
+    ``(frames, len(window) // 2 + 1)``: the frames windowed in float32 as torch does; numpy's FFT computes in
+    float64, a little closer to the exact spectrum than torch's float32 one."""
+    frame_length = len(window)
+    padded = np.pad(np.asarray(waveform, np.float32), frame_length // 2, mode="reflect")
+    count = num_frames(len(padded), frame_length, hop_length, center=False)
+    frames = np.lib.stride_tricks.sliding_window_view(padded, frame_length)[::hop_length][:count]
+    spectrum = np.fft.rfft(frames * window.astype(np.float32, copy=False), axis=1)
+    return (spectrum.real**2 + spectrum.imag**2).astype(np.float32)
 
 
 def log_mel(power: np.ndarray, mel_filters: np.ndarray, mel_floor: float, log: str) -> np.ndarray:

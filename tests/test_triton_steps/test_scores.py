@@ -6,10 +6,15 @@ import numpy as np
 import pytest
 import torch
 
-from triton_steps.scores import ParameterError, apply_function, default_function, rank
+from triton_steps.scores import ParameterError, apply_function, default_function, ranked
 
 LOGITS = np.array([0.5, -1.25, 3.0, 2.0, -0.1], dtype=np.float32)
 LABELS = ["a", "b", "c", "d", "e"]
+
+
+def rank(logits: np.ndarray, function: str, top_k: int | None) -> tuple[list[str], list[float]]:
+    order, scores = ranked(logits, len(LABELS), function, top_k)
+    return [LABELS[i] for i in order], scores.tolist()
 
 
 @pytest.mark.parametrize(
@@ -27,21 +32,21 @@ def test_softmax_is_stable_for_large_logits() -> None:
 
 
 def test_rank_sorts_and_cuts() -> None:
-    labels, scores = rank(LOGITS, LABELS, "none", top_k=2)
-    assert labels == ["c", "d"] and scores.tolist() == [3.0, 2.0]
-    labels, _ = rank(LOGITS, LABELS, "softmax", top_k=None)
+    labels, scores = rank(LOGITS, "none", top_k=2)
+    assert labels == ["c", "d"] and scores == [3.0, 2.0]
+    labels, _ = rank(LOGITS, "softmax", top_k=None)
     assert labels == ["c", "d", "a", "e", "b"]
 
 
 def test_top_k_above_label_count_is_clipped() -> None:
-    labels, scores = rank(LOGITS, LABELS, "softmax", top_k=50)
+    labels, scores = rank(LOGITS, "softmax", top_k=50)
     assert len(labels) == len(scores) == 5
 
 
 @pytest.mark.parametrize(("function", "top_k"), [("relu", None), ("softmax", 0), ("none", -3)])
 def test_invalid_parameters_say_what_is_allowed(function: str, top_k: int | None) -> None:
     with pytest.raises(ParameterError, match="must be"):
-        rank(LOGITS, LABELS, function, top_k)
+        rank(LOGITS, function, top_k)
 
 
 @pytest.mark.parametrize(
