@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+import psutil
 
 
 @dataclass(frozen=True)
@@ -86,3 +87,17 @@ def machine() -> str:
         for f, name in (("avx512_bf16", "AVX512-BF16"), ("amx_tile", "AMX"))
     )
     return f"{model or platform.machine()} ({features}), {os.cpu_count()} CPUs"
+
+
+def cpu_s(pid: int, children: bool = True) -> float:
+    """CPU seconds used so far by process ``pid`` and (``children``) its children: tritonserver's Python stubs, a
+    gateway's workers."""
+    root = psutil.Process(pid)
+    total = 0.0
+    for process in (root, *(root.children(recursive=True) if children else ())):
+        try:
+            times = process.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system
+    return total

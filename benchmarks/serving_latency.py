@@ -29,7 +29,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import aiohttp
-import psutil
 
 from benchmarks import measure
 from local_triton.services import GatewayProcess
@@ -58,15 +57,7 @@ async def http_post(session: aiohttp.ClientSession, url: str, data: bytes) -> No
 def triton_cpu_s(server: LocalTriton) -> float:
     """CPU seconds used so far by the tritonserver process and its Python stubs."""
     assert server.process is not None
-    root = psutil.Process(server.process.pid)
-    total = 0.0
-    for process in (root, *root.children(recursive=True)):
-        try:
-            times = process.cpu_times()
-        except psutil.NoSuchProcess:
-            continue
-        total += times.user + times.system
-    return total
+    return measure.cpu_s(server.process.pid)
 
 
 PIPELINE = "transformers pipeline, in process"

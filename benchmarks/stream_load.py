@@ -8,8 +8,9 @@ latency is under 500 ms. The competitor: N clients each POSTing the same 1 s win
 from the moment the window was complete. Both against the default model (as shipped, and exported
 ``--single-step``), and against a real-size wav2vec2-base (random weights) in fp32 and in int8, each on the
 engine ``--engine auto`` chose here (the report names each model's engine and precision), on the stack as
-``make serve`` runs it (Triton, the model sync, the gateway). Writes ``stream_load.json`` and
-``stream_load.png`` into ``--results``.
+``make serve`` runs it (Triton, the model sync, the gateway), with what each window cost each process in CPU
+(Triton and its stubs, the gateway, this client: the 2 cores hold 2,000 ms a second). Writes
+``stream_load.json`` and ``stream_load.png`` into ``--results``.
 
 Then fairness: a light POST's p50 alone, and beside 4 streams flooding audio as fast as the gateway reads it
 at the smallest hop allowed (each stream is charged for its compute: one window in flight, paced at
@@ -24,6 +25,7 @@ import argparse
 import asyncio
 import io
 import json
+import os
 import shutil
 import time
 from pathlib import Path
@@ -35,6 +37,7 @@ import soundfile
 from benchmarks import measure, real_size_models, stack
 from export.exporter import ExportOptions, export_model
 from gateway.errors import CloseCode
+from local_triton.services import GatewayProcess
 from local_triton.tritonserver import LocalTriton
 from triton_control import TritonControl
 from triton_steps import contract
@@ -249,18 +252,31 @@ def plot(report: dict, path: Path) -> None:
     figure.savefig(path, dpi=110)
 
 
-def scaling(report: dict, triton: LocalTriton, gateway: str, model: str, seconds: float) -> None:
+def scaling(report: dict, triton: LocalTriton, gateway: GatewayProcess, model: str, seconds: float) -> None:
     """More and more real-time streams until neither way holds, into ``report``."""
     rows = report["models"][model] = []
+    assert triton.process is not None and gateway.process is not None
+    # (pid, with its children): the client is this process, whose children are the server and the gateway
+    processes = {
+        "triton": (triton.process.pid, True),
+        "gateway": (gateway.process.pid, True),
+        "client": (os.getpid(), False),
+    }
     for n in STEPS[model]:
         row = {"streams": n}
         for way, run in (("websocket", streams), ("http_post", posts)):
-            row[way] = asyncio.run(run(gateway, model, n, seconds))
-            result = row[way]
+            before = {name: measure.cpu_s(*process) for name, process in processes.items()}
+            row[way] = result = asyncio.run(run(gateway.url, model, n, seconds))
+            # what each window cost each process, in CPU: 2 cores hold 2,000 ms of it a second
+            result["cpu_ms_per_window"] = {
+                name: round((measure.cpu_s(*process) - before[name]) * 1000 / max(1, result["events"]), 2)
+                for name, process in processes.items()
+            }
+            cpu = ", ".join(f"{name} {ms:.2f}" for name, ms in result["cpu_ms_per_window"].items())
             print(
                 f"{model:16} {n:4} streams  {way:9}  events {result['events']:5}/{result['expected']:<5}"
                 f"  p50 {result['p50_ms']:7.1f} ms  p99 {result['p99_ms']:7.1f} ms"
-                f"  {'real-time' if result['real_time'] else 'NOT real-time'}",
+                f"  {'real-time' if result['real_time'] else 'NOT real-time'}  CPU ms/window: {cpu}",
                 flush=True,
             )
         rows.append(row)
@@ -270,7 +286,7 @@ def scaling(report: dict, triton: LocalTriton, gateway: str, model: str, seconds
         held = [r["streams"] for r in rows if r[way]["real_time"]]
         report.setdefault("most_real_time_streams", {})[f"{model} {way}"] = max(held, default=0)
     # Windows of concurrent streams are batched by Triton: clips per execution of the network step (a
-    # single-step model's own executions: it runs the network on each of its requests in turn).
+    # single-step model's own executions, whose same-length requests run the network as one batch).
     network = model if model == SINGLE_STEP else contract.StepNames(model).network
     with TritonControl(triton.grpc_url) as control:
         step = control.statistics(network)[network]
@@ -305,7 +321,7 @@ def main() -> None:
     with stack.served(repository, args.workdir / "serve", max_streams="1000") as (triton, gateway):
         for model in models:
             if not args.fairness_only:
-                scaling(report, triton, gateway.url, model, args.seconds)
+                scaling(report, triton, gateway, model, args.seconds)
         for model in models:
             result = report.setdefault("fairness", {})[model] = asyncio.run(fairness(gateway.url, model))
             print(

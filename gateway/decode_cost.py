@@ -21,6 +21,11 @@ HEAVY_SAMPLES_PER_S = 48_000 * 2
 HEAVY_BODY_BYTES = 2 * 1024 * 1024
 
 
+def heavy_rate(rate: int, channels: int) -> bool:
+    """Whether audio of ``rate`` x ``channels`` costs more to decode per second than a 48 kHz stereo recording."""
+    return rate * channels > HEAVY_SAMPLES_PER_S
+
+
 def is_heavy(audio: bytes) -> bool:
     """Whether decoding ``audio`` is likely to cost well beyond an ordinary clip."""
     if len(audio) > HEAVY_BODY_BYTES:
@@ -29,4 +34,4 @@ def is_heavy(audio: bytes) -> bool:
         info = soundfile.info(io.BytesIO(audio))
     except (soundfile.LibsndfileError, RuntimeError, TypeError, ValueError):
         return False  # not a header libsndfile reads: its size decided
-    return info.samplerate * info.channels > HEAVY_SAMPLES_PER_S
+    return heavy_rate(info.samplerate, info.channels)

@@ -46,12 +46,19 @@ class Inference:
         return await self.on_demand.resolve(model_id, self.settings.default_model)
 
     async def run(
-        self, model: ModelMetadata, audio: bytes, parameters: Parameters, request_id: str, outcome: Outcome
+        self,
+        model: ModelMetadata,
+        audio: bytes,
+        parameters: Parameters,
+        request_id: str,
+        outcome: Outcome,
+        heavy: bool | None = None,
     ) -> list[Prediction]:
         """Classify ``audio`` with ``model``, within the gateway's inference timeout; Triton's time and the
-        network's device go into ``outcome``."""
+        network's device go into ``outcome``. ``heavy``: whether the audio is heavy to decode, where the caller
+        made it and knows (None: read from its header, ``decode_cost.is_heavy``)."""
         deadline = time.perf_counter() + self.settings.timeout_s
-        heavy = decode_cost.is_heavy(audio)
+        heavy = decode_cost.is_heavy(audio) if heavy is None else heavy
         with self.on_demand.using(model), self.admission.request():
             async with self.admission.lane(heavy, _left_s(deadline)):
                 with self.tracer.start_as_current_span("triton infer") as span:

@@ -37,6 +37,7 @@ import soxr
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
+from gateway import decode_cost
 from gateway.dependencies import Services, token_ok
 from gateway.errors import BadRequest, CloseCode, GatewayError, Overloaded, RequestTimeout, TooLarge, Unauthorized
 from gateway.logs import request_id_of
@@ -249,7 +250,9 @@ class Stream:
         rate = metadata.sampling_rate
         audio, request_id = wav16(samples, rate), request_id_of(self.websocket.scope)
         outcome = Outcome(metadata.model_id)
-        predictions = await self.services.inference.run(metadata, audio, config.parameters, request_id, outcome)
+        # the window's cost is known (mono, at the model's rate): its header need not be read again
+        heavy = decode_cost.heavy_rate(rate, channels=1)
+        predictions = await self.services.inference.run(metadata, audio, config.parameters, request_id, outcome, heavy)
         self.services.metrics.stream_windows.labels(metadata.model_id).inc()
         end = start + len(samples)
         await self._send(

@@ -7,7 +7,7 @@ import io
 import numpy as np
 import soundfile
 
-from gateway.decode_cost import HEAVY_BODY_BYTES, is_heavy
+from gateway.decode_cost import HEAVY_BODY_BYTES, heavy_rate, is_heavy
 
 
 def _audio(rate: int, channels: int, fmt: str = "WAV") -> bytes:
@@ -23,3 +23,9 @@ def test_heavy_by_rate_times_channels_or_by_size() -> None:
     assert is_heavy(_audio(384_000, 8, "FLAC"))
     assert not is_heavy(b"\x1aE\xdf\xa3 not a header libsndfile reads")  # WebM: judged by size
     assert is_heavy(b"\0" * (HEAVY_BODY_BYTES + 1))
+
+
+def test_a_known_rate_is_judged_as_its_header_would_be() -> None:
+    """What a stream's windows use: mono at the model's rate, without reading the WAV the gateway just wrote."""
+    for rate, channels in ((16_000, 1), (96_000, 1), (192_000, 1), (48_000, 2), (48_000, 4)):
+        assert heavy_rate(rate, channels) == is_heavy(_audio(rate, channels, "FLAC"))

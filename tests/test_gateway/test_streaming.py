@@ -18,6 +18,7 @@ from fake_triton import FakeTriton, gateway_app, metadata, settings
 from pydantic import SecretStr
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
+from gateway import decode_cost
 from gateway.errors import BadRequest, CloseCode
 from gateway.streaming import (
     Pace,
@@ -164,6 +165,20 @@ def test_a_stream_gets_one_classification_per_window_then_a_normal_close() -> No
     assert len(triton.calls) == 3 and triton.calls[0].audio == wav16(to_pcm16(_tone(1.0)) / np.float32(32768), 16000)
     assert 'gateway_stream_windows_total{model="org/kws"} 3.0' in metrics
     assert "gateway_streams 0.0" in metrics and "gateway_in_flight 0.0" in metrics
+
+
+def test_a_streams_windows_are_not_read_again_to_judge_their_decoding_cost(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A window is the gateway's own WAV, mono at the model's rate: its cost is known without its header."""
+
+    def read_again(audio: bytes) -> bool:
+        raise AssertionError("a window's header was read")
+
+    monkeypatch.setattr(decode_cost, "is_heavy", read_again)
+    triton = FakeTriton.serving(KWS)
+    audio = to_pcm16(_tone(1.0)).astype("<i2").tobytes()
+    with gateway_app(triton) as client:
+        events = _stream(client, [{"sampling_rate": 16000}, audio, {"event": "end"}])
+    assert events[0]["end_s"] == 1.0 and events[-1] == {"close": 1000}
 
 
 def test_a_stream_at_another_rate_is_resampled_to_the_models() -> None:
