@@ -3,16 +3,10 @@ largest example still run in a batch.
 
 ``auto`` (the default of ``--cpu-threads`` and ``--instances``) follows what was measured on 2 cores (README,
 "Performance"): a real-size network wants one instance using every core (wav2vec2-base, 1 s clips: p50 49.5 ms
-with 2 threads vs 87 ms with 1, and the same throughput under load as two one-thread instances), while in the
-ensemble a small one is fastest on one thread, where waking a second thread costs more than it saves (the
-0.6M-parameter AST keyword spotter, served: p50 2.7 ms vs 4.4-6.7 ms with 2 threads; the 0.9M Whisper one that
-replaced it, onnxruntime alone at batch 1: 0.60 vs 0.77 ms; served on onnxruntime at 8 concurrent clients, 16%
-fewer clips a second with 2 threads). A ``--single-step`` model is one instance using every core whatever its
-size: it computes the features too, so the step that wakes for a request is already busy; measured on the
-0.9M keyword spotter, one run, Triton direct: one 2-thread instance on OpenVINO answered 1.05x the pipeline's
-clips a second at one client and 1.97x at 8, where two 1-thread instances on OpenVINO reached 0.96x and 1.65x
-(on onnxruntime 0.92x and 2.24x: the most throughput under load, at a cost in latency; ``--instances 2
---cpu-threads 1 --engine onnxruntime`` asks for it). On GPU instances the thread count does not matter.
+with 2 threads vs 87 ms with 1, and the same throughput under load as two one-thread instances), while a
+small one is fastest on one thread, where waking a second thread costs more than it saves (the 0.6M-parameter
+AST keyword spotter, served: p50 2.7 ms vs 4.4-6.7 ms with 2 threads; the 0.9M Whisper one that replaced it,
+onnxruntime alone at batch 1: 0.60 vs 0.77 ms). On GPU instances the thread count does not matter.
 """
 
 from __future__ import annotations
@@ -42,13 +36,12 @@ def available_cpus() -> int:
     return max(1, cpus)
 
 
-def network_threads(requested: int | None, parameters: int, single_step: bool = False) -> int:
-    """Intra-op threads per instance: ``requested``, or auto (every CPU available to the exporter for a
-    ``single_step`` model or a large one, one for a small network step: export on, or pass ``--cpu-threads``
-    for, the machine that serves)."""
+def network_threads(requested: int | None, parameters: int) -> int:
+    """onnxruntime intra-op threads per instance: ``requested``, or auto (one for a small model, else every
+    CPU available to the exporter: export on, or pass ``--cpu-threads`` for, the machine that serves)."""
     if requested is not None:
         return requested
-    return 1 if parameters < SMALL_MODEL_PARAMETERS and not single_step else available_cpus()
+    return 1 if parameters < SMALL_MODEL_PARAMETERS else available_cpus()
 
 
 def network_instances(requested: int | None) -> int:
@@ -57,6 +50,7 @@ def network_instances(requested: int | None) -> int:
 
 
 def single_step_instances(requested: int | None, threads: int) -> int:
-    """Instances of a ``--single-step`` model: ``requested``, or auto, as many as the CPUs available here hold
-    at the network's thread count (auto threads: one)."""
+    """Instances of a ``--single-step`` model, which decodes and ranks as well as running the network: ``requested``,
+    or auto, as many as the CPUs available here hold at the network's thread count (a small model: one per CPU,
+    as the ensemble's two preprocess instances beside its network instance keep two cores busy)."""
     return requested if requested is not None else max(1, available_cpus() // max(1, threads))

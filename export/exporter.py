@@ -78,8 +78,8 @@ class ExportOptions:
     preprocess_instances: int = _option(2, "CPU instances of the preprocess step")
     cpu_threads: int | None = _option(
         cpu_plan.AUTO,
-        "the CPU engine's threads per network instance; auto: 1 for a model under 10M parameters, else (and "
-        "for a --single-step model) every CPU available here (export on the serving machine, or give its count)",
+        "onnxruntime threads per network instance; auto: 1 for a model under 10M parameters, else "
+        "every CPU available here (export on the serving machine, or give its count)",
         parse=_count_or_auto,
     )
     instances: int | None = _option(
@@ -303,7 +303,7 @@ def _plan(source: str, options: ExportOptions) -> _Plan:
 
 def _network_threads(plan: _Plan, options: ExportOptions) -> int:
     parameters = sum(p.numel() for p in plan.checkpoint.model.parameters())
-    return cpu_plan.network_threads(options.cpu_threads, parameters, options.single_step)
+    return cpu_plan.network_threads(options.cpu_threads, parameters)
 
 
 def _candidate_engines(options: ExportOptions) -> tuple[str, ...]:

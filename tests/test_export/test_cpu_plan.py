@@ -21,13 +21,10 @@ def test_auto_threads_are_one_for_a_small_model_and_every_cpu_for_a_large_one(mo
     assert cpu_plan.network_instances(None) == 1 and cpu_plan.network_instances(4) == 4
 
 
-def test_auto_single_step_is_one_instance_on_every_cpu_whatever_the_size(monkeypatch) -> None:
+def test_auto_single_step_instances_fill_the_cpus_at_the_networks_threads(monkeypatch) -> None:
     monkeypatch.setattr(cpu_plan, "available_cpus", lambda: 6)
-    for parameters in (600_000, 95_000_000):
-        threads = cpu_plan.network_threads(None, parameters, single_step=True)
-        assert threads == 6 and cpu_plan.single_step_instances(None, threads) == 1
-    # asked for: one-thread instances filling the CPUs, or as many as asked
-    assert cpu_plan.single_step_instances(None, 1) == 6
+    assert cpu_plan.single_step_instances(None, 1) == 6  # a small model: one instance per CPU
+    assert cpu_plan.single_step_instances(None, 6) == 1  # a large one already uses every CPU
     assert cpu_plan.single_step_instances(None, 4) == 1 and cpu_plan.single_step_instances(3, 6) == 3
 
 
