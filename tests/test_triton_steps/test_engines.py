@@ -41,6 +41,13 @@ def test_openvino_computes_in_f32_and_its_outputs_are_its_own() -> None:
     np.testing.assert_array_equal(first, kept)  # not overwritten by the next request's results
 
 
+def test_openvino_leaves_its_threads_to_the_scheduler() -> None:
+    """Pinned by default, two one-thread instances of a step pinned their threads to the same core."""
+    engine = engines.load(engines.OPENVINO, NETWORK, threads=1)
+    assert isinstance(engine, engines.OpenVino)
+    assert engine.compiled.get_property(properties.hint.enable_cpu_pinning) is False
+
+
 def test_an_unknown_engine_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown engine 'tensorflow'"):
         engines.load("tensorflow", NETWORK)
