@@ -78,7 +78,7 @@ class ExportOptions:
     preprocess_instances: int = _option(2, "CPU instances of the preprocess step")
     cpu_threads: int | None = _option(
         cpu_plan.AUTO,
-        "onnxruntime threads per network instance; auto: 1 for a model under 10M parameters, else "
+        "the CPU engine's threads per network instance; auto: 1 for a model under 10M parameters, else "
         "every CPU available here (export on the serving machine, or give its count)",
         parse=_count_or_auto,
     )
