@@ -16,10 +16,8 @@ class Ranking:
     model's default function, from the config) over the model directory's ``contract.LABELS_FILE``."""
 
     def __init__(self, args: dict[str, str]) -> None:
-        self.labels: list[str] = json.loads(
-            (triton_io.model_dir(args) / contract.LABELS_FILE).read_text(encoding="utf-8")
-        )
-        self._encoded = np.array([label.encode() for label in self.labels], dtype=np.object_)  # LABELS' elements
+        labels: list[str] = json.loads((triton_io.model_dir(args) / contract.LABELS_FILE).read_text(encoding="utf-8"))
+        self._labels = np.array([label.encode() for label in labels], dtype=np.object_)  # as LABELS carries them
         self.default_function = scores.check_function(triton_io.parameters(args)[contract.FUNCTION_TO_APPLY_DEFAULT])
 
     def response(self, request: Any, logits: np.ndarray) -> Any:
@@ -30,13 +28,13 @@ class Ranking:
             function = function.decode("utf-8", errors="replace")
         order, values = scores.ranked(
             logits,
-            len(self.labels),
+            len(self._labels),
             self.default_function if function is None else str(function),
             None if top_k is None else int(top_k),
         )
         return pb_utils.InferenceResponse(
             output_tensors=[
-                pb_utils.Tensor(contract.LABELS.name, self._encoded[order][None]),
+                pb_utils.Tensor(contract.LABELS.name, self._labels[order][None]),
                 pb_utils.Tensor(contract.SCORES.name, values[None]),
             ]
         )

@@ -51,16 +51,13 @@ class TritonPythonModel:
         return self.ranking.response(request, np.concatenate([self._run(batch) for batch in batches]))
 
     def _respond(self, item: tuple[Any, Any]) -> Any:
-        """A request's response from what its features and run came to: logits, or a failure of either."""
-        request, outcome = item
-        if isinstance(outcome, triton_io.Failed):
-            return outcome.response
-        if isinstance(outcome, Exception):
-            return triton_io.run_failed(outcome)
-        return self.ranking.response(request, outcome)
+        """A request's response: its ranking, or the error it failed with before."""
+        request, logits = item
+        return logits.response if isinstance(logits, triton_io.Failed) else self.ranking.response(request, logits)
 
     def _logits(self, features: list[Any]) -> list[Any]:
-        """Each request's logits (or its failure), same-shape requests run as one batch."""
+        """Each request's logits, or how it failed (its features, or its run); same-shape requests run as one
+        batch."""
         shapes = [
             None if isinstance(f, triton_io.Failed) else tuple(f[name].shape for name in self.network_inputs)
             for f in features
@@ -68,7 +65,12 @@ class TritonPythonModel:
         rows = batching.in_runs(
             shapes, self.batched_example_limit, lambda run: list(self._run([features[i] for i in run]))
         )
-        return [f if isinstance(f, triton_io.Failed) else row for f, row in zip(features, rows, strict=True)]
+        outcomes = []
+        for feature, row in zip(features, rows, strict=True):  # row None: the features failed (no run)
+            if isinstance(row, Exception):
+                row = triton_io.Failed(triton_io.run_failed(row))
+            outcomes.append(feature if row is None else row)
+        return outcomes
 
     def execute(self, requests: list[Any]) -> list[Any]:
         if self.chunking is not None:
