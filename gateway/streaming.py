@@ -43,7 +43,7 @@ from gateway.errors import BadRequest, CloseCode, GatewayError, Overloaded, Requ
 from gateway.logs import request_id_of
 from gateway.metrics import Outcome
 from gateway.schemas import Parameters
-from triton_steps.contract import MAX_RATE
+from triton_steps.contract import MAX_RATE, PCM16_SCALE
 from triton_steps.metadata import ModelMetadata
 
 logger = logging.getLogger(__name__)
@@ -57,7 +57,6 @@ IDLE_GAP_S = 0.02
 MAX_WINDOW_S = 30.0
 DEFAULT_HOP_FRACTION = 0.5  # hop_s defaults to half the window
 MIN_FINAL_S = 0.1  # the last, partial window is scored at the end if at least this long (and the model's minimum)
-PCM16_SCALE = 32768.0  # int16 <-> float: the convention of libsndfile, which decodes the WAV in Triton
 
 
 class StreamConfig(BaseModel):

@@ -26,7 +26,7 @@ import numpy as np
 import soundfile
 import soxr
 
-from triton_steps.contract import MAX_RATE
+from triton_steps.contract import MAX_RATE, PCM16_SCALE
 
 MAX_CHANNELS = 32
 # Decoding costs per decoded sample (frames x channels: 5-14 ns each here, whatever the format), so each
@@ -63,16 +63,20 @@ def _soundfile_stream(data: bytes) -> Stream | None:
         file.close()
         return None
 
+    # 16-bit PCM, the commonest WAV, is read as int16 and scaled here: the same floats as libsndfile's own
+    # conversion (x / 32768, exact in float32) at a quarter of its cost.
+    pcm16 = file.subtype == "PCM_16"
+
     def blocks() -> Iterator[np.ndarray]:
         with file:
             while True:
                 try:
-                    block = file.read(BLOCK_FRAMES, dtype="float32", always_2d=True)
+                    block = file.read(BLOCK_FRAMES, dtype="int16" if pcm16 else "float32", always_2d=True)
                 except (soundfile.LibsndfileError, RuntimeError) as error:
                     raise AudioError(f"the audio is corrupt or truncated: {error}") from None
                 if not len(block):
                     return
-                yield block
+                yield block * np.float32(1 / PCM16_SCALE) if pcm16 else block
 
     return Stream(
         int(file.samplerate), int(file.channels), av.AudioLayout("mono" if file.channels == 1 else "stereo"), blocks()

@@ -13,6 +13,9 @@ from dataclasses import dataclass
 from enum import Enum
 
 MAX_RATE = 384_000  # Hz: the highest rate of any common recording format; uploads and streams above are refused
+# int16 <-> float samples: x / 32768, the convention of libsndfile and FFmpeg (which decode the audio in Triton)
+# and of the 16-bit WAV a live stream's windows are sent as
+PCM16_SCALE = 32768
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ Triton step computes equal transformers' own. The loops of the original are vect
 from __future__ import annotations
 
 import numpy as np
+import scipy.fft
 
 MelScale = str  # "htk", "kaldi" or "slaney"
 
@@ -130,13 +131,13 @@ def power_spectrogram(
 
 def power_spectrogram_f32(waveform: np.ndarray, window: np.ndarray, hop_length: int) -> np.ndarray:
     """``|torch.stft(waveform, len(window), hop_length, window, center=True)|^2`` in float32, shape
-    ``(frames, len(window) // 2 + 1)``: the frames windowed in float32 as torch does; numpy's FFT computes in
-    float64, a little closer to the exact spectrum than torch's float32 one."""
+    ``(frames, len(window) // 2 + 1)``: the frames windowed and transformed in float32 as torch does (scipy's
+    FFT keeps float32, at a quarter of the time of numpy's, which computes in float64)."""
     frame_length = len(window)
     padded = np.pad(np.asarray(waveform, np.float32), frame_length // 2, mode="reflect")
     count = num_frames(len(padded), frame_length, hop_length, center=False)
     frames = np.lib.stride_tricks.sliding_window_view(padded, frame_length)[::hop_length][:count]
-    spectrum = np.fft.rfft(frames * window.astype(np.float32, copy=False), axis=1)
+    spectrum = scipy.fft.rfft(frames * window.astype(np.float32, copy=False), axis=1)
     return (spectrum.real**2 + spectrum.imag**2).astype(np.float32)
 
 

@@ -85,6 +85,19 @@ def test_decode_matches_ffmpeg(fmt: str, rate: int, channels: int) -> None:
         np.testing.assert_allclose(ours, theirs, atol=1e-6)
 
 
+@pytest.mark.parametrize("channels", [1, 2])
+def test_pcm16_decodes_bit_for_bit_as_libsndfile(channels: int) -> None:
+    """16-bit PCM is read as int16 and scaled by the step: every one of the 65,536 values (and a block
+    boundary) gives exactly the float libsndfile's own conversion gives."""
+    values = np.tile(np.arange(-32768, 32768, dtype=np.int16), 2)  # 131,072 frames: past one block
+    samples = np.stack([values, values[::-1]][:channels], axis=1)
+    data = encode(samples, 16000, "WAV", "PCM_16")
+    ours, _ = decode(data)
+    theirs, _ = soundfile.read(io.BytesIO(data), dtype="float32", always_2d=True)
+    assert ours.dtype == np.float32
+    np.testing.assert_array_equal(ours.view(np.int32), theirs.view(np.int32))
+
+
 @pytest.mark.parametrize("fmt", ["wav-float", "flac"])
 @pytest.mark.parametrize("channels", [2, 3, 4, 6, 8, 12])
 def test_downmix_is_ffmpegs(fmt: str, channels: int) -> None:
