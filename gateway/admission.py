@@ -4,6 +4,9 @@ The permits are context managers (released by scope, whatever happens) and the o
 admit: the ``gateway_in_flight`` and ``gateway_streams`` gauges follow them. Beyond a cap a request is
 refused at once (``Overloaded``: 503 + Retry-After, as text-embeddings-inference refuses beyond its concurrency
 cap) rather than queued without bound: memory stays bounded, and clients that retry spread themselves out.
+A live stream's window is the exception: its stream was admitted already and has at most that one window in
+flight (so the waiting is bounded by ``MAX_STREAMS``), and refusing it would end the stream, so it waits in
+line for a classification slot, up to ``GATEWAY_STREAM_MAX_LAG_S``, the lag at which the stream is ended anyway.
 
 Every protection, outermost first (the layer that enforces it; its setting):
 
@@ -21,7 +24,8 @@ body rate and time          ``request_body.read_limited``, ``classify``    ``BOD
                             (408)                                          ``BODY_TIMEOUT_S``
 JSON size and shape         ``request_body.parse`` (400)                   100 separators
 classify in progress        ``Admission.request`` (503), taken once the    ``MAX_CONCURRENT_REQUESTS``
-                            body is in: a slow upload holds bytes, no slot
+                            body is in: a slow upload holds bytes, no slot;
+                            a stream's window waits for one instead
 heavy decodes               ``Admission.lane`` (wait; 504 past timeout)    ``MAX_HEAVY_REQUESTS``
 inference time              ``inference.Inference`` (504)                  ``TIMEOUT_S``
 live streams                ``Admission.stream`` (1013)                    ``MAX_STREAMS``
@@ -47,18 +51,33 @@ Reserve = Callable[[int], None]  # holds more body bytes against the in-flight b
 
 @dataclass
 class Slots:
-    """A capped count of things in progress (classifications, streams), and the gauge that shows it."""
+    """A capped count of things in progress (classifications, streams), and the gauge that shows it. At the
+    cap, one is refused at once, or waits in line (first come, first served) for as long as it is given."""
 
     cap: int
     what: str  # in the refusal: "the gateway is at its limit of <cap> <what>"
     gauge: Gauge
     held: int = 0
+    _free: asyncio.Semaphore = field(init=False)
 
-    @contextlib.contextmanager
-    def take(self) -> Iterator[None]:
-        """One slot for the scope, or ``Overloaded``."""
-        if self.held >= self.cap:
+    def __post_init__(self) -> None:
+        self._free = asyncio.Semaphore(self.cap)
+
+    @contextlib.asynccontextmanager
+    async def take(self, wait_s: float = 0.0) -> AsyncIterator[None]:
+        """One slot for the scope: at once if one is free and no one waits for one (then it never suspends),
+        else after waiting in line up to ``wait_s``; ``Overloaded`` past it."""
+        if not self._free.locked():
+            await self._free.acquire()
+        elif wait_s <= 0:
             raise Overloaded(f"the gateway is at its limit of {self.cap} {self.what}")
+        else:
+            try:
+                await asyncio.wait_for(self._free.acquire(), wait_s)
+            except asyncio.TimeoutError:  # noqa: UP041 - Python 3.10's is not the builtin
+                raise Overloaded(
+                    f"the gateway is at its limit of {self.cap} {self.what} (waited {wait_s:g} s)"
+                ) from None
         self.held += 1
         self.gauge.inc()
         try:
@@ -66,6 +85,7 @@ class Slots:
         finally:
             self.held -= 1
             self.gauge.dec()
+            self._free.release()
 
 
 @dataclass
@@ -85,11 +105,11 @@ class Admission:
     def __post_init__(self) -> None:
         self.heavy = asyncio.Semaphore(self.max_heavy)
 
-    def request(self) -> contextlib.AbstractContextManager[None]:
-        """One classification's slot, or ``Overloaded``."""
-        return self.requests.take()
+    def request(self, wait_s: float = 0.0) -> contextlib.AbstractAsyncContextManager[None]:
+        """One classification's slot, waiting up to ``wait_s`` for one at the cap; else ``Overloaded``."""
+        return self.requests.take(wait_s)
 
-    def stream(self) -> contextlib.AbstractContextManager[None]:
+    def stream(self) -> contextlib.AbstractAsyncContextManager[None]:
         """One live-audio stream's slot, or ``Overloaded`` (the stream is closed with 1013)."""
         return self.streams.take()
 

@@ -53,14 +53,19 @@ class Inference:
         request_id: str,
         outcome: Outcome,
         heavy: bool | None = None,
+        wait_s: float = 0.0,
     ) -> list[Prediction]:
         """Classify ``audio`` with ``model``, within the gateway's inference timeout; Triton's time and the
         network's device go into ``outcome``. ``heavy``: whether the audio is heavy to decode, where the caller
-        made it and knows (None: read from its header, ``decode_cost.is_heavy``)."""
+        made it and knows (None: read from its header, ``decode_cost.is_heavy``). ``wait_s``: how long it may
+        wait for a classification slot when the gateway is at its cap (0: refused at once)."""
         deadline = time.perf_counter() + self.settings.timeout_s
         heavy = decode_cost.is_heavy(audio) if heavy is None else heavy
-        with self.on_demand.using(model), self.admission.request():
-            async with self.admission.lane(heavy, _left_s(deadline)):
+        with self.on_demand.using(model):
+            async with (
+                self.admission.request(min(wait_s, _left_s(deadline))),
+                self.admission.lane(heavy, _left_s(deadline)),
+            ):
                 with self.tracer.start_as_current_span("triton infer") as span:
                     span.set_attributes({"model": model.name, "heavy": heavy})
                     started = time.perf_counter()

@@ -38,7 +38,9 @@ class Settings(BaseSettings):
         10.0, description="a request's headers must arrive within this of connecting, or of the request's first byte"
     )
     max_concurrent_requests: int = Field(
-        256, description="classify requests in progress at once, per worker; 503 beyond"
+        256,
+        description="classify requests in progress at once, per worker; 503 beyond (a live stream's window waits "
+        "for a slot instead, up to stream_max_lag_s)",
     )
     max_heavy_requests: int = Field(
         1,
@@ -70,7 +72,10 @@ class Settings(BaseSettings):
         4.0, gt=0, description="a stream's windows are scored no faster than this many times real time"
     )
     stream_max_lag_s: float = Field(
-        10.0, gt=0, description="a stream this far behind real time (the gateway cannot keep up) is closed, 1013"
+        10.0,
+        gt=0,
+        description="a stream this far behind real time (the gateway cannot keep up) is closed, 1013; also the "
+        "longest a window waits for a classification slot at max_concurrent_requests",
     )
     stream_max_message_bytes: int = Field(
         1024 * 1024, gt=0, description="largest message of a stream (10 s of 48 kHz 16-bit PCM is 960 kB)"

@@ -13,7 +13,8 @@ read, and its windows are scored one at a time before the next is read, so a str
 flight and a client that sends faster than real time is slowed by TCP back-pressure, never buffered (at most
 a window and one message of audio are held); windows are scored no faster than ``GATEWAY_STREAM_MAX_SPEED`` x
 real time, so one message cannot buy thousands of inferences at once; each window takes a classification
-permit like a POST (``gateway.inference``); a stream that falls ``GATEWAY_STREAM_MAX_LAG_S`` behind real time
+permit like a POST (``gateway.inference``), waiting in line for one where a POST would be refused (refused, the
+stream would end; ``gateway.admission``); a stream that falls ``GATEWAY_STREAM_MAX_LAG_S`` behind real time
 (the server cannot keep up) is told so and closed; messages are capped in bytes; a silent client is closed
 after an idle timeout; the number of streams is capped. Windows of concurrent streams reach Triton
 concurrently, where the dynamic batcher groups them.
@@ -251,7 +252,10 @@ class Stream:
         outcome = Outcome(metadata.model_id)
         # the window's cost is known (mono, at the model's rate): its header need not be read again
         heavy = decode_cost.heavy_rate(rate, channels=1)
-        predictions = await self.services.inference.run(metadata, audio, config.parameters, request_id, outcome, heavy)
+        # at the gateway's cap the window waits for a slot (gateway.admission), as long as the stream may lag
+        predictions = await self.services.inference.run(
+            metadata, audio, config.parameters, request_id, outcome, heavy, self.settings.stream_max_lag_s
+        )
         self.services.metrics.stream_windows.labels(metadata.model_id).inc()
         end = start + len(samples)
         await self._send(
@@ -325,7 +329,7 @@ async def serve_stream(websocket: WebSocket, services: Services, model_id: str |
     try:
         stream = Stream(websocket, services, model_id)
         config = await stream.configure()
-        with services.admission.stream():
+        async with services.admission.stream():
             await stream.run(config)
     except WebSocketDisconnect:
         pass  # the client went away: nothing to answer

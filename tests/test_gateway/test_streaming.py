@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import soundfile
 from fake_triton import FakeTriton, gateway_app, metadata, settings
+from helpers import wait_until
 from pydantic import SecretStr
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
@@ -249,6 +250,42 @@ def test_streams_beyond_the_cap_close_with_try_again() -> None:
     with gateway_app(FakeTriton.serving(KWS), max_streams=0) as client:
         events = _stream(client, [{}])
     assert "limit of 0 streams" in events[0]["error"] and events[-1] == {"close": 1013}
+
+
+def test_a_window_at_the_request_cap_waits_for_a_slot_instead_of_ending_the_stream() -> None:
+    """A POST holds the only classification slot: the stream's window waits in line and is scored once the POST
+    is done (a POST arriving meanwhile is refused, as at any cap); the stream is not closed."""
+    triton = FakeTriton.serving(KWS)
+    audio = to_pcm16(_tone(1.0)).astype("<i2").tobytes()
+    with gateway_app(triton, max_concurrent_requests=1) as client:
+        triton.gate = client.portal.call(asyncio.Event)
+        post = threading.Thread(target=client.post, args=("/",), kwargs={"content": wav16(_tone(1.0), 16000)})
+        post.start()
+        wait_until(lambda: len(triton.calls) == 1)
+        stream: list[list[dict]] = []
+        streaming = threading.Thread(target=lambda: stream.append(_stream(client, [{}, audio, {"event": "end"}])))
+        streaming.start()
+        time.sleep(0.3)  # the window is in line, not at Triton
+        calls_while_waiting = len(triton.calls)
+        refused = client.post("/", content=wav16(_tone(1.0), 16000))
+        client.portal.call(triton.gate.set)
+        post.join()
+        streaming.join(10)
+    assert calls_while_waiting == 1 and refused.status_code == 503
+    assert [e["start_s"] for e in stream[0][:-1]] == [0.0] and stream[0][-1] == {"close": 1000}
+
+
+def test_a_window_that_waits_past_the_streams_lag_closes_it_with_try_again() -> None:
+    triton = FakeTriton.serving(KWS)
+    with gateway_app(triton, max_concurrent_requests=1, stream_max_lag_s=0.2) as client:
+        triton.gate = client.portal.call(asyncio.Event)
+        post = threading.Thread(target=client.post, args=("/",), kwargs={"content": wav16(_tone(1.0), 16000)})
+        post.start()
+        wait_until(lambda: len(triton.calls) == 1)
+        events = _stream(client, [{}, to_pcm16(_tone(1.0)).astype("<i2").tobytes()])
+        client.portal.call(triton.gate.set)
+        post.join()
+    assert "limit of 1 requests in progress (waited 0.2 s)" in events[0]["error"] and events[-1] == {"close": 1013}
 
 
 def test_a_triton_failure_in_a_window_ends_the_stream_with_its_kinds_code() -> None:
