@@ -52,7 +52,7 @@ SINGLE_STEP = "keyword-spotter-single-step"  # the default model's checkpoint ex
 INT8 = "wav2vec2-base-int8"
 STEPS = {
     "keyword-spotter": (50, 100, 125, 150, 175, 200, 250),
-    SINGLE_STEP: (100, 150, 200, 250, 300, 350),
+    SINGLE_STEP: (100, 150, 200, 250, 275, 300, 350),
     "wav2vec2-base": (2, 4, 6, 8, 12),
     INT8: (4, 6, 8, 12, 16),
 }
