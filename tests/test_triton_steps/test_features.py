@@ -20,7 +20,8 @@ EXTRACTORS = {
     "whisper-128": (tf.WhisperFeatureExtractor, {"feature_size": 128}),
     "seamless-m4t": (tf.SeamlessM4TFeatureExtractor, {}),
 }
-# Whisper: transformers computes the STFT with torch in float32 when torch is installed, we in float64.
+# Whisper: transformers computes the STFT with torch in float32 when torch is installed, we with scipy in
+# float32: two float32 FFTs, rounded differently (up to ~1e-5 on real speech's quiet bins).
 TOLERANCE = {"whisper-80": 5e-5, "whisper-128": 5e-5}
 
 
