@@ -1,5 +1,5 @@
 # Triton (NGC image: native onnxruntime and TensorRT backends, GPU) plus what the Python-backend steps
-# import: the triton_steps package and its dependencies (numpy<2, soundfile, soxr), and model_store (boto3)
+# import: the triton_steps package and its dependencies (numpy<2, PyAV, soxr), and model_store (boto3)
 # for the model-sync sidecar and S3 repository URLs.
 # 24.10 is tritonserver 2.51, the version the local mode (nvidia-pytriton 0.7.0) runs and the tests cover.
 ARG TRITON_IMAGE=nvcr.io/nvidia/tritonserver:24.10-py3

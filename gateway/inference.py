@@ -57,8 +57,9 @@ class Inference:
     ) -> list[Prediction]:
         """Classify ``audio`` with ``model``, within the gateway's inference timeout; Triton's time and the
         network's device go into ``outcome``. ``heavy``: whether the audio is heavy to decode, where the caller
-        made it and knows (None: read from its header, ``decode_cost.is_heavy``). ``wait_s``: how long it may
-        wait for a classification slot when the gateway is at its cap (0: refused at once)."""
+        made it and knows (None: from the audio's length, ``decode_cost.is_heavy``, which refuses what is not
+        audio). ``wait_s``: how long it may wait for a classification slot when the gateway is at its cap (0:
+        refused at once)."""
         deadline = time.perf_counter() + self.settings.timeout_s
         heavy = decode_cost.is_heavy(audio) if heavy is None else heavy
         with self.on_demand.using(model):

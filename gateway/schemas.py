@@ -6,6 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from triton_steps import audio
 from triton_steps.contract import TextEnum
 from triton_steps.metadata import ModelMetadata
 
@@ -85,11 +86,15 @@ class ModelInfo(BaseModel):
     single_step: bool | None = Field(
         None, description="exported with --single-step: one Python step on the CPU instead of the three-step ensemble"
     )
+    decoder: str | None = Field(
+        None, description="what the model's requests are decoded with: FFmpeg's release, as the pipeline's command"
+    )
 
     @classmethod
     def served(cls, metadata: ModelMetadata) -> ModelInfo:
         shared = set(cls.model_fields) & set(metadata.__dataclass_fields__)
-        return cls(id=metadata.model_id, ready=True, **{name: getattr(metadata, name) for name in shared})
+        fields = {name: getattr(metadata, name) for name in shared}
+        return cls(id=metadata.model_id, ready=True, decoder=audio.describe(metadata.sampling_rate), **fields)
 
     @classmethod
     def failed(cls, name: str, reason: str) -> ModelInfo:

@@ -45,7 +45,7 @@ class Settings(BaseSettings):
     max_heavy_requests: int = Field(
         1,
         ge=1,
-        description="requests heavy to decode (over 48 kHz stereo, or bodies over 2 MiB) sent to Triton at once, "
+        description="requests heavy to decode (over 2^20 samples: about 11 s of 48 kHz stereo) sent to Triton at once, "
         "per worker; the others wait their turn, so light requests are not stuck behind them",
     )
     max_inflight_body_bytes: int = Field(

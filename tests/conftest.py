@@ -27,7 +27,7 @@ import pytest
 import tiny_checkpoints
 import torch
 from filelock import FileLock, Timeout
-from helpers import PROBLEM_TYPES, ROOT, model_name, running_gateway
+from helpers import PROBLEM_TYPES, RATE_8K, ROOT, model_name, running_gateway
 from huggingface_hub import constants
 
 from export.exporter import ExportOptions, ExportResult, export_model
@@ -144,6 +144,8 @@ def checkpoints(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         folders = {model_name(a): tiny_checkpoints.build(a, root / a) for a in tiny_checkpoints.ARCHITECTURES}
         for name, problem_type in PROBLEM_TYPES.items():
             folders[name] = tiny_checkpoints.build("wav2vec2-layer-norm", root / name, problem_type=problem_type)
+        # a telephone-rate model: every request resampled to 8 kHz
+        folders[RATE_8K] = tiny_checkpoints.build("wav2vec2-layer-norm", root / RATE_8K, sampling_rate=8000)
         return folders
 
     return _once_per_run(tmp_path_factory, "checkpoints", build)

@@ -30,6 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 TOLERANCE = 1e-4  # served scores vs transformers' pipeline: the project's exactness bar
 # Extra exports beyond one per architecture: transformers' other function_to_apply defaults.
 PROBLEM_TYPES = {"w2v_multilabel": "multi_label_classification", "w2v_regression": "regression"}
+RATE_8K = "w2v_8khz"  # a tiny checkpoint whose extractor runs at 8 kHz
 # --quantize bf16 exports and serves only on a CPU with bf16 instructions; elsewhere its refusal is what is tested
 CPU_HAS_BF16 = engines.BF16_CAPABILITY in engines.cpu_capabilities()
 NO_BF16_CPU = ["WINOGRAD", "FP32", "INT8", "BIN"]  # OpenVINO's capabilities on a CPU without bf16

@@ -99,9 +99,15 @@ ARCHITECTURES: dict[str, tuple[Callable[[], Any], type, Callable[[], Any]]] = {
 
 
 def build(
-    architecture: str, folder: Path, problem_type: str | None = None, seed: int = 0, labels: list[str] = LABELS
+    architecture: str,
+    folder: Path,
+    problem_type: str | None = None,
+    seed: int = 0,
+    labels: list[str] = LABELS,
+    sampling_rate: int | None = None,
 ) -> Path:
-    """Save a tiny random checkpoint of ``architecture`` (model + feature extractor) into ``folder``."""
+    """Save a tiny random checkpoint of ``architecture`` (model + feature extractor) into ``folder``; its
+    extractor at ``sampling_rate`` where given (else the architecture's own)."""
     make_config, model_class, make_extractor = ARCHITECTURES[architecture]
     config = make_config()
     config.num_labels = len(labels)
@@ -116,7 +122,10 @@ def build(
             if name.startswith("classifier."):
                 param.mul_(5.0)
     model.save_pretrained(folder)
-    make_extractor().save_pretrained(folder)
+    extractor = make_extractor()
+    if sampling_rate is not None:
+        extractor.sampling_rate = sampling_rate
+    extractor.save_pretrained(folder)
     return folder
 
 

@@ -1,24 +1,32 @@
-"""triton_steps.audio: decoding checked against an independent decoder (FFmpeg, through PyAV)."""
+"""triton_steps.audio: files libsndfile writes (another encoder than FFmpeg's), decoded as the ffmpeg CLI
+decodes them; the downmix; what is refused and why; and that only audio is ever opened."""
 
 from __future__ import annotations
 
 import io
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
 
-import av
 import numpy as np
 import pytest
 import soundfile
 from audio_formats import ffmpeg_decode as ffmpeg_cli_decode
 
-from triton_steps.audio import AudioError, decode, load, resample
+from triton_steps.audio import AudioError, describe, load, resample
 
-FORMATS = {  # name -> (soundfile format, subtype, lossy)
-    "wav-pcm16": ("WAV", "PCM_16", False),
-    "wav-pcm24": ("WAV", "PCM_24", False),
-    "wav-float": ("WAV", "FLOAT", False),
-    "flac": ("FLAC", "PCM_16", False),
-    "ogg-vorbis": ("OGG", "VORBIS", True),
-    "mp3": ("MP3", "MPEG_LAYER_III", True),
+ROOT = Path(__file__).resolve().parents[2]
+
+FORMATS = {  # name -> (soundfile format, subtype)
+    "wav-pcm16": ("WAV", "PCM_16"),
+    "wav-pcm24": ("WAV", "PCM_24"),
+    "wav-float": ("WAV", "FLOAT"),
+    "flac": ("FLAC", "PCM_16"),
+    "ogg-vorbis": ("OGG", "VORBIS"),
+    "mp3": ("MP3", "MPEG_LAYER_III"),
 }
 
 
@@ -34,68 +42,17 @@ def encode(samples: np.ndarray, rate: int, fmt: str, subtype: str) -> bytes:
     return buffer.getvalue()
 
 
-def ffmpeg_decode(data: bytes) -> tuple[np.ndarray, int]:
-    """(frames, channels) float32 and the rate, decoded by FFmpeg."""
-    with av.open(io.BytesIO(data)) as container:
-        stream = container.streams.audio[0]
-        chunks = []
-        for frame in container.decode(stream):
-            array = frame.to_ndarray()
-            if array.dtype == np.int16:
-                array = array / 32768.0
-            elif array.dtype == np.int32:
-                array = array / 2147483648.0
-            chunks.append(array.reshape(-1, stream.channels) if frame.format.is_packed else array.T)
-        return np.concatenate(chunks).astype(np.float32), stream.rate
-
-
-def _aligned_error(ours: np.ndarray, theirs: np.ndarray, max_shift: int = 2000) -> float:
-    """Smallest RMS difference over small shifts (lossy decoders may trim encoder delay differently)."""
-    best = np.inf
-    for shift in range(-max_shift, max_shift + 1, 1):
-        a = ours[max(shift, 0) :]
-        b = theirs[max(-shift, 0) :]
-        n = min(len(a), len(b)) - 2000
-        if n > len(ours) // 2:
-            best = min(best, float(np.sqrt(np.mean((a[1000:n] - b[1000:n]) ** 2))))
-    return best
-
-
 @pytest.mark.parametrize("fmt", FORMATS)
 @pytest.mark.parametrize("rate", [8000, 16000, 44100, 48000])
 @pytest.mark.parametrize("channels", [1, 2, 6])
-def test_decode_matches_ffmpeg(fmt: str, rate: int, channels: int) -> None:
-    container, subtype, lossy = FORMATS[fmt]
-    if fmt == "mp3" and rate not in (8000, 16000, 44100, 48000):
-        pytest.skip("MP3 has no such rate")
+def test_libsndfiles_files_decode_as_the_ffmpeg_cli(fmt: str, rate: int, channels: int) -> None:
     if fmt == "mp3" and channels > 2:
         pytest.skip("MP3 carries at most two channels")
-    data = encode(tones(rate, channels), rate, container, subtype)
-    ours, our_rate = decode(data)
-    theirs, their_rate = ffmpeg_decode(data)
-    assert our_rate == their_rate == rate
-    assert ours.shape[1] == theirs.shape[1] == channels
-    if lossy:
-        # Decoders trim encoder delay differently, and order Vorbis' 5.1 channels differently: compare
-        # the downmix (independent of channel order) over the best small alignment.
-        assert abs(len(ours) - len(theirs)) <= 4096
-        assert _aligned_error(ours.mean(axis=1), theirs.mean(axis=1), 1200 if fmt == "mp3" else 0) < 2e-3
-    else:
-        assert ours.shape == theirs.shape
-        np.testing.assert_allclose(ours, theirs, atol=1e-6)
-
-
-@pytest.mark.parametrize("channels", [1, 2])
-def test_pcm16_decodes_bit_for_bit_as_libsndfile(channels: int) -> None:
-    """16-bit PCM is read as int16 and scaled by the step: every one of the 65,536 values (and a block
-    boundary) gives exactly the float libsndfile's own conversion gives."""
-    values = np.tile(np.arange(-32768, 32768, dtype=np.int16), 2)  # 131,072 frames: past one block
-    samples = np.stack([values, values[::-1]][:channels], axis=1)
-    data = encode(samples, 16000, "WAV", "PCM_16")
-    ours, _ = decode(data)
-    theirs, _ = soundfile.read(io.BytesIO(data), dtype="float32", always_2d=True)
-    assert ours.dtype == np.float32
-    np.testing.assert_array_equal(ours.view(np.int32), theirs.view(np.int32))
+    data = encode(tones(rate, channels), rate, *FORMATS[fmt])
+    for target in (16000, 8000):
+        ours, theirs = load(data, target), ffmpeg_cli_decode(data, target)
+        assert len(ours) == len(theirs)
+        np.testing.assert_allclose(ours, theirs, atol=1e-6, rtol=0)
 
 
 @pytest.mark.parametrize("fmt", ["wav-float", "flac"])
@@ -105,8 +62,7 @@ def test_downmix_is_ffmpegs(fmt: str, channels: int) -> None:
     quad, 5.1(side), ...; WAV without a channel mask: FFmpeg's guess), not the channels' average."""
     if fmt == "flac" and channels > 8:
         pytest.skip("FLAC carries at most eight channels")
-    container, subtype, _ = FORMATS[fmt]
-    data = encode(tones(16000, channels), 16000, container, subtype)
+    data = encode(tones(16000, channels), 16000, *FORMATS[fmt])
     ours, theirs = load(data, 16000), ffmpeg_cli_decode(data)
     np.testing.assert_allclose(ours, theirs, atol=1e-6)
     assert not np.allclose(ours, tones(16000, channels).mean(axis=1), atol=1e-3)
@@ -171,3 +127,69 @@ def test_length_limits() -> None:
     with pytest.raises(AudioError, match="too short"):
         load(data, 16000, min_samples=40000)
     assert len(load(data, 16000, min_samples=400, max_seconds=2.0)) == 32000
+
+
+SAMPLE = str(ROOT / "samples" / "yes.wav")
+NOT_AUDIO = {  # what FFmpeg would open or wait on if its demuxer were allowed
+    "ffconcat": f"ffconcat version 1.0\nfile '{SAMPLE}'\n".encode(),
+    "sdp": b"v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 5004 RTP/AVP 0\r\n",
+    "hls": f"#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXTINF:1.0,\n{SAMPLE}\n#EXT-X-ENDLIST\n".encode(),
+    "playlist": f"#EXTM3U\n#EXTINF:1,yes\nfile://{SAMPLE}\n".encode(),
+    "a path": SAMPLE.encode(),
+    "an image": bytes.fromhex("89504e470d0a1a0a0000000d49484452") + bytes(64),
+}
+# Runs the decoder on each body between two marker lookups, under strace: nothing else may touch a file or
+# the network in between.
+UNDER_STRACE = """
+import json, os, sys
+from triton_steps.audio import AudioError, load
+bodies = {name: bytes.fromhex(body) for name, body in json.loads(sys.stdin.read()).items()}
+load(open(sys.argv[1], "rb").read(), 8000)  # everything the decoder loads lazily, loaded
+def marker(name):
+    try:
+        os.stat(f"/hf-audio-triton-{name}")
+    except FileNotFoundError:
+        pass
+answers = {}
+marker("begin")
+for name, body in bodies.items():
+    try:
+        load(body, 16000)
+        answers[name] = "decoded"
+    except AudioError as error:
+        answers[name] = str(error)
+marker("end")
+print(json.dumps(answers))
+"""
+
+
+def test_only_audio_is_opened_no_file_or_socket() -> None:
+    """ffconcat, SDP, HLS, playlists and the like name files or open sockets: they are refused (400 at the
+    gateway) before any demuxer reads them, and the refusal never names the server's files."""
+    strace = shutil.which("strace")
+    assert strace, "strace is missing (scripts/install-system-packages.sh test installs it)"
+    bodies = json.dumps({name: body.hex() for name, body in NOT_AUDIO.items()})
+    with tempfile.TemporaryDirectory() as tmp:
+        trace = Path(tmp) / "trace"
+        run = subprocess.run(
+            [strace, "-f", "-qq", "-e", "trace=%file,%network", "-o", str(trace)]
+            + [sys.executable, "-c", UNDER_STRACE, SAMPLE],
+            input=bodies,
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            timeout=60,
+            check=True,
+        )
+        calls = trace.read_text().splitlines()
+    begin = next(i for i, line in enumerate(calls) if "hf-audio-triton-begin" in line)
+    end = next(i for i, line in enumerate(calls) if "hf-audio-triton-end" in line)
+    assert calls[begin + 1 : end] == []
+    answers = json.loads(run.stdout)
+    for name, answer in answers.items():
+        assert answer.startswith("could not decode the audio"), (name, answer)
+        assert "yes.wav" not in answer and "samples" not in answer, (name, answer)
+
+
+def test_the_decoder_is_named_with_its_release() -> None:
+    assert describe(8000) == "FFmpeg 7.0.2 (PyAV 13.1.0), as `ffmpeg -i - -ac 1 -ar 8000 -f f32le -`"
