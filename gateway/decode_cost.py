@@ -6,12 +6,13 @@ Triton's preprocess step runs one request after another on each of its instances
 flight make every light one wait behind them. The gateway therefore asks the decoder's own demuxer
 (``triton_steps.audio.decode_cost``: the header's duration, or the packets counted; no decoding) and sends heavy
 requests through their own narrow lane (``Admission.lane``), leaving Triton's other preprocess instances to the
-light ones. What the decoder would refuse to open (not audio, or a format not read here) is refused here, at once.
+light ones. What the decoder refuses to open (not audio, or a format not read here) costs nothing to refuse: it
+is light, and the step answers it (one place says what is wrong with a file, for the gateway and for clients
+that call Triton directly).
 """
 
 from __future__ import annotations
 
-from gateway.errors import BadRequest
 from triton_steps.audio import AudioError, decode_cost
 
 # Heavier than this many decoded samples: about 11 s of 48 kHz stereo, 65 s of 16 kHz mono (an AST window of a
@@ -25,8 +26,8 @@ def heavy_samples(samples: int) -> bool:
 
 
 def is_heavy(audio: bytes) -> bool:
-    """Whether decoding ``audio`` costs well beyond an ordinary clip; ``BadRequest`` if it cannot be opened."""
+    """Whether decoding ``audio`` costs well beyond an ordinary clip (not, where it cannot be opened at all)."""
     try:
         return heavy_samples(decode_cost(audio, HEAVY_SAMPLES))
-    except AudioError as error:
-        raise BadRequest(str(error)) from None
+    except AudioError:
+        return False
