@@ -16,7 +16,7 @@ from opentelemetry.trace import Tracer
 
 from gateway import decode_cost
 from gateway.admission import Admission
-from gateway.errors import Unavailable
+from gateway.errors import Overloaded, Unavailable
 from gateway.metrics import Metrics, Outcome
 from gateway.on_demand import OnDemand
 from gateway.schemas import Parameters, Prediction
@@ -100,11 +100,14 @@ class Inference:
         wait: bool,
     ) -> list[Prediction]:
         """``classify``; with ``wait`` (X-Wait-For-Model, options.wait_for_model), a model that is loading or
-        briefly unavailable is tried again every second, up to ``GATEWAY_WAIT_FOR_MODEL_S``."""
+        briefly unavailable is tried again every second, up to ``GATEWAY_WAIT_FOR_MODEL_S``. A gateway at one of
+        its limits is not waited out: that request is refused at once, its body's bytes given back."""
         give_up = time.perf_counter() + self.settings.wait_for_model_s
         while True:
             try:
                 return await self.classify(model_id, audio, parameters, request_id, outcome)
+            except Overloaded:
+                raise
             except Unavailable:
                 if not wait or time.perf_counter() + WAIT_FOR_MODEL_POLL_S > give_up:
                     raise

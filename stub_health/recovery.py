@@ -48,7 +48,12 @@ class StubRecovery:
         instance = dead_instance(error.message)
         if instance is None:
             return None
-        model = model_of(instance, {entry.name for entry in await self.client.index()})
+        try:
+            served = {entry.name for entry in await self.client.index()}
+        except TritonError as failure:  # Triton itself failing too: the request is still told the step died (503)
+            log.warning("could not list models to reload %s's: %s", instance, failure.message)
+            return instance
+        model = model_of(instance, served)
         if model is None:
             return instance
         stale = self.reloaded_at.get(model, -float("inf")) > request_started

@@ -161,6 +161,26 @@ def test_a_dead_stub_is_a_503_and_its_step_is_reloaded(triton: FakeTriton) -> No
     assert "gateway_stub_reloads_total 1.0" in metrics
 
 
+def test_a_dead_stub_met_while_triton_fails_to_list_its_models_is_still_a_503(
+    triton: FakeTriton, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Recovery lists Triton's models to find the dead step's; Triton failing that too was once a 500."""
+
+    listing = triton.index
+
+    async def failing_index() -> list:  # once the request reached Triton
+        if triton.calls:
+            raise TritonError("INTERNAL", "failed to list the repository")
+        return await listing()
+
+    triton.errors.append(TritonError("INTERNAL", "Stub process 'kws_preprocess_0_0' is not healthy."))
+    with gateway_app(triton) as client:
+        monkeypatch.setattr(triton, "index", failing_index)
+        answer = client.post("/", content=AUDIO)
+    assert answer.status_code == 503 and "kws_preprocess_0_0" in _error(answer)
+    assert "retry-after" in answer.headers
+
+
 def test_a_gone_replica_is_retried(triton: FakeTriton) -> None:
     triton.errors.append(TritonError("UNAVAILABLE", "Socket closed"))
     with gateway_app(triton) as client:
@@ -272,6 +292,27 @@ def test_requests_beyond_the_cap_are_refused_at_once(triton: FakeTriton) -> None
         first.join()
     assert refused.status_code == 503 and "limit of 1 requests" in _error(refused)
     assert "gateway_in_flight 1.0" in in_flight
+
+
+def test_an_overloaded_gateway_is_not_waited_out_by_wait_for_model(triton: FakeTriton) -> None:
+    """X-Wait-For-Model waits for a loading model, not for the gateway's own cap: at the cap the request is
+    refused at once, as any other (it once polled for GATEWAY_WAIT_FOR_MODEL_S, holding its body)."""
+    with gateway_app(triton, max_concurrent_requests=1, wait_for_model_s=60) as client:
+        triton.gate = client.portal.call(asyncio.Event)
+        first = threading.Thread(target=client.post, args=("/",), kwargs={"content": AUDIO})
+        first.start()
+        wait_until(lambda: len(triton.calls) == 1)
+        answers: list = []
+        waiting = threading.Thread(
+            target=lambda: answers.append(client.post("/", content=AUDIO, headers={"X-Wait-For-Model": "true"}))
+        )
+        waiting.start()
+        waiting.join(timeout=20)  # the gate is still closed: only a refusal can come back
+        client.portal.call(triton.gate.set)
+        first.join()
+        waiting.join()
+    assert answers and answers[0].status_code == 503 and "limit of 1 requests" in _error(answers[0])
+    assert len(triton.calls) == 1
 
 
 def test_wait_for_model_waits_out_a_loading_model(triton: FakeTriton) -> None:
