@@ -73,6 +73,8 @@ class Vetted:
             raise Refusal(403, f"{self.model_id} is gated: accept its terms on the Hub and set HF_TOKEN") from None
         except (hub_errors.HfHubHTTPError, OSError) as error:
             raise Refusal(502, f"could not download {self.model_id}: {error}", remember=False) from None
+        except Exception as error:  # noqa: BLE001 - the Hub client's transport errors, as in _listing
+            raise Refusal(502, f"the Hub ({constants.ENDPOINT}) is unreachable: {error}", remember=False) from None
         return Path(folder)
 
 
@@ -95,6 +97,8 @@ def _listing(model_id: str, revision: str | None, token: str | None) -> dict[str
         raise Refusal(404, f"model {model_id} is not in the HF cache, and the Hub is off (HF_HUB_OFFLINE)") from None
     except (hub_errors.HfHubHTTPError, OSError) as error:
         raise Refusal(502, f"the Hub could not be asked about {model_id}: {error}", remember=False) from None
+    except Exception as error:  # noqa: BLE001 - the Hub client's transport errors (its HTTP library varies by version)
+        raise Refusal(502, f"the Hub ({constants.ENDPOINT}) is unreachable: {error}", remember=False) from None
     if info.gated and not token:
         raise Refusal(403, f"{model_id} is gated: accept its terms on the Hub and set HF_TOKEN")
     if info.pipeline_tag and info.pipeline_tag != "audio-classification":

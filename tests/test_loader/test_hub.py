@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import socket
 from pathlib import Path
 
 import pytest
 import tiny_checkpoints
+from huggingface_hub import constants
 from transformers.models.auto.modeling_auto import MODEL_FOR_AUDIO_CLASSIFICATION_MAPPING_NAMES
 
 from loader import hub
@@ -31,6 +33,18 @@ def test_an_audio_classifier_passes_with_its_weights_size(offline_hub_cache: Pat
     vetted = _vet("org/ok")
     assert vetted.weight_bytes == (folder / "model.safetensors").stat().st_size
     assert vetted.weight_patterns == (hub.SAFE_WEIGHTS,)
+
+
+def test_an_unreachable_hub_is_a_502_that_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A real connection refused (huggingface_hub raises its HTTP library's own error, no OSError): once a 500."""
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        endpoint = f"http://127.0.0.1:{closed.getsockname()[1]}"  # bound, never listening: refused
+        monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+        monkeypatch.setattr(constants, "ENDPOINT", endpoint)
+        with pytest.raises(hub.Refusal) as refusal:
+            _vet("org/any")
+    assert refusal.value.status == 502 and f"the Hub ({endpoint}) is unreachable" in refusal.value.message
 
 
 def test_a_checkpoint_over_the_size_limit_is_refused(offline_hub_cache: Path) -> None:
