@@ -515,8 +515,8 @@ def _model_dirs(
         else cpu_plan.network_instances(options.instances)
     )
     log.info(
-        "    %.1fM parameters: %d network instance(s), %d %s thread(s)",
-        parameters / 1e6,
+        "    %s parameters: %d network instance(s), %d %s thread(s)",
+        f"{parameters / 1e6:.1f}M" if parameters >= 100_000 else f"{parameters:,}",
         instances,
         threads,
         network.engine,
