@@ -83,8 +83,9 @@ export: $(EXPORT_STAMP)
 	@test -n "$(MODEL)" || (echo "usage: make export MODEL=<hub id or folder> [NAME=name]"; exit 2)
 	$(BIN)/python -m export "$(MODEL)" --repository "$(REPOSITORY)" $(if $(NAME),--name "$(NAME)")
 
+# exec: the stack is make's own child, so a signal to make's PID (a service manager's SIGTERM) reaches it.
 serve: $(if $(GATEWAY_AUTOLOAD),$(EXPORT_STAMP),$(SERVE_STAMP))
-	$(BIN)/python -m local_triton serve --repository "$(REPOSITORY)" --workdir "$(WORKDIR)" \
+	exec $(BIN)/python -m local_triton serve --repository "$(REPOSITORY)" --workdir "$(WORKDIR)" \
 		--http-port $(HTTP_PORT) --grpc-port $(GRPC_PORT) --metrics-port $(METRICS_PORT) \
 		--gateway-port $(GATEWAY_PORT) --loader-port $(LOADER_PORT) \
 		$(if $(DEFAULT_MODEL),--default-model "$(DEFAULT_MODEL)")

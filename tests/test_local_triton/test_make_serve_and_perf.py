@@ -125,7 +125,16 @@ def test_serving_extras_pull_in_no_export_toolchain() -> None:
     assert set(EXPORT_ONLY) <= _requirements_closure({"export"})
 
 
-def test_make_serve_classifies_then_stops_cleanly_on_ctrl_c(repository: Path, tmp_path: Path) -> None:
+def _ctrl_c(serve: subprocess.Popen[str]) -> None:
+    os.killpg(serve.pid, signal.SIGINT)  # what Ctrl-C in the terminal does: the whole group
+
+
+def _term_to_make(serve: subprocess.Popen[str]) -> None:
+    os.kill(serve.pid, signal.SIGTERM)  # what a service manager or a script does: make's PID alone
+
+
+@pytest.mark.parametrize("stop", [_ctrl_c, _term_to_make], ids=["ctrl-c", "sigterm-to-make"])
+def test_make_serve_classifies_then_stops_cleanly(repository: Path, tmp_path: Path, stop) -> None:
     """Without torch and transformers importable anywhere: serving needs neither. (One exported model, AST,
     copied from the shared repository: the point is make serve's start and stop, not loading them all.)"""
     workdir = tmp_path / "serve-run"
@@ -145,7 +154,7 @@ def test_make_serve_classifies_then_stops_cleanly_on_ctrl_c(repository: Path, tm
         regions = _regions_of(workdir)
         assert regions
         started = time.monotonic()
-        os.killpg(serve.pid, signal.SIGINT)  # what Ctrl-C in the terminal does
+        stop(serve)
         output, _ = serve.communicate(timeout=60)
         assert time.monotonic() - started < 20, "stopping took too long"
     finally:
