@@ -89,12 +89,14 @@ class ModelInfo(BaseModel):
     decoder: str | None = Field(
         None, description="what the model's requests are decoded with: FFmpeg's release, as the pipeline's command"
     )
+    default: bool = Field(False, description="the model that POST / and /stream use (the gateway's default)")
 
     @classmethod
-    def served(cls, metadata: ModelMetadata) -> ModelInfo:
+    def served(cls, metadata: ModelMetadata, default: bool) -> ModelInfo:
         shared = set(cls.model_fields) & set(metadata.__dataclass_fields__)
         fields = {name: getattr(metadata, name) for name in shared}
-        return cls(id=metadata.model_id, ready=True, decoder=audio.describe(metadata.sampling_rate), **fields)
+        decoder = audio.describe(metadata.sampling_rate)
+        return cls(id=metadata.model_id, ready=True, decoder=decoder, default=default, **fields)
 
     @classmethod
     def failed(cls, name: str, reason: str) -> ModelInfo:

@@ -82,7 +82,7 @@ async function loadModels() {
   models = await response.json();
   const ready = models.filter((m) => m.ready);
   $("model-ids").replaceChildren(...models.map((m) => new Option(m.state === "loaded" ? "" : m.state, m.id)));
-  if (!modelId() && ready.length) $("model").value = ready[0].id;
+  if (!modelId() && ready.length) $("model").value = (ready.find((m) => m.default) || ready[0]).id;
   describeModel();
 }
 

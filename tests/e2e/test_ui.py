@@ -84,6 +84,16 @@ def _open(driver: webdriver.Chrome, gateway: str) -> None:
     assert driver.find_element(By.ID, "model").get_attribute("value") == "keyword-spotter"
 
 
+def test_the_page_preselects_the_gateways_default_model(browser: webdriver.Chrome, triton: LocalTriton) -> None:
+    """Among many served models, the one POST / uses (GATEWAY_DEFAULT_MODEL), not the alphabetically first."""
+    with running_gateway(triton.grpc_url, default_model="hubert") as url:
+        browser.get(f"{url}/ui")
+        WebDriverWait(browser, 30).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#model-ids option"))
+        options = [o.get_attribute("value") for o in browser.find_elements(By.CSS_SELECTOR, "#model-ids option")]
+        assert options[0] != "org/hubert-ks" and "org/hubert-ks" in options
+        assert browser.find_element(By.ID, "model").get_attribute("value") == "org/hubert-ks"
+
+
 def test_upload_a_file(browser: webdriver.Chrome, gateway: str) -> None:
     _open(browser, gateway)
     browser.find_element(By.ID, "file").send_keys(str(ROOT / "samples" / "yes.wav"))

@@ -103,7 +103,16 @@ def test_the_default_model_setting_picks_one_of_several() -> None:
     triton = FakeTriton.serving(KWS, metadata("other"))
     with gateway_app(triton, default_model="other") as client:
         assert client.post("/", content=AUDIO).status_code == 200
+        listed = {m["id"]: m["default"] for m in client.get("/models").json()}
     assert triton.calls[0].model == "other"
+    assert listed == {"org/kws": False, "other": True}  # what /ui preselects
+
+
+def test_the_only_model_is_marked_the_default_and_none_of_several_without_the_setting(triton: FakeTriton) -> None:
+    with gateway_app(triton) as client:
+        assert [m["default"] for m in client.get("/models").json()] == [True]
+    with gateway_app(FakeTriton.serving(KWS, metadata("other"))) as client:
+        assert [m["default"] for m in client.get("/models").json()] == [False, False]
 
 
 @pytest.mark.parametrize(
@@ -251,6 +260,7 @@ def test_models_lists_what_the_metadata_says(triton: FakeTriton) -> None:
         served, failed = client.get("/models").json()
     assert served["id"] == "org/kws" and served["name"] == "kws" and served["ready"] is True
     assert served["labels"] == KWS.labels and served["window_seconds"] == 1.0 and served["precision"] == "fp32"
+    assert served["decoder"] == "FFmpeg 7.0.2 (PyAV 13.1.0), as `ffmpeg -i - -ac 1 -ar 16000 -f f32le -`"
     assert failed == {**failed, "id": "broken", "ready": False, "state": "failed", "error": "no model.onnx"}
 
 
