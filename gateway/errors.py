@@ -54,6 +54,12 @@ class BadRequest(GatewayError):
     status, close_code = 400, CloseCode.POLICY
 
 
+class UnsupportedMediaType(GatewayError):
+    """A body in a form the gateway does not read: a multipart form upload (``curl -F``)."""
+
+    status, close_code = 415, CloseCode.POLICY
+
+
 class Unauthorized(GatewayError):
     status, close_code = 401, CloseCode.POLICY
 

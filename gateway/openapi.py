@@ -45,6 +45,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     404: _error("unknown model"),
     408: _error("the body did not arrive in time"),
     413: _error("body over the limit"),
+    415: _error("a multipart form upload (send the file itself as the body, or JSON)"),
     502: _error("Triton failed while running the model"),
     503: _error("Triton unreachable, the model not ready or restarting, or the gateway at its limits", retry=True),
     504: _error("inference timed out"),

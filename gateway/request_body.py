@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from starlette.requests import ClientDisconnect, Request
 
 from gateway.admission import Reserve
-from gateway.errors import BadRequest, ClientClosed, RequestTimeout, TooLarge
+from gateway.errors import BadRequest, ClientClosed, RequestTimeout, TooLarge, UnsupportedMediaType
 from gateway.schemas import JsonRequest, Options, Parameters
 
 ALLOWED_PARAMETERS = ", ".join(Parameters.model_fields)
@@ -131,6 +131,11 @@ def parse(body: bytes, content_type: str | None, query: dict[str, str] | None = 
     parameters (a body parameter wins over the same one in the query string); ``BadRequest`` says what is
     wrong."""
     from_query = query_parameters(query or {})
+    if (content_type or "").lower().lstrip().startswith("multipart/"):
+        raise UnsupportedMediaType(
+            "multipart form uploads (curl -F) are not read: send the audio file itself as the body "
+            '(curl --data-binary @clip.wav), or JSON {"inputs": <base64 audio>, "parameters": {...}}'
+        )
     if not _is_json(body, content_type):
         request = _validated({"inputs": "", "parameters": from_query})
         return ClassifyRequest(body, request.parameters or Parameters(), Options())

@@ -50,6 +50,14 @@ def test_json_parameters_reach_triton(triton: FakeTriton) -> None:
     assert (triton.calls[0].top_k, triton.calls[0].function, triton.calls[0].audio) == (2, "none", AUDIO)
 
 
+def test_a_multipart_form_upload_is_told_what_to_send(triton: FakeTriton) -> None:
+    """``curl -F file=@clip.wav``, what many type first: a 415 saying how to send the file, not a decoding error."""
+    with gateway_app(triton) as client:
+        answer = client.post("/", files={"file": ("clip.wav", AUDIO, "audio/wav")})
+    assert answer.status_code == 415 and "curl --data-binary @clip.wav" in _error(answer)
+    assert not triton.calls
+
+
 def test_query_parameters_count_as_parameters(triton: FakeTriton) -> None:
     with gateway_app(triton) as client:
         assert len(client.post("/?top_k=1", content=AUDIO).json()) == 1
