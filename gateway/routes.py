@@ -14,7 +14,6 @@ from gateway.classify import classify
 from gateway.dependencies import Authorized, ServicesDep
 from gateway.schemas import ModelInfo, Prediction
 from gateway.streaming import serve_stream
-from triton_steps.metadata import ModelMetadata
 
 router = APIRouter()
 STATIC = Path(__file__).parent / "static"  # the try-it page, and its icon
@@ -95,13 +94,9 @@ async def ready(services: ServicesDep) -> dict[str, object]:
 )
 async def models(services: ServicesDep) -> list[ModelInfo]:
     listing = await services.triton.models(force=True)
-    default = services.settings.default_model
-
-    def is_default(model: ModelMetadata) -> bool:  # as Triton.resolve picks it for POST /
-        return default in (model.name, model.model_id) if default else len(listing.served) == 1
-
+    default = listing.named(services.settings.default_model)  # what POST / resolves to
     ordered = sorted(listing.served.values(), key=lambda m: m.model_id)
-    served = [ModelInfo.served(m, is_default(m)) for m in ordered]
+    served = [ModelInfo.served(m, m is default) for m in ordered]
     failed = [ModelInfo.failed(name, reason) for name, reason in sorted(listing.failed.items())]
     known = {m.model_id for m in listing.served.values()}
     on_demand = [

@@ -59,6 +59,12 @@ class ModelList:
         """The served model ids, for error messages."""
         return ", ".join(sorted(m.model_id for m in self.served.values())) or "none"
 
+    def named(self, wanted: str) -> ModelMetadata | None:
+        """The served model ``wanted`` names (its Triton name or model id); with ``wanted`` empty, the only one."""
+        if not wanted:
+            return next(iter(self.served.values())) if len(self.served) == 1 else None
+        return next((m for m in self.served.values() if wanted in (m.name, m.model_id)), None)
+
 
 class Triton:
     """Triton, as the gateway sees it. Create it inside the app's lifespan; ``close`` it at the end."""
@@ -138,15 +144,13 @@ class Triton:
         wanted = model_id or default_model
         for force in (False, True):
             models = await self.models(force)
+            model = models.named(wanted)
+            if model is not None:
+                return model
             if not wanted:
-                if len(models.served) == 1:
-                    return next(iter(models.served.values()))
                 raise NotFound(
                     f"no default model: set GATEWAY_DEFAULT_MODEL, or use /models/<id>; served: {models.ids()}"
                 )
-            for model in models.served.values():
-                if wanted in (model.name, model.model_id):
-                    return model
         raise NotFound(f"model {wanted!r} is not served; served models: {models.ids()}")
 
     async def load(self, name: str) -> None:

@@ -211,7 +211,8 @@ def decode_cost(data: bytes, enough: int) -> int:
     if data[:4] == b"RIFF":
         try:
             with wave.open(io.BytesIO(data)) as wav:
-                return wav.getnframes() * wav.getnchannels()
+                if wav.getnframes():  # 0: a header written to a pipe, its audio running to the end: FFmpeg's says
+                    return wav.getnframes() * wav.getnchannels()
         except (wave.Error, EOFError):
             pass  # another WAV encoding: FFmpeg's header says
     with _open(data, seekable=True) as container:  # seekable: Ogg's duration is its last page's

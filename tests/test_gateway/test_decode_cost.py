@@ -46,6 +46,10 @@ def test_heavy_from_samples_not_bytes() -> None:
     assert not is_heavy(_silence(16_000, 1, 60))  # 0.96 M samples, 1.9 MB
     assert is_heavy(_silence(384_000, 8, 1, "FLAC"))  # 3 M samples in a few kB
     assert heavy_samples(HEAVY_SAMPLES) and not heavy_samples(HEAVY_SAMPLES - 1)
+    streamed = bytearray(_silence(48_000, 2, 11))
+    size = streamed.index(b"data") + 4
+    streamed[size : size + 4] = bytes(4)  # a data chunk of length 0, as written to a pipe: the audio runs to the end
+    assert is_heavy(bytes(streamed))
 
 
 @pytest.mark.parametrize(
